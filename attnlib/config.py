@@ -1,0 +1,169 @@
+"""Configuration: one frozen dataclass per concern, validated on construction, plus named presets.
+
+Every option the spec's project decisions (paper.md §2.7) leave open is a field here, so an
+experiment is fully described by a :class:`RunConfig` and its hash.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+HEADS: dict[str, str] = {"FC": "Attn-FC", "TC": "Attn-TC", "TL": "Attn-TL"}
+"""Classifier heads by short code, with the paper's model names."""
+
+PARAMETER_GROUPS = ("embeddings", "keys", "query", "head")
+"""Groups of trainable parameters that can be frozen by configuration."""
+
+FC_INITS = ("randn_unit_diag", "orthonormal", "onehot")
+DTYPES = ("float32", "float64")
+
+
+def _require(ok: bool, field_name: str, allowed: str, value: Any) -> None:
+    """Raise a ValueError naming the field, the allowed range and the offending value."""
+    if not ok:
+        raise ValueError(f"{field_name} must be {allowed} (got {value!r})")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class SyntheticDataConfig:
+    """The topic-word generator (spec §4): K topics, topic words per topic, m non-topic words per sentence."""
+
+    n_topics: int = 4
+    words_per_topic: int = 2
+    n_nontopic: int = 5000
+    m: int = 20
+    n_train: int = 800
+    n_test: int = 200
+    m_range: tuple[int, int] | None = None
+    """Variable-m mode (spec §7.2): per-sentence m drawn uniformly from [lo, hi]; None means fixed m."""
+
+    def __post_init__(self) -> None:
+        _require(_is_int(self.n_topics) and self.n_topics >= 2, "SyntheticDataConfig.n_topics", "an integer >= 2", self.n_topics)
+        _require(_is_int(self.words_per_topic) and self.words_per_topic >= 1,
+                 "SyntheticDataConfig.words_per_topic", "an integer >= 1", self.words_per_topic)
+        _require(_is_int(self.n_nontopic) and self.n_nontopic >= self.n_topics,
+                 "SyntheticDataConfig.n_nontopic", f"an integer >= n_topics ({self.n_topics})", self.n_nontopic)
+        _require(_is_int(self.m) and self.m >= 1, "SyntheticDataConfig.m", "an integer >= 1", self.m)
+        _require(_is_int(self.n_train) and self.n_train >= 1, "SyntheticDataConfig.n_train", "an integer >= 1", self.n_train)
+        _require(_is_int(self.n_test) and self.n_test >= 1, "SyntheticDataConfig.n_test", "an integer >= 1", self.n_test)
+        if self.m_range is not None:
+            lo_hi = tuple(self.m_range)
+            _require(len(lo_hi) == 2 and all(_is_int(x) for x in lo_hi) and 1 <= lo_hi[0] <= lo_hi[1],
+                     "SyntheticDataConfig.m_range", "None or a pair (lo, hi) of integers with 1 <= lo <= hi", self.m_range)
+            object.__setattr__(self, "m_range", lo_hi)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.n_topics * self.words_per_topic + self.n_nontopic
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The attention classifier (spec §2.2): dimensions, initialisation and which head."""
+
+    head: str = "FC"
+    d_embed: int = 10
+    d_key: int = 10
+    query_std: float = 0.3
+    train_query: bool = False
+    embed_init_std: float = 1e-3
+    key_init_std: float = 0.0
+    hidden_units: int = 10
+    fc_init: str = "randn_unit_diag"
+
+    def __post_init__(self) -> None:
+        _require(self.head in HEADS, "ModelConfig.head", f"one of {sorted(HEADS)}", self.head)
+        _require(_is_int(self.d_embed) and self.d_embed >= 1, "ModelConfig.d_embed", "an integer >= 1", self.d_embed)
+        _require(_is_int(self.d_key) and self.d_key >= 1, "ModelConfig.d_key", "an integer >= 1", self.d_key)
+        _require(_is_real(self.query_std) and self.query_std > 0, "ModelConfig.query_std", "a finite number > 0", self.query_std)
+        _require(isinstance(self.train_query, bool), "ModelConfig.train_query", "True or False", self.train_query)
+        _require(_is_real(self.embed_init_std) and self.embed_init_std >= 0,
+                 "ModelConfig.embed_init_std", "a finite number >= 0", self.embed_init_std)
+        _require(_is_real(self.key_init_std) and self.key_init_std >= 0,
+                 "ModelConfig.key_init_std", "a finite number >= 0", self.key_init_std)
+        _require(_is_int(self.hidden_units) and self.hidden_units >= 1,
+                 "ModelConfig.hidden_units", "an integer >= 1", self.hidden_units)
+        _require(self.fc_init in FC_INITS, "ModelConfig.fc_init", f"one of {list(FC_INITS)}", self.fc_init)
+
+    @property
+    def name(self) -> str:
+        """The paper's model name, e.g. ``Attn-FC``."""
+        return HEADS[self.head]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Full-batch gradient descent (spec §2.5): learning rate, epochs, precision, frozen groups, early stopping."""
+
+    lr: float = 0.1
+    epochs: int = 5000
+    dtype: str = "float64"
+    freeze: tuple[str, ...] = ()
+    patience: int | None = None
+    """Early stopping on the dev loss after this many epochs without improvement; None trains all epochs."""
+    record_every: int = 1
+    """Traced words are recorded every this many epochs (and at the first and last epoch)."""
+
+    def __post_init__(self) -> None:
+        _require(_is_real(self.lr) and self.lr > 0, "TrainConfig.lr", "a finite number > 0", self.lr)
+        _require(_is_int(self.epochs) and self.epochs >= 1, "TrainConfig.epochs", "an integer >= 1", self.epochs)
+        _require(self.dtype in DTYPES, "TrainConfig.dtype", f"one of {list(DTYPES)}", self.dtype)
+        freeze = tuple(self.freeze)
+        _require(all(g in PARAMETER_GROUPS for g in freeze), "TrainConfig.freeze",
+                 f"a subset of {list(PARAMETER_GROUPS)}", self.freeze)
+        object.__setattr__(self, "freeze", tuple(sorted(set(freeze))))
+        _require(self.patience is None or (_is_int(self.patience) and self.patience >= 1),
+                 "TrainConfig.patience", "None or an integer >= 1", self.patience)
+        _require(_is_int(self.record_every) and self.record_every >= 1,
+                 "TrainConfig.record_every", "an integer >= 1", self.record_every)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines one synthetic training run, apart from the seeds."""
+
+    data: SyntheticDataConfig = field(default_factory=SyntheticDataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def replace(self, **changes: Any) -> RunConfig:
+        """A copy with fields of the parts changed, e.g. ``replace(model={"head": "TC"})``."""
+        parts = {name: getattr(self, name) for name in ("data", "model", "train")}
+        for name, fields in changes.items():
+            _require(name in parts, "RunConfig.replace", f"one of {list(parts)}", name)
+            parts[name] = dataclasses.replace(parts[name], **fields)
+        return RunConfig(**parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def config_hash(self) -> str:
+        """A short stable hash of the configuration (used to key stored results)."""
+        text = json.dumps(self.to_dict(), sort_keys=True, default=list)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def synthetic_preset(head: str = "FC", **model_changes: Any) -> RunConfig:
+    """The paper's synthetic setting (spec §5.0) for one head: d = 10, query std 0.3, lr 0.1, 5000 epochs."""
+    return RunConfig(model=ModelConfig(head=head, **model_changes))
+
+
+def ablation_preset(head: str = "FC", freeze: tuple[str, ...] = ()) -> RunConfig:
+    """The ablation setting of F4 (spec §5): embedding init std 0.1, 6000 epochs, optional frozen groups."""
+    return RunConfig(model=ModelConfig(head=head, embed_init_std=0.1), train=TrainConfig(epochs=6000, freeze=freeze))
+
+
+PRESETS = {"synthetic": synthetic_preset, "ablation": ablation_preset}

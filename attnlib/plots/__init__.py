@@ -1,0 +1,8 @@
+"""Figures: one function per figure, one style for all (see :mod:`attnlib.plots.style`)."""
+
+from attnlib.plots.style import MODEL_COLORS, save_figure, use_style
+from attnlib.plots.synthetic import (SYNTHETIC_FIGURES, plot_final_distributions, plot_loss_curves,
+                                     plot_sen_curves)
+
+__all__ = ["MODEL_COLORS", "SYNTHETIC_FIGURES", "plot_final_distributions", "plot_loss_curves",
+           "plot_sen_curves", "save_figure", "use_style"]

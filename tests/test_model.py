@@ -1,0 +1,132 @@
+"""The count-matrix engine equals the padded per-token model (values and every gradient)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from attnlib.config import ModelConfig
+from attnlib.model import Batch, backward, forward, init_params, key_and_query_gradients
+from attnlib.reference import padded_logits, padded_loss
+
+from conftest import random_dataset
+
+DTYPE = torch.float64
+CPU = torch.device("cpu")
+
+
+def assert_close(actual: torch.Tensor, expected: torch.Tensor, what: str) -> None:
+    scale = expected.abs().max().clamp_min(1e-12)
+    error = (actual - expected).abs().max() / scale
+    assert error < 1e-6, f"{what}: relative error {error:.2e}"
+
+
+def engine_and_reference(head: str, seed_datasets, model: ModelConfig):
+    """Engine gradients for all seeds, and autograd gradients of the padded model per seed."""
+    seeds = list(range(len(seed_datasets)))
+    batch = Batch.from_corpora([d.train for d in seed_datasets], DTYPE, CPU)
+    params = init_params(model, batch.vocab_size, seed_datasets[0].n_classes, seeds, DTYPE, CPU, reduce_keys=False)
+    fwd = forward(head, params, batch)
+    grads = backward(head, params, batch, fwd)
+    d_keys, d_query = key_and_query_gradients(params, grads.scores)
+    for k, dataset in enumerate(seed_datasets):
+        ids, mask = (torch.from_numpy(a) for a in dataset.train.padded(pad_id=0))
+        leaves = {"embeddings": params.embeddings[k].clone().requires_grad_(),
+                  "keys": params.keys[k].clone().requires_grad_(),
+                  "query": params.query[k].clone().requires_grad_()}
+        head_params = {n: t[k].clone().requires_grad_() for n, t in params.head.items()}
+        labels = torch.from_numpy(dataset.train.labels)
+        loss = padded_loss(ids, mask, labels, leaves["embeddings"], leaves["keys"], leaves["query"], head, head_params)
+        loss.backward()
+        logits = padded_logits(ids, mask, leaves["embeddings"], leaves["keys"], leaves["query"], head, head_params)
+        yield k, {
+            "loss": (fwd.loss[k], loss.detach()),
+            "logits": (fwd.logits[k], logits.detach()),
+            "d_embeddings": (grads.embeddings[k], leaves["embeddings"].grad),
+            "d_keys": (d_keys[k], leaves["keys"].grad),
+            "d_query": (d_query[k], leaves["query"].grad),
+            **{f"d_{n}": (grads.head[n][k], head_params[n].grad) for n in head_params},
+        }
+
+
+@pytest.mark.parametrize("head", ["FC", "TC", "TL"])
+def test_engine_matches_padded_reference(head: str) -> None:
+    """Logits, loss and all gradients agree to 1e-6 relative, padding masked, two seeds at once."""
+    model = ModelConfig(head=head, d_embed=5, d_key=4, embed_init_std=0.7, key_init_std=0.8, query_std=0.9,
+                        train_query=True, hidden_units=6)
+    datasets = [random_dataset(1), random_dataset(2)]
+    checked = 0
+    for seed_index, pairs in engine_and_reference(head, datasets, model):
+        for name, (ours, theirs) in pairs.items():
+            assert_close(ours, theirs, f"{head} seed {seed_index} {name}")
+            checked += 1
+    n_head_params = 4 if head == "TL" else 1
+    assert checked == 2 * (5 + n_head_params)
+
+
+def test_padding_is_masked() -> None:
+    """The padded model's answer does not depend on what sits in the padding positions."""
+    dataset = random_dataset(3)
+    model = ModelConfig(head="TC", d_embed=4, d_key=3, embed_init_std=0.5, key_init_std=0.5)
+    params = init_params(model, 30, 3, [0], DTYPE, CPU, reduce_keys=False)
+    ids, mask = (torch.from_numpy(a) for a in dataset.train.padded(pad_id=0))
+    other = ids.masked_fill(~mask, 7)
+    args = (params.embeddings[0], params.keys[0], params.query[0], "TC", {"U": params.head["U"][0]})
+    assert not torch.equal(ids, other)
+    torch.testing.assert_close(padded_logits(ids, mask, *args), padded_logits(other, mask, *args))
+
+
+def test_score_parameterisation_matches_keys() -> None:
+    """With zero keys and a fixed query, carrying one score per word gives the same forward pass."""
+    model = ModelConfig(head="TC", d_embed=5, d_key=4, embed_init_std=0.3)
+    datasets = [random_dataset(5)]
+    batch = Batch.from_corpora([d.train for d in datasets], DTYPE, CPU)
+    full = init_params(model, 30, 3, [0], DTYPE, CPU, reduce_keys=False)
+    reduced = init_params(model, 30, 3, [0], DTYPE, CPU)
+    assert reduced.keys is None and full.scores is None
+    full.keys += 0.2 * full.query[:, None, :] * torch.arange(30, dtype=DTYPE)[None, :, None]
+    reduced.scores = full.word_scores().clone()
+    torch.testing.assert_close(forward("TC", full, batch).logits, forward("TC", reduced, batch).logits)
+    torch.testing.assert_close(reduced.key_vectors(), full.keys)
+
+
+def test_seeds_do_not_interact() -> None:
+    """A seed trained alone gets the same gradient as inside a batch of seeds."""
+    model = ModelConfig(head="TL", d_embed=4, d_key=3, embed_init_std=0.5)
+    datasets = [random_dataset(7), random_dataset(8)]
+    together = init_params(model, 30, 3, [4, 9], DTYPE, CPU)
+    alone = init_params(model, 30, 3, [9], DTYPE, CPU)
+    both = backward("TL", together, Batch.from_corpora([d.train for d in datasets], DTYPE, CPU),
+                    forward("TL", together, Batch.from_corpora([d.train for d in datasets], DTYPE, CPU)))
+    single_batch = Batch.from_corpora([datasets[1].train], DTYPE, CPU)
+    one = backward("TL", alone, single_batch, forward("TL", alone, single_batch))
+    torch.testing.assert_close(both.embeddings[1], one.embeddings[0])
+    torch.testing.assert_close(both.scores[1], one.scores[0])
+
+
+def test_batch_rejects_mismatched_corpora() -> None:
+    with pytest.raises(ValueError, match="same size"):
+        Batch.from_corpora([random_dataset(1).train, random_dataset(2, n_train=9).train], DTYPE, CPU)
+
+
+def test_fc_initialisations() -> None:
+    """Attn-FC's fixed classifier: unit diagonal by default, orthonormal and one-hot on request."""
+    base = dict(head="FC", d_embed=6, d_key=3)
+    u = init_params(ModelConfig(**base), 10, 4, [0], DTYPE, CPU).head["U"][0]
+    assert torch.all(torch.diagonal(u) == 1.0) and u.shape == (6, 4)
+    q = init_params(ModelConfig(**base, fc_init="orthonormal"), 10, 4, [0], DTYPE, CPU).head["U"][0]
+    torch.testing.assert_close(q.T @ q, torch.eye(4, dtype=DTYPE))
+    o = init_params(ModelConfig(**base, fc_init="onehot"), 10, 4, [0], DTYPE, CPU).head["U"][0]
+    assert torch.equal(o, torch.eye(6, 4, dtype=DTYPE))
+    with pytest.raises(ValueError, match="d_embed"):
+        init_params(ModelConfig(head="FC", d_embed=2, d_key=3, fc_init="onehot"), 10, 4, [0], DTYPE, CPU)
+
+
+def test_same_seed_same_attention_block_across_heads() -> None:
+    """Within a seed, the three heads start from the same query and embeddings (spec §2.2)."""
+    starts = [init_params(ModelConfig(head=h), 50, 4, [3], DTYPE, CPU) for h in ("FC", "TC", "TL")]
+    for other in starts[1:]:
+        assert torch.equal(other.query, starts[0].query)
+        assert torch.equal(other.embeddings, starts[0].embeddings)
+    assert not np.allclose(starts[0].query.numpy(), init_params(ModelConfig(), 50, 4, [4], DTYPE, CPU).query.numpy())
