@@ -83,6 +83,8 @@ class ModelConfig:
     key_init_std: float = 0.0
     hidden_units: int = 10
     fc_init: str = "randn_unit_diag"
+    reduce_keys: bool = True
+    """Carry the keys as one score per word where that is exact (fixed query, keys starting at 0)."""
 
     def __post_init__(self) -> None:
         _require(self.head in HEADS, "ModelConfig.head", f"one of {sorted(HEADS)}", self.head)
@@ -96,6 +98,7 @@ class ModelConfig:
                  "ModelConfig.key_init_std", "a finite number >= 0", self.key_init_std)
         _require(_is_int(self.hidden_units) and self.hidden_units >= 1,
                  "ModelConfig.hidden_units", "an integer >= 1", self.hidden_units)
+        _require(isinstance(self.reduce_keys, bool), "ModelConfig.reduce_keys", "True or False", self.reduce_keys)
         _require(self.fc_init in FC_INITS, "ModelConfig.fc_init", f"one of {list(FC_INITS)}", self.fc_init)
 
     @property

@@ -158,8 +158,8 @@ def _init_one_seed(config: ModelConfig, vocab_size: int, n_classes: int, seed: i
 
 
 def carries_scores(config: ModelConfig) -> bool:
-    """Whether keys can be carried as one score per word: the query is fixed and keys start at 0."""
-    return not config.train_query and config.key_init_std == 0.0
+    """Whether keys are carried as one score per word: asked for, the query fixed and keys starting at 0."""
+    return config.reduce_keys and not config.train_query and config.key_init_std == 0.0
 
 
 def init_params(config: ModelConfig, vocab_size: int, n_classes: int, seeds: Sequence[int],

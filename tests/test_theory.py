@@ -1,0 +1,69 @@
+"""The identity (spec §3): formulas, and how well trained models follow it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from attnlib import theory
+from attnlib.config import ModelConfig, SyntheticDataConfig, TrainConfig
+from attnlib.data import generate_synthetic
+from attnlib.experiments import run_synthetic
+from attnlib.train import train
+
+
+def test_curve_values_from_the_spec() -> None:
+    """P5: sqrt(2 phi_20(s)) at s = 1, 3, 4, 5 and the matching attention weights."""
+    s = np.array([1.0, 3.0, 4.0, 5.0])
+    np.testing.assert_allclose(theory.sen_norm(s, 20), [1.47, 2.81, 3.66, 4.97], atol=0.01)
+    np.testing.assert_allclose(theory.attention_weight(s, 20), [0.12, 0.50, 0.73, 0.88], atol=0.01)
+    assert theory.sen_norm(0.0, 20) == 0.0
+
+
+def test_general_form_reduces_and_is_consistent() -> None:
+    s, s0, n0, m = 2.3, 0.4, 0.7, 13
+    assert theory.sen_norm(s, m, s0, n0) ** 2 == pytest.approx(n0**2 + 2 * (theory.phi(s, m) - theory.phi(s0, m)))
+    assert theory.sen_norm(s, m, 0.0, 0.0) == pytest.approx(np.sqrt(2 * (s + np.expm1(s) / m)))
+    assert theory.sen_norm(-5.0, m) == 0.0  # clipped below the root
+
+
+def test_larger_m_lowers_the_curve() -> None:
+    """P7: for s > 0 the curve decreases with m."""
+    s = np.linspace(0.1, 5, 20)
+    assert np.all(theory.sen_norm(s, 5) > theory.sen_norm(s, 20)) and np.all(theory.sen_norm(s, 20) > theory.sen_norm(s, 40))
+
+
+@pytest.fixture(scope="module")
+def paper_run():
+    """All three models, seed 0, the paper's synthetic setting (5000 epochs)."""
+    return run_synthetic(seeds=[0], quiet=True)
+
+
+def test_every_model_reaches_full_test_accuracy(paper_run) -> None:
+    summary = paper_run.summary()
+    assert list(summary.model) == ["Attn-FC", "Attn-TC", "Attn-TL"]
+    assert np.all(summary.test_accuracy == 1.0)
+    assert np.all(summary.final_train_loss < 0.05)
+
+
+def test_identity_holds_on_trained_models(paper_run) -> None:
+    """N1: measured |q||v| stays within 0.02 of sqrt(2 phi_20(s)) for every topic word and epoch."""
+    residual = paper_run.summary().sen_max_abs_residual
+    assert np.all(residual < 0.02), residual.tolist()
+    curves = paper_run.curves()
+    assert curves.score.max() > 1.0  # the trajectories went somewhere
+
+
+def test_residual_shrinks_with_the_step_size() -> None:
+    """N6: at fixed lr * epochs the gap decreases as lr decreases, at first order, towards the floor
+    left by non-topic words that are not exactly null (assumption A2)."""
+    data = SyntheticDataConfig(n_nontopic=1000, n_train=200, n_test=50)
+    datasets = [generate_synthetic(data, 0)]
+    gaps = []
+    for lr in (0.4, 0.2, 0.1):
+        run = train(ModelConfig(head="FC"), TrainConfig(lr=lr, epochs=int(round(150 / lr))), datasets, [0],
+                    trace_words=datasets[0].topic_words, quiet=True)
+        gaps.append(np.abs(run.traced_norms - theory.sen_norm(run.traced_scores, 20)).max())
+    assert gaps[0] > gaps[1] > gaps[2]
+    first, second = gaps[0] - gaps[1], gaps[1] - gaps[2]
+    assert 1.5 < first / second < 3.0  # halving the step halves the discretisation error

@@ -1,0 +1,124 @@
+"""The trainer: seeds in one call, freezing, exact key reduction, early stopping, divergence, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from attnlib.config import ModelConfig, SyntheticDataConfig, TrainConfig
+from attnlib.data import Corpus, Dataset, generate_synthetic
+from attnlib.model import init_params
+from attnlib.train import TrainingDiverged, train
+
+from conftest import random_dataset
+
+SMALL = SyntheticDataConfig(n_nontopic=300, n_train=120, n_test=40)
+
+
+def small_datasets(seeds=(0, 1)) -> list[Dataset]:
+    return [generate_synthetic(SMALL, s) for s in seeds]
+
+
+def test_seeds_trained_together_equal_seeds_trained_alone() -> None:
+    datasets = small_datasets()
+    together = train(ModelConfig(head="TL"), TrainConfig(epochs=200), datasets, [0, 1], trace_words=range(8), quiet=True)
+    alone = train(ModelConfig(head="TL"), TrainConfig(epochs=200), datasets[1:], [1], trace_words=range(8), quiet=True)
+    np.testing.assert_allclose(together.loss[:, 1], alone.loss[:, 0], rtol=1e-12)
+    np.testing.assert_allclose(together.traced_scores[:, 1], alone.traced_scores[:, 0], rtol=1e-10, atol=1e-14)
+
+
+def test_same_config_and_seed_give_identical_numbers() -> None:
+    datasets = small_datasets()
+    runs = [train(ModelConfig(head="TC"), TrainConfig(epochs=100), datasets, [0, 1], trace_words=range(8), quiet=True)
+            for _ in range(2)]
+    assert np.array_equal(runs[0].loss, runs[1].loss)
+    assert np.array_equal(runs[0].final_scores, runs[1].final_scores)
+
+
+def test_records_have_the_documented_shapes() -> None:
+    run = train(ModelConfig(head="FC"), TrainConfig(epochs=30, record_every=7), small_datasets(), [0, 1],
+                trace_words=range(8), quiet=True)
+    assert run.loss.shape == (31, 2) and run.record_epochs.tolist() == [0, 7, 14, 21, 28, 30]
+    assert run.traced_scores.shape == (6, 2, 8) and run.final_scores.shape == (2, 308)
+    assert np.all(run.traced_scores[0] == 0.0)  # keys start at 0
+    assert np.allclose(run.loss[0], np.log(4), atol=1e-3)
+
+
+def test_keys_stay_parallel_to_the_query_and_the_reduction_is_exact() -> None:
+    """N5 and the exact reduction: full keys stay parallel to q, and carrying scores gives the same run."""
+    datasets = small_datasets()
+    config = TrainConfig(epochs=300)
+    full = train(ModelConfig(head="TC", reduce_keys=False), config, datasets, [0, 1], trace_words=range(8),
+                 quiet=True, keep_params=True)
+    reduced = train(ModelConfig(head="TC"), config, datasets, [0, 1], trace_words=range(8), quiet=True, keep_params=True)
+    assert full.params.keys is not None and reduced.params.keys is None
+    keys, query = full.params.keys, full.params.query
+    along = (keys @ query[:, :, None]) / (query * query).sum(1)[:, None, None] * query[:, None, :]
+    deviation = (keys - along).norm() / keys.norm()
+    assert deviation < 1e-8
+    np.testing.assert_allclose(reduced.traced_scores, full.traced_scores, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(reduced.loss, full.loss, rtol=1e-10)
+    torch.testing.assert_close(reduced.params.key_vectors(), full.params.keys, rtol=1e-9, atol=1e-12)
+
+
+def initial(model: ModelConfig, dataset: Dataset):
+    return init_params(model, len(dataset.vocab), dataset.n_classes, [0], torch.float64, torch.device("cpu"))
+
+
+def test_trainable_query_moves_the_query() -> None:
+    model = ModelConfig(head="TC", train_query=True, key_init_std=0.1)
+    datasets = small_datasets([0])
+    run = train(model, TrainConfig(epochs=50), datasets, [0], quiet=True, keep_params=True)
+    assert run.params.keys is not None  # a trainable query needs the full keys
+    assert not torch.allclose(run.params.query, initial(model, datasets[0]).query)
+    fixed = train(ModelConfig(head="TC", key_init_std=0.1), TrainConfig(epochs=50), datasets, [0], quiet=True, keep_params=True)
+    assert torch.equal(fixed.params.query, initial(model, datasets[0]).query)
+
+
+@pytest.mark.parametrize("group", ["keys", "embeddings", "head"])
+def test_frozen_groups_do_not_move(group: str) -> None:
+    datasets = small_datasets([0])
+    model = ModelConfig(head="TC", embed_init_std=0.1)
+    before = initial(model, datasets[0])
+    after = train(model, TrainConfig(epochs=60, freeze=(group,)), datasets, [0], quiet=True, keep_params=True).params
+    frozen = {"keys": (before.scores, after.scores), "embeddings": (before.embeddings, after.embeddings),
+              "head": (before.head["U"], after.head["U"])}
+    for name, (b, a) in frozen.items():
+        assert torch.equal(b, a) == (name == group), name
+
+
+def test_divergence_is_reported_with_the_epoch() -> None:
+    with pytest.raises(TrainingDiverged, match=r"epoch \d+.*learning rate \(1e\+30\)"):
+        train(ModelConfig(head="TC"), TrainConfig(epochs=50, lr=1e30), small_datasets([0]), [0], quiet=True)
+
+
+def _with_dev(dataset: Dataset, seed: int) -> Dataset:
+    extra = random_dataset(seed, vocab_size=len(dataset.vocab), n_classes=dataset.n_classes, n_train=40)
+    return Dataset(dataset.name, dataset.vocab, dataset.n_classes, {**dataset.splits, "dev": extra.train})
+
+
+def test_early_stopping_restores_each_seeds_best_parameters() -> None:
+    """Dev data unrelated to the labels: the dev loss soon rises, each seed stops on its own."""
+    datasets = [_with_dev(d, 100 + k) for k, d in enumerate(small_datasets())]
+    run = train(ModelConfig(head="TC", embed_init_std=0.1), TrainConfig(epochs=3000, patience=25), datasets, [0, 1],
+                quiet=True, keep_params=True)
+    assert np.all(run.stopped_epoch < 3000)
+    assert np.all(run.stopped_epoch - run.best_epoch == 25)
+    for k in range(2):
+        dev = run.dev_loss[: run.stopped_epoch[k] + 1, k]
+        assert np.nanargmin(dev) == run.best_epoch[k]
+        assert np.all(np.isnan(run.loss[run.stopped_epoch[k] + 1 :, k]))
+    restored = train(ModelConfig(head="TC", embed_init_std=0.1),
+                     TrainConfig(epochs=int(run.best_epoch[0])), datasets[:1], [0], quiet=True, keep_params=True)
+    torch.testing.assert_close(restored.params.embeddings[0], run.params.embeddings[0])
+
+
+def test_bad_calls_fail_clearly() -> None:
+    datasets = small_datasets([0])
+    with pytest.raises(ValueError, match="one dataset per seed"):
+        train(ModelConfig(), TrainConfig(epochs=1), datasets, [0, 1], quiet=True)
+    with pytest.raises(ValueError, match="'dev' split"):
+        train(ModelConfig(), TrainConfig(epochs=1, patience=5), datasets, [0], quiet=True)
+    with pytest.raises(ValueError, match="empty"):
+        Corpus([np.array([1, 2]), np.array([], dtype=np.int64)], np.array([0, 1]), 5)
