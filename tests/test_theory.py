@@ -6,10 +6,7 @@ import numpy as np
 import pytest
 
 from attnlib import theory
-from attnlib.config import ModelConfig, SyntheticDataConfig, TrainConfig
-from attnlib.data import generate_synthetic
-from attnlib.experiments import run_synthetic
-from attnlib.train import train
+from attnlib.experiments import run_synthetic, step_size_study
 
 
 def test_curve_values_from_the_spec() -> None:
@@ -57,13 +54,7 @@ def test_identity_holds_on_trained_models(paper_run) -> None:
 def test_residual_shrinks_with_the_step_size() -> None:
     """N6: at fixed lr * epochs the gap decreases as lr decreases, at first order, towards the floor
     left by non-topic words that are not exactly null (assumption A2)."""
-    data = SyntheticDataConfig(n_nontopic=1000, n_train=200, n_test=50)
-    datasets = [generate_synthetic(data, 0)]
-    gaps = []
-    for lr in (0.4, 0.2, 0.1):
-        run = train(ModelConfig(head="FC"), TrainConfig(lr=lr, epochs=int(round(150 / lr))), datasets, [0],
-                    trace_words=datasets[0].topic_words, quiet=True)
-        gaps.append(np.abs(run.traced_norms - theory.sen_norm(run.traced_scores, 20)).max())
+    gaps = step_size_study(learning_rates=(0.4, 0.2, 0.1)).max_abs_residual.to_numpy()
     assert gaps[0] > gaps[1] > gaps[2]
     first, second = gaps[0] - gaps[1], gaps[1] - gaps[2]
     assert 1.5 < first / second < 3.0  # halving the step halves the discretisation error

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 
@@ -95,3 +96,11 @@ class Dataset:
                 digest.update(np.asarray(sentence, dtype=np.int64).tobytes())
                 digest.update(b"|")
         return digest.hexdigest()[:16]
+
+    def head(self, split: str = "train", n: int = 5) -> pd.DataFrame:
+        """The first ``n`` sentences of a split as words, with their labels: a peek at the data."""
+        corpus = self.splits[split]
+        return pd.DataFrame({
+            "label": corpus.labels[:n],
+            "sentence": [" ".join(self.vocab[i] for i in sentence) for sentence in corpus.sentences[:n]],
+        })

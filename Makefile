@@ -1,0 +1,41 @@
+# make book   execute every notebook once (pytest + nbmake) and build the HTML strictly
+# make test   unit tests, then `make book` (every notebook at the paper's settings, strict build)
+# make bench  benchmarks (not part of `make test`)
+# Each target creates .venv and installs attnlib with its book and test dependencies if missing.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAGE := build/stage
+NBMAKE_TIMEOUT ?= 3000
+
+.PHONY: venv unit notebooks book test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# The CPU build of torch that lies on these machines; an unpinned torch pulls a multi-GB CUDA build.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[book,dev]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+unit: venv
+	$(PY) -m pytest tests
+
+notebooks: venv
+	$(PY) tools/stage_book.py $(STAGE)
+	$(PY) -m pytest --nbmake --nbmake-timeout=$(NBMAKE_TIMEOUT) --overwrite -p no:cacheprovider $(STAGE)/book
+
+book: notebooks
+	$(VENV)/bin/jupyter-book build $(STAGE) --all --path-output . --warningiserror --keep-going
+	@echo "The book is at $(CURDIR)/_build/html/index.html"
+
+test: unit book
+
+bench: venv
+	$(PY) bench/run.py
+
+clean:
+	rm -rf build _build
