@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STAGE := build/stage
 NBMAKE_TIMEOUT ?= 3000
 
-.PHONY: venv unit notebooks book test bench clean
+.PHONY: venv unit notebooks book browser-deps browser test bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 unit: venv
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests -m "not browser"
 
 notebooks: venv
 	$(PY) tools/stage_book.py $(STAGE)
@@ -32,7 +32,16 @@ book: notebooks
 	$(VENV)/bin/jupyter-book build $(STAGE) --all --path-output . --warningiserror --keep-going
 	@echo "The book is at $(CURDIR)/_build/html/index.html"
 
-test: unit book
+# Chromium for the browser test, from Debian's packages; without it the test is skipped with the reason.
+browser-deps:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { (apt-get update -qq && apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1 || \
+	    echo "could not install chromium: the browser test will be skipped"; }
+
+browser: venv browser-deps
+	$(PY) -m pytest tests -m browser
+
+test: unit book browser
 
 bench: venv
 	$(PY) bench/run.py
