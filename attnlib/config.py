@@ -70,6 +70,30 @@ class SyntheticDataConfig:
         return self.n_topics * self.words_per_topic + self.n_nontopic
 
 
+SST_KINDS = ("SST2", "SST5")
+
+
+@dataclass(frozen=True)
+class SSTDataConfig:
+    """The Stanford Sentiment Treebank as the paper uses it (spec §6): which task, padding, tokenisation."""
+
+    kind: str = "SST2"
+    mask_padding: bool = True
+    """True: padding is masked (weight 0). False: the code's behaviour, `$PAD$` is an ordinary trainable
+    word and every sentence is padded to the longest length (spec decision 7)."""
+    keep_punctuation: bool = False
+    m: int | None = None
+    """m in the identity for F5; None uses each word's own m_w = mean length of its sentences - 1."""
+
+    def __post_init__(self) -> None:
+        _require(self.kind in SST_KINDS, "SSTDataConfig.kind", f"one of {list(SST_KINDS)}", self.kind)
+        _require(isinstance(self.mask_padding, bool), "SSTDataConfig.mask_padding", "True or False", self.mask_padding)
+        _require(isinstance(self.keep_punctuation, bool), "SSTDataConfig.keep_punctuation", "True or False",
+                 self.keep_punctuation)
+        _require(self.m is None or (_is_int(self.m) and self.m >= 1), "SSTDataConfig.m", "None or an integer >= 1",
+                 self.m)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """The attention classifier (spec §2.2): dimensions, initialisation and which head."""
@@ -138,7 +162,7 @@ class TrainConfig:
 class RunConfig:
     """Everything that determines one synthetic training run, apart from the seeds."""
 
-    data: SyntheticDataConfig = field(default_factory=SyntheticDataConfig)
+    data: SyntheticDataConfig | SSTDataConfig = field(default_factory=SyntheticDataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -169,4 +193,20 @@ def ablation_preset(head: str = "FC", freeze: tuple[str, ...] = ()) -> RunConfig
     return RunConfig(model=ModelConfig(head=head, embed_init_std=0.1), train=TrainConfig(epochs=6000, freeze=freeze))
 
 
-PRESETS = {"synthetic": synthetic_preset, "ablation": ablation_preset}
+SST_VARIANTS = ("default", "patience2000", "unmasked")
+"""T1's variants: the paper's setting, the authors' code's patience, and the code's unmasked padding."""
+
+
+def sst_preset(kind: str = "SST2", head: str = "FC", variant: str = "default") -> RunConfig:
+    """T1's setting (spec §5): d_e = 200, d_k = d_q = 10, lr 0.1, early stopping on the dev loss
+    (patience 100, or 2000 as in the authors' code), epoch cap 100,000, float32, snapshots every 100."""
+    _require(variant in SST_VARIANTS, "sst_preset variant", f"one of {list(SST_VARIANTS)}", variant)
+    return RunConfig(
+        data=SSTDataConfig(kind=kind, mask_padding=variant != "unmasked"),
+        model=ModelConfig(head=head, d_embed=200, d_key=10),
+        train=TrainConfig(epochs=100_000, dtype="float32", patience=2000 if variant == "patience2000" else 100,
+                          record_every=100),
+    )
+
+
+PRESETS = {"synthetic": synthetic_preset, "ablation": ablation_preset, "sst": sst_preset}
