@@ -8,20 +8,25 @@ words every ``record_every`` epochs, and every word's final score and norm.
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from attnlib.config import ModelConfig, TrainConfig
 from attnlib.data.corpus import Dataset
 from attnlib.device import default_device
-from attnlib.model import (Batch, Params, attention_inputs, backward, forward, init_params,
-                           key_and_query_gradients)
+from attnlib.model import (Batch, Gradients, Params, attention_inputs, backward, first_layer, forward, init_params,
+                           key_and_query_gradients, span_expanded, span_reduced)
 
 Tensor = torch.Tensor
+
+
+SMALL_EPOCH = 1 << 26
+"""Below this many values touched per epoch, training on CPU runs on one thread (see :func:`cpu_threads`)."""
 
 
 class TrainingDiverged(FloatingPointError):
@@ -61,7 +66,8 @@ def _dtype(name: str) -> torch.dtype:
     return {"float32": torch.float32, "float64": torch.float64}[name]
 
 
-def _frozen_groups(model: ModelConfig, config: TrainConfig) -> set[str]:
+def frozen_groups(model: ModelConfig, config: TrainConfig) -> set[str]:
+    """The parameter groups gradient descent leaves alone: the configured ones, a fixed query, Attn-FC's head."""
     frozen = set(config.freeze)
     if not model.train_query:
         frozen.add("query")
@@ -70,42 +76,89 @@ def _frozen_groups(model: ModelConfig, config: TrainConfig) -> set[str]:
     return frozen
 
 
-def _step(params: Params, grads, lr: Tensor, frozen: set[str]) -> None:
+def apply_gradients(params: Params, grads: Gradients, lr: Tensor, frozen: set[str]) -> None:
     """One gradient-descent update in place; ``lr`` is (S,) so stopped seeds can get a rate of 0."""
-    lr_v = lr[:, None]
-    lr_m = lr[:, None, None]
+    rate = -lr
     if "keys" not in frozen or "query" not in frozen:
         if params.scores is not None:
             # keys stay parallel to q: kappa -= lr * ds * q  <=>  s -= lr * |q|^2 * ds
             if "keys" not in frozen:
-                params.scores -= lr_v * (params.query * params.query).sum(1, keepdim=True) * grads.scores
+                params.scores.addcmul_(grads.scores, rate[:, None] * (params.query * params.query).sum(1, keepdim=True))
         else:
             d_keys, d_query = key_and_query_gradients(params, grads.scores)
             if "query" not in frozen:
-                params.query -= lr_v * d_query
+                params.query.addcmul_(d_query, rate[:, None])
             if "keys" not in frozen:
-                params.keys -= lr_m * d_keys
-    if "embeddings" not in frozen:
-        params.embeddings.addcmul_(grads.embeddings, -lr_m)
+                params.keys.addcmul_(d_keys, rate[:, None, None])
+    if "embeddings" not in frozen:  # before the head: dL/dE = dL/dR U1^T needs the current U1
+        _step_embeddings(params, grads.word_vectors, rate[:, None, None])
     if "head" not in frozen:
         for name, grad in grads.head.items():
-            params.head[name] -= lr.reshape(-1, *([1] * (grad.dim() - 1))) * grad
+            params.head[name].addcmul_(grad, rate.reshape(-1, *([1] * (grad.dim() - 1))))
+
+
+def _step_embeddings(params: Params, d_words: Tensor, rate: Tensor) -> None:
+    """E += rate dL/dE. Projecting, that is the rank-K1 update E += rate dL/dR U1^T, and under the
+    span reduction Z += rate dL/dR and R += rate dL/dR U1^T U1 (E itself is never touched)."""
+    if not params.projects:
+        params.embeddings.addcmul_(d_words, rate)
+        return
+    u = first_layer(params.head)
+    if params.coords is None:
+        params.embeddings.baddbmm_(d_words, (u.transpose(1, 2) * rate).contiguous())  # MKL: 3x slower on strided
+    else:
+        params.coords.addcmul_(d_words, rate)
+        # R^T += (rate U1^T U1) dL/dR^T on the class-major storage (see attnlib.model.class_major)
+        params.projected.transpose(1, 2).baddbmm_((u.transpose(1, 2) @ u) * rate, d_words.transpose(1, 2))
 
 
 def _copy_seeds(dst: Params, src: Params, seeds: Tensor) -> None:
-    """Copy the parameters of the seeds in the boolean mask ``seeds`` from ``src`` into ``dst``."""
-    pairs = [(dst.embeddings, src.embeddings), (dst.query, src.query)]
-    pairs += [(dst.head[k], src.head[k]) for k in dst.head]
-    pairs += [(d, s) for d, s in ((dst.keys, src.keys), (dst.scores, src.scores)) if d is not None]
+    """Copy the parameters of the seeds in the boolean mask ``seeds`` from ``src`` into ``dst``
+    (E(0) of the span reduction never changes, so it is not copied)."""
+    pairs = [(dst.query, src.query)] + [(dst.head[k], src.head[k]) for k in dst.head]
+    optional = [(dst.keys, src.keys), (dst.scores, src.scores), (dst.coords, src.coords),
+                (dst.projected, src.projected)]
+    pairs += [(d, s) for d, s in optional if d is not None]
+    if dst.coords is None:
+        pairs.append((dst.embeddings, src.embeddings))
+    every = bool(seeds.all())
     for d, s in pairs:
-        d[seeds] = s[seeds]
+        if every:
+            d.copy_(s)  # one pass, where masked indexing makes several
+        else:
+            d[seeds] = s[seeds]
 
 
 def _traced(params: Params, words: Tensor) -> tuple[Tensor, Tensor]:
     """Scores and |q| |v_w| of the traced words, shape (S, W) each."""
     scores = params.word_scores()[:, words]
-    norms = params.embeddings[:, words, :].norm(dim=2) * params.query_norm()[:, None]
+    norms = params.embedding_norms(words) * params.query_norm()[:, None]
     return scores, norms
+
+
+def epoch_size(params: Params, batch: Batch) -> int:
+    """Values one training epoch touches: the sparse products' nonzeros times their width, plus the
+    per-word arrays updated in place (all of E unless the span reduction carries it)."""
+    width = first_layer(params.head).shape[2] if params.projects else params.embeddings.shape[2]
+    carried = params.projected if params.coords is not None else params.embeddings
+    return batch.counts.values().numel() * (width + 1) + carried.numel()
+
+
+@contextmanager
+def cpu_threads(device: torch.device, size: int) -> Iterator[None]:
+    """Run all but huge problems (``size`` < :data:`SMALL_EPOCH`) on one CPU thread, restoring the
+    setting after. An epoch is a few dozen sub-millisecond ops; on those OpenMP's synchronisation
+    costs more than a second thread gains, and far more when another process holds a core (measured
+    on 2 shared cores: SST2 Attn-TC epochs 5 ms on one thread, 60-110 ms on two)."""
+    if device.type != "cpu" or size >= SMALL_EPOCH:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _check_finite(loss: Tensor, epoch: int, lr: float) -> None:
@@ -124,12 +177,16 @@ def _progress(total: int, description: str, quiet: bool):
 
 def train(model: ModelConfig, config: TrainConfig, datasets: Sequence[Dataset], seeds: Sequence[int],
           trace_words: Sequence[int] | np.ndarray = (), quiet: bool = False,
-          device: torch.device | None = None, keep_params: bool = False) -> TrainResult:
+          device: torch.device | None = None, keep_params: bool = False,
+          reduce_embeddings: bool = True) -> TrainResult:
     """Train one model per seed (seed k on ``datasets[k]``) by full-batch gradient descent.
 
     With ``config.patience`` set, each seed stops on its own once its dev loss has not improved for
     that many epochs, and its best parameters are restored. Raises :class:`TrainingDiverged` when
-    the loss stops being finite.
+    the loss stops being finite. With a fixed head (Attn-FC, or ``"head"`` frozen) and
+    ``reduce_embeddings``, the embeddings are carried in span(U1) coordinates (exact; see
+    :mod:`attnlib.model`); ``keep_params`` returns them in full either way. On CPU all but huge
+    problems train on one thread (see :func:`cpu_threads`).
     """
     seeds = [int(s) for s in seeds]
     if len(datasets) != len(seeds):
@@ -143,7 +200,9 @@ def train(model: ModelConfig, config: TrainConfig, datasets: Sequence[Dataset], 
     batches = {name: Batch.from_corpora([d.splits[name] for d in datasets], dtype, device) for name in datasets[0].splits}
     train_batch, test_batch = batches["train"], batches["test"]
     params = init_params(model, train_batch.vocab_size, datasets[0].n_classes, seeds, dtype, device)
-    frozen = _frozen_groups(model, config)
+    frozen = frozen_groups(model, config)
+    if reduce_embeddings and "head" in frozen:
+        params = span_reduced(params)
     words = torch.as_tensor(np.asarray(trace_words, dtype=np.int64), device=device)
 
     n_seeds, epochs = len(seeds), config.epochs
@@ -163,7 +222,9 @@ def train(model: ModelConfig, config: TrainConfig, datasets: Sequence[Dataset], 
     lr = torch.full((n_seeds,), config.lr, dtype=dtype, device=device)
 
     record_index = 0
-    with _progress(epochs, f"{model.name} x{n_seeds} seed{'s' if n_seeds > 1 else ''}", quiet) as bar, torch.no_grad():
+    description = f"{model.name} x{n_seeds} seed{'s' if n_seeds > 1 else ''}"
+    threads = cpu_threads(device, epoch_size(params, train_batch))
+    with _progress(epochs, description, quiet) as bar, torch.no_grad(), threads:
         for epoch in range(epochs + 1):
             inputs = attention_inputs(params)
             fwd = forward(model.head, params, train_batch, inputs)
@@ -191,7 +252,7 @@ def train(model: ModelConfig, config: TrainConfig, datasets: Sequence[Dataset], 
                     break
             if epoch == epochs:
                 break
-            _step(params, backward(model.head, params, train_batch, fwd), lr, frozen)
+            apply_gradients(params, backward(model.head, params, train_batch, fwd, frozen), lr, frozen)
             if epoch % 50 == 49:
                 bar.update(50)
 
@@ -214,5 +275,5 @@ def train(model: ModelConfig, config: TrainConfig, datasets: Sequence[Dataset], 
         query_norm=to_np(params.query_norm()), final_test_accuracy=to_np(final.accuracy),
         stopped_epoch=to_np(stopped_epoch), best_epoch=to_np(best_epoch),
         dev_loss=None if dev_log is None else to_np(dev_log),
-        params=params if keep_params else None,
+        params=span_expanded(params) if keep_params else None,
     )

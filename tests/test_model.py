@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from attnlib.config import ModelConfig
-from attnlib.model import Batch, backward, forward, init_params, key_and_query_gradients
+from attnlib.model import (Batch, backward, first_layer, forward, init_params, key_and_query_gradients, span_expanded,
+                           span_reduced)
+import attnlib.model as model_module
 from attnlib.reference import padded_logits, padded_loss
 
 from conftest import random_dataset
@@ -130,3 +132,51 @@ def test_same_seed_same_attention_block_across_heads() -> None:
         assert torch.equal(other.query, starts[0].query)
         assert torch.equal(other.embeddings, starts[0].embeddings)
     assert not np.allclose(starts[0].query.numpy(), init_params(ModelConfig(), 50, 4, [4], DTYPE, CPU).query.numpy())
+
+
+@pytest.mark.parametrize("head,d_embed", [("FC", 2), ("TC", 8), ("TL", 8), ("TL", 3)])
+def test_projected_and_direct_pooling_match_padded_reference(head: str, d_embed: int) -> None:
+    """The engine pools R = E U1 when U1 is narrower than E and E itself otherwise; both are exact."""
+    model = ModelConfig(head=head, d_embed=d_embed, d_key=4, embed_init_std=0.7, key_init_std=0.8, query_std=0.9,
+                        train_query=True, hidden_units=6)
+    datasets = [random_dataset(4), random_dataset(6)]
+    params = init_params(model, 30, 3, [0, 1], DTYPE, CPU)
+    assert params.projects == (params.head["U" if head != "TL" else "U1"].shape[2] < d_embed)
+    for seed_index, pairs in engine_and_reference(head, datasets, model):
+        for name, (ours, theirs) in pairs.items():
+            assert_close(ours, theirs, f"{head} d={d_embed} seed {seed_index} {name}")
+
+
+@pytest.mark.parametrize("head", ["FC", "TC", "TL"])
+def test_span_reduced_parameters_give_the_same_model_and_gradients(head: str) -> None:
+    """E = E(0) + Z U1^T carried as (E(0), Z, R = E U1) gives the same logits and gradients as E in full."""
+    model = ModelConfig(head=head, d_embed=7, d_key=4, embed_init_std=0.5, hidden_units=5)
+    batch = Batch.from_corpora([random_dataset(9).train, random_dataset(10).train], DTYPE, CPU)
+    reduced = span_reduced(init_params(model, 30, 3, [0, 1], DTYPE, CPU))
+    generator = torch.Generator().manual_seed(0)
+    reduced.coords.copy_(torch.randn(reduced.coords.shape, generator=generator, dtype=DTYPE))
+    reduced.scores.copy_(torch.randn(reduced.scores.shape, generator=generator, dtype=DTYPE))
+    full = span_expanded(reduced)
+    reduced.projected.copy_(full.embeddings @ first_layer(full.head))
+    assert full.coords is None and torch.equal(full.embedding_vectors(), reduced.embedding_vectors())
+    fwd_full, fwd_reduced = forward(head, full, batch), forward(head, reduced, batch)
+    torch.testing.assert_close(fwd_reduced.logits, fwd_full.logits, rtol=1e-10, atol=1e-12)
+    g_full, g_reduced = backward(head, full, batch, fwd_full), backward(head, reduced, batch, fwd_reduced)
+    torch.testing.assert_close(g_reduced.embeddings, g_full.embeddings, rtol=1e-10, atol=1e-14)
+    torch.testing.assert_close(g_reduced.scores, g_full.scores, rtol=1e-10, atol=1e-14)
+    for name, grad in g_full.head.items():
+        torch.testing.assert_close(g_reduced.head[name], grad, rtol=1e-10, atol=1e-14)
+    words = torch.arange(30)
+    torch.testing.assert_close(reduced.embedding_norms(words), full.embedding_vectors().norm(dim=2), rtol=1e-10, atol=0)
+
+
+def test_transposed_product_in_blocks_equals_the_dense_product(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The backward product runs block by block over the sentences; the sum is the whole product."""
+    monkeypatch.setattr(model_module, "BLOCK_SENTENCES", 5)
+    corpora = [random_dataset(21).train, random_dataset(22).train]
+    batch = Batch.from_corpora(corpora, DTYPE, CPU)
+    assert len(batch.transposed_blocks) == 5  # 24 sentences
+    dense = torch.randn(batch.counts.shape[0], 3, dtype=DTYPE)
+    expected = batch.counts.to_dense().T @ dense
+    torch.testing.assert_close(batch.product(True, dense), expected)
+    torch.testing.assert_close(batch.product(False, expected), batch.counts.to_dense() @ expected)

@@ -9,7 +9,7 @@ import torch
 from attnlib.config import ModelConfig, SyntheticDataConfig, TrainConfig
 from attnlib.data import Corpus, Dataset, generate_synthetic
 from attnlib.model import init_params
-from attnlib.train import TrainingDiverged, train
+from attnlib.train import SMALL_EPOCH, TrainingDiverged, cpu_threads, train
 
 from conftest import random_dataset
 
@@ -122,3 +122,30 @@ def test_bad_calls_fail_clearly() -> None:
         train(ModelConfig(), TrainConfig(epochs=1, patience=5), datasets, [0], quiet=True)
     with pytest.raises(ValueError, match="empty"):
         Corpus([np.array([1, 2]), np.array([], dtype=np.int64)], np.array([0, 1]), 5)
+
+
+@pytest.mark.parametrize("head,freeze", [("FC", ()), ("TC", ("head",)), ("TL", ("head",))])
+def test_span_reduction_gives_the_full_width_trajectory(head: str, freeze: tuple[str, ...]) -> None:
+    """With a fixed head, training on (E(0), Z, R = E U1) follows the full-width run to rounding:
+    losses, traced scores and norms every epoch, every word's final norm and the final embeddings."""
+    datasets = small_datasets()
+    model, config = ModelConfig(head=head, embed_init_std=0.1), TrainConfig(epochs=300, freeze=freeze)
+    runs = [train(model, config, datasets, [0, 1], trace_words=range(8), quiet=True, keep_params=True,
+                  reduce_embeddings=reduce) for reduce in (False, True)]
+    full, reduced = runs
+    np.testing.assert_allclose(reduced.loss, full.loss, rtol=1e-10)
+    np.testing.assert_allclose(reduced.traced_scores, full.traced_scores, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(reduced.traced_norms, full.traced_norms, rtol=1e-10)
+    np.testing.assert_allclose(reduced.final_norms, full.final_norms, rtol=1e-10)
+    assert reduced.params.coords is None  # handed back in full
+    torch.testing.assert_close(reduced.params.embeddings, full.params.embeddings, rtol=1e-10, atol=1e-13)
+    assert not np.allclose(reduced.traced_norms[0], reduced.traced_norms[-1])  # the embeddings did move
+
+
+def test_small_problems_train_on_one_thread_and_restore_the_setting() -> None:
+    before = torch.get_num_threads()
+    with cpu_threads(torch.device("cpu"), 10):
+        assert torch.get_num_threads() == 1
+    with cpu_threads(torch.device("cpu"), SMALL_EPOCH):
+        assert torch.get_num_threads() == before
+    assert torch.get_num_threads() == before

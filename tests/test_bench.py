@@ -1,0 +1,27 @@
+"""bench/run.py --quick runs end to end and writes every documented result (no timing is checked)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "run.py"
+KEYS = ["sst2_fc_speedup_vs_padded", "sst2_tc_speedup_vs_padded", "sst2_fc_roofline_fraction",
+        "synthetic_seeds20_over_seeds1_time", "epoch_time_vs_tokens_exponent"]
+
+
+def test_quick_benchmark_writes_finite_results(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    done = subprocess.run([sys.executable, str(BENCH), "--quick", "--out", str(out)], capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads(out.read_text())
+    for key in KEYS:
+        assert isinstance(results[key], float) and math.isfinite(results[key]), key
+    assert {row["head"] for row in results["sst2"]} == {"FC", "TC"}
+    assert all(math.isfinite(row["agreement_gap"]) and row["agreement_gap"] < 1e-3 for row in results["sst2"])
+    assert results["seeds"] and results["corpus_size"] and results["machine"]["torch"]
+    assert set(results["targets_met"]) == set(KEYS[:4])
