@@ -1,6 +1,6 @@
 """Command line: regenerate any figure, table and metrics file without the book.
 
-    attnlib run synthetic --seeds 5 --out results/
+    attnlib run synthetic --seeds 5 --out out/
     attnlib list
     attnlib verify-data
 """
@@ -56,7 +56,7 @@ def run_synthetic_command(args: argparse.Namespace) -> Path:
     from attnlib.plots import SYNTHETIC_FIGURES, save_figure
 
     folder = _output_folder(args.out, "synthetic")
-    result = run_synthetic(seeds=range(args.seeds), quiet=args.quiet)
+    result = run_synthetic(seeds=range(args.seeds or 5), quiet=args.quiet)
     tables = {"curves": result.curves(), "losses": result.losses(), "final_words": result.final_words(),
               "summary": result.summary(), "checks": synthetic_checks(result)}
     for name, table in tables.items():
@@ -64,6 +64,98 @@ def run_synthetic_command(args: argparse.Namespace) -> Path:
     for name, plot in SYNTHETIC_FIGURES.items():
         for suffix, single_run in (("", False), ("_single_run", True)):
             save_figure(plot(result, single_run=single_run), folder / f"{name}{suffix}")
+    _write_json(folder / "metrics.json", result.metrics())
+    return folder
+
+
+@experiment("ablation", "F4: Attn-FC and Attn-TC with everything trainable, keys frozen, embeddings frozen")
+def run_ablation_command(args: argparse.Namespace) -> Path:
+    import matplotlib.pyplot as plt
+
+    from attnlib.experiments import ablation_checks, published_comparison, run_ablation
+    from attnlib.plots import ABLATION_FIGURES, save_figure
+
+    folder = _output_folder(args.out, "ablation")
+    result = run_ablation(seeds=range(args.seeds or 5), quiet=args.quiet)
+    tables = {"losses": result.losses(), "curves": result.curves(), "topic_means": result.topic_means(),
+              "summary": result.summary(), "checks": ablation_checks(result),
+              "published": published_comparison(result).reset_index()}
+    for name, table in tables.items():
+        table.to_csv(folder / f"{name}.csv", index=False, float_format="%.9g")
+    figures = {name: plot(result) for name, plot in ABLATION_FIGURES.items()}
+    figures["f4_ablation_single_run"] = ABLATION_FIGURES["f4_ablation"](result, single_run=True)
+    for name, figure in figures.items():
+        save_figure(figure, folder / name)
+        plt.close(figure)
+    _write_json(folder / "metrics.json", result.metrics())
+    return folder
+
+
+@experiment("beyond", "beyond the paper: mutual suppression, the identity's sensitivity, classifier capacity, growth")
+def run_beyond_command(args: argparse.Namespace) -> Path:
+    import matplotlib.pyplot as plt
+
+    from attnlib.experiments import run_beyond
+    from attnlib.plots import BEYOND_FIGURES, save_figure
+
+    folder = _output_folder(args.out, "beyond")
+    result = run_beyond(seeds=range(args.seeds or 3), quiet=args.quiet)
+    for name, table in result.tables().items():
+        table.to_csv(folder / f"{name}.csv", index=False, float_format="%.9g")
+    for name, plot in BEYOND_FIGURES.items():
+        figure = plot(result)
+        save_figure(figure, folder / name)
+        plt.close(figure)
+    _write_json(folder / "metrics.json", result.metrics())
+    return folder
+
+
+@experiment("sst", "T1, F5-F7: Attn-FC / Attn-TC on SST2 and SST5 (paper setting, patience 2000, unmasked padding)")
+def run_sst_command(args: argparse.Namespace) -> Path:
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from attnlib.experiments.sst import SETTINGS, STORE_DIR, SSTResult, load_or_train
+    from attnlib.plots import save_figure
+    from attnlib.plots.sst import (plot_attention_shift, plot_sen_gaps, plot_sen_grid, plot_single_sentence,
+                                   plot_sst_losses, t1_markdown)
+
+    folder = _output_folder(args.out, "sst")
+    seeds = tuple(range(args.seeds or 3))
+    only = getattr(args, "only", None)
+    settings = [s for s in SETTINGS if not only or "_".join(s) in only.split(",")]
+    store = getattr(args, "store", None)
+    runs = {}
+    for setting in settings:
+        # --store: always retrain and write the reduced run to STORE/sst; otherwise serve matching stored runs
+        run = load_or_train(*setting, seeds=seeds, folder=None if store else STORE_DIR, quiet=args.quiet)
+        if store:
+            run.save(Path(store) / "sst")
+        runs[setting] = run
+        print(f"{'_'.join(setting)}: {run.source}, test accuracy {run.final_test_accuracy.mean():.4f}", flush=True)
+    result = SSTResult(runs)
+    tables = {"t1": result.table(), "t1_per_seed": result.per_seed(), "f6_checks": result.f6_checks(),
+              "losses": pd.concat([r.losses() for r in runs.values()], ignore_index=True),
+              "f5_gaps": pd.concat([r.sen_gaps() for r in runs.values()], ignore_index=True),
+              "f5_curves": pd.concat([r.sen_curves() for r in runs.values()], ignore_index=True)}
+    sst2 = [r for (k, _, _), r in runs.items() if k == "SST2"]
+    if sst2:
+        tables["f6_curves"] = pd.concat([r.shift_curves() for r in sst2], ignore_index=True)
+        tables["f7_sentence"] = pd.concat([r.single_sentence() for r in sst2], ignore_index=True)
+        tables["f7_crossings"] = pd.concat([r.f7_crossings() for r in sst2], ignore_index=True)
+    for name, table in tables.items():
+        table.to_csv(folder / f"{name}.csv", index=False)
+    (folder / "t1.md").write_text(t1_markdown(result.table()) + "\n")
+    figures = {"t1_losses": plot_sst_losses(result), "f5_gaps": plot_sen_gaps(result)}
+    for (kind, head, variant), run in runs.items():
+        figures[f"f5_top12_{kind}_{head}_{variant}"] = plot_sen_grid(run, 12)
+        figures[f"f5_top100_{kind}_{head}_{variant}"] = plot_sen_grid(run, 100)
+    if sst2:
+        figures["f6_attention_shift"] = plot_attention_shift(sst2)
+        figures["f7_single_sentence"] = plot_single_sentence(sst2)
+    for name, figure in figures.items():
+        save_figure(figure, folder / name)
+        plt.close(figure)
     _write_json(folder / "metrics.json", result.metrics())
     return folder
 
@@ -89,10 +181,15 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Run an experiment at the paper's settings and write its figures "
                                           "(PNG and PDF), tidy tables (CSV) and metrics.json into OUT/EXPERIMENT/.")
     run.add_argument("experiment", choices=sorted(EXPERIMENTS), help="which experiment (see 'attnlib list')")
-    run.add_argument("--seeds", type=_positive_int, default=5,
-                     help="number of seeds; seeds 0..N-1 are used (default: 5, as in the book)")
-    run.add_argument("--out", type=Path, default=Path("results"), help="output folder (default: ./results)")
+    run.add_argument("--seeds", type=_positive_int, default=None,
+                     help="number of seeds; seeds 0..N-1 are used (default: as in the book, 5 for synthetic "
+                          "and ablation, 3 for beyond and sst)")
+    run.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: ./out)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--store", type=Path, default=None,
+                     help="sst only: retrain and store the reduced runs under STORE/sst (e.g. --store results/)")
+    run.add_argument("--only", default=None,
+                     help="sst only: comma-separated settings, e.g. SST2_FC_default,SST2_TC_patience2000")
 
     commands.add_parser("list", help="list the experiments 'attnlib run' knows")
 

@@ -28,3 +28,17 @@ SST_TEST_ACCURACY = {
     ("SST5", "Attn-FC"): 0.3849, ("SST5", "Attn-TC"): 0.4053,
 }
 """Table T1 of the paper."""
+
+ABLATION_FINAL = {
+    "Attn-FC": {"loss": 0.0, "score": 3.7, "norm": 3.4},
+    "Attn-FC-KF": {"loss": 0.55, "score": 0.0, "norm": 9.0},
+    "Attn-FC-EF": {"loss": 1.386, "score": 0.1, "norm": 0.3},
+    "Attn-TC": {"loss": 0.0, "score": 3.5, "norm": 3.2},
+    "Attn-TC-KF": {"loss": 0.05, "score": 0.0, "norm": 6.8},
+    "Attn-TC-EF": {"loss": 1.386, "score": -0.3, "norm": 0.3},
+}
+"""F4, read from the authors' ablation figure (one run, one topic word): training loss, topic-word score and
+|q||v| at epoch 6000. The full models' loss is "near 0"; the EF loss is flat at ln 4."""
+
+ABLATION_NEAR_ZERO_EPOCH = {"Attn-FC": 1200, "Attn-TC": 2300}
+"""F4: epoch by which the published full-model loss is near 0."""

@@ -1,0 +1,232 @@
+"""F4, the ablation: Attn-FC and Attn-TC with everything trainable, keys frozen (-KF), embeddings frozen (-EF).
+
+Freezing is configuration only (:attr:`attnlib.config.TrainConfig.freeze`); this module builds the six
+configurations from :func:`attnlib.config.ablation_preset`, trains each one for all seeds in one
+call of :func:`attnlib.train.train` (every run of a seed sees the same dataset, query and initial
+embeddings), and returns tidy tables, the spec's "reproduced if" checks and the N2 residual.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from attnlib import __version__, paper, theory
+from attnlib.config import RunConfig, ablation_preset
+from attnlib.data import Dataset, generate_synthetic
+from attnlib.experiments.synthetic import DEFAULT_SEEDS
+from attnlib.train import TrainResult, train
+
+VARIANTS: dict[str, tuple[str, ...]] = {"": (), "-KF": ("keys",), "-EF": ("embeddings",)}
+"""Run-name suffix -> frozen parameter groups (spec F4)."""
+VARIANT_LABELS = {"": "all trainable", "-KF": "keys frozen", "-EF": "embeddings frozen"}
+KF_ABOVE_FROM_EPOCH = 2000
+"""The KF loss must stay above the full model's from this epoch on (spec F4)."""
+KF_FINAL_LOSS_RANGE = {"Attn-FC": (0.3, 0.9), "Attn-TC": (0.01, 0.3)}
+FULL_FINAL_LOSS_MAX = 0.05
+EF_FINAL_LOSS_MIN = 1.2
+CONSTANT_TOLERANCE = 1e-12
+"""EF norms count as constant when no |q||v| moves by more than this (relative to its start)."""
+
+
+@dataclass
+class AblationResult:
+    """Six runs per seed: model x {all trainable, -KF, -EF} (spec F4)."""
+
+    config: RunConfig
+    seeds: list[int]
+    runs: dict[str, TrainResult]
+    """Keyed by run name, e.g. ``Attn-FC``, ``Attn-FC-KF``, ``Attn-TC-EF``."""
+    datasets: list[Dataset] = field(repr=False)
+
+    @property
+    def models(self) -> list[str]:
+        """The full models (``Attn-FC``, ``Attn-TC``) in run order."""
+        return [name for name in self.runs if not name.endswith(("-KF", "-EF"))]
+
+    @staticmethod
+    def split_name(run: str) -> tuple[str, str]:
+        """``Attn-FC-KF`` -> (``Attn-FC``, ``-KF``)."""
+        for suffix in ("-KF", "-EF"):
+            if run.endswith(suffix):
+                return run[: -len(suffix)], suffix
+        return run, ""
+
+    def _labels(self, run: str) -> dict[str, str]:
+        model, suffix = self.split_name(run)
+        return {"run": run, "model": model, "variant": VARIANT_LABELS[suffix]}
+
+    def losses(self) -> pd.DataFrame:
+        """Training loss per epoch and seed. Columns: run, model, variant, seed, epoch, loss, train_accuracy."""
+        frames = []
+        for name, run in self.runs.items():
+            epochs, seeds = np.meshgrid(np.arange(run.loss.shape[0]), run.seeds, indexing="ij")
+            frames.append(pd.DataFrame({**self._labels(name), "seed": seeds.ravel(), "epoch": epochs.ravel(),
+                                        "loss": run.loss.ravel(), "train_accuracy": run.train_accuracy.ravel()}))
+        return pd.concat(frames, ignore_index=True)
+
+    def curves(self) -> pd.DataFrame:
+        """Every topic word's score and |q||v| at the recorded epochs, with the N2 prediction.
+
+        Columns: run, model, variant, seed, epoch, word, score, norm, theory (general-init form of the
+        identity, from the word's own s(0) and |q||v(0)|), residual (norm - theory).
+        """
+        frames = []
+        m = self.config.data.m
+        for name, run in self.runs.items():
+            epochs, seeds, words = np.meshgrid(run.record_epochs, run.seeds, run.traced_words, indexing="ij")
+            predicted = theory.sen_norm(run.traced_scores, m, run.traced_scores[:1], run.traced_norms[:1])
+            frames.append(pd.DataFrame({
+                **self._labels(name), "seed": seeds.ravel(), "epoch": epochs.ravel(), "word": words.ravel(),
+                "score": run.traced_scores.ravel(), "norm": run.traced_norms.ravel(), "theory": predicted.ravel(),
+                "residual": (run.traced_norms - predicted).ravel(),
+            }))
+        return pd.concat(frames, ignore_index=True)
+
+    def topic_means(self) -> pd.DataFrame:
+        """The mean over the topic words per seed and recorded epoch (what the F4 figure plots).
+
+        Columns: run, model, variant, seed, epoch, score, norm, loss.
+        """
+        frames = []
+        for name, run in self.runs.items():
+            epochs, seeds = np.meshgrid(run.record_epochs, run.seeds, indexing="ij")
+            frames.append(pd.DataFrame({
+                **self._labels(name), "seed": seeds.ravel(), "epoch": epochs.ravel(),
+                "score": run.traced_scores.mean(axis=2).ravel(), "norm": run.traced_norms.mean(axis=2).ravel(),
+                "loss": run.loss[run.record_epochs].ravel(),
+            }))
+        return pd.concat(frames, ignore_index=True)
+
+    def summary(self) -> pd.DataFrame:
+        """One row per run and seed with the quantities the F4 criteria and N2 are judged by."""
+        rows = []
+        m = self.config.data.m
+        for name, run in self.runs.items():
+            model, suffix = self.split_name(name)
+            full = self.runs[model]
+            start = min(KF_ABOVE_FROM_EPOCH, run.loss.shape[0] - 1)
+            predicted = theory.sen_norm(run.traced_scores, m, run.traced_scores[:1], run.traced_norms[:1])
+            default_form = theory.sen_norm(run.traced_scores, m)
+            for k, seed in enumerate(run.seeds):
+                topic = self.datasets[k].topic_words
+                initial_norm = run.traced_norms[0, k]
+                rows.append({
+                    **self._labels(name), "seed": seed, "query_norm": run.query_norm[k],
+                    "initial_train_loss": run.loss[0, k], "final_train_loss": run.loss[-1, k],
+                    "test_accuracy": run.final_test_accuracy[k],
+                    "final_topic_score_mean": run.final_scores[k, topic].mean(),
+                    "final_topic_score_min": run.final_scores[k, topic].min(),
+                    "final_topic_score_max": run.final_scores[k, topic].max(),
+                    "final_topic_norm_mean": run.final_norms[k, topic].mean(),
+                    "initial_topic_norm_mean": initial_norm.mean(),
+                    "max_abs_score": np.abs(run.traced_scores[:, k]).max(),
+                    "max_abs_score_all_words": np.abs(run.final_scores[k]).max(),
+                    "max_relative_norm_change": (np.abs(run.traced_norms[:, k] - initial_norm) / initial_norm).max(),
+                    "loss_gap_to_full_min": np.nanmin(run.loss[start:, k] - full.loss[start:, k]),
+                    "n2_max_abs_residual": np.abs(run.traced_norms[:, k] - predicted[:, k]).max(),
+                    "n1_max_abs_residual": np.abs(run.traced_norms[:, k] - default_form[:, k]).max(),
+                    "min_topic_score": run.traced_scores[:, k].min(),
+                })
+        return pd.DataFrame(rows)
+
+    def metrics(self) -> dict[str, float | list[int] | str]:
+        """The flat metrics of ``attnlib run ablation`` (means over seeds), plus ``seeds`` and the version."""
+        keys = ["final_train_loss", "final_topic_score_mean", "final_topic_norm_mean"]
+        summary = self.summary()
+        means = summary.groupby("run", sort=False)[keys].mean()
+        out: dict[str, float | list[int] | str] = {}
+        for name, row in means.iterrows():
+            for key in keys:
+                out[f"{name}.{key}"] = float(row[key])
+        for model in self.models:
+            out[f"{model}.n2_max_abs_residual"] = float(summary.loc[summary.run == model, "n2_max_abs_residual"].max())
+        out["seeds"] = list(self.seeds)
+        out["attnlib_version"] = __version__
+        return out
+
+
+def ablation_configs(head: str, base: RunConfig | None = None) -> dict[str, RunConfig]:
+    """The three variants of one head, named as in the paper: ``Attn-XX``, ``Attn-XX-KF``, ``Attn-XX-EF``."""
+    base = base or ablation_preset()
+    out = {}
+    for suffix, freeze in VARIANTS.items():
+        config = base.replace(model={"head": head}, train={"freeze": freeze})
+        out[config.model.name + suffix] = config
+    return out
+
+
+def run_ablation(seeds: Sequence[int] = DEFAULT_SEEDS, heads: Sequence[str] = ("FC", "TC"),
+                 base: RunConfig | None = None, record_every: int = 10, quiet: bool = False) -> AblationResult:
+    """Train every head in its three F4 variants; all seeds of one variant train in one call.
+
+    ``base`` defaults to :func:`attnlib.config.ablation_preset` (embedding std 0.1, 6000 epochs).
+    Topic words are recorded every ``record_every`` epochs; the loss is recorded every epoch.
+    """
+    base = base or ablation_preset()
+    base = base.replace(train={"record_every": record_every})
+    seeds = [int(s) for s in seeds]
+    datasets = [generate_synthetic(base.data, seed) for seed in seeds]
+    runs = {}
+    for head in heads:
+        for name, config in ablation_configs(head, base).items():
+            runs[name] = train(config.model, config.train, datasets, seeds,
+                               trace_words=datasets[0].topic_words, quiet=quiet)
+    return AblationResult(base, seeds, runs, datasets)
+
+
+def published_comparison(result: AblationResult) -> pd.DataFrame:
+    """Ours (mean and range over seeds) next to the values read from the authors' F4 figure."""
+    s = result.summary()
+    rows = []
+    for name in result.runs:
+        part = s[s.run == name]
+        published = paper.ABLATION_FINAL.get(name, {})
+        row = {"run": name}
+        for key, column in (("loss", "final_train_loss"), ("score", "final_topic_score_mean"),
+                            ("norm", "final_topic_norm_mean")):
+            row[f"{key} (ours)"] = f"{part[column].mean():.3f} ({part[column].min():.3f}–{part[column].max():.3f})"
+            row[f"{key} (published)"] = published.get(key, float("nan"))
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("run")
+
+
+def ablation_checks(result: AblationResult) -> pd.DataFrame:
+    """The spec's F4 'reproduced if' criteria per model, each with the measured value and a verdict.
+
+    Columns: experiment, criterion, measured, reproduced.
+    """
+    s = result.summary().set_index(["run", "seed"])
+    rows = []
+
+    def add(criterion: str, value: str, passed: bool) -> None:
+        rows.append({"experiment": "F4", "criterion": criterion, "measured": value, "reproduced": bool(passed)})
+
+    for model in result.models:
+        full, kf, ef = (s.loc[model + suffix] for suffix in ("", "-KF", "-EF"))
+        final = full.final_train_loss.max()
+        add(f"{model}: full-model loss < {FULL_FINAL_LOSS_MAX} at the last epoch, every seed", f"max {final:.4f}",
+            final < FULL_FINAL_LOSS_MAX)
+        start = min(KF_ABOVE_FROM_EPOCH, result.config.train.epochs)
+        gap = kf.loss_gap_to_full_min.min()
+        add(f"{model}-KF: loss above the full model's at every epoch from {start} on, every seed",
+            f"smallest gap {gap:.4f}", gap > 0)
+        if model in KF_FINAL_LOSS_RANGE:
+            lo, hi = KF_FINAL_LOSS_RANGE[model]
+            add(f"{model}-KF: final loss in [{lo}, {hi}], every seed",
+                f"{kf.final_train_loss.min():.3f} to {kf.final_train_loss.max():.3f}",
+                kf.final_train_loss.min() >= lo and kf.final_train_loss.max() <= hi)
+        add(f"{model}-EF: final loss >= {EF_FINAL_LOSS_MIN}, every seed", f"min {ef.final_train_loss.min():.3f}",
+            ef.final_train_loss.min() >= EF_FINAL_LOSS_MIN)
+        largest = max(kf.max_abs_score.max(), kf.max_abs_score_all_words.max())
+        add(f"{model}-KF: every score exactly 0 throughout", f"max |s| {largest:.1e}", largest == 0.0)
+        drift = ef.max_relative_norm_change.max()
+        add(f"{model}-EF: topic |q||v| constant throughout", f"max relative change {drift:.1e}",
+            drift <= CONSTANT_TOLERANCE)
+        above = (kf.final_topic_norm_mean - full.final_topic_norm_mean).min()
+        add(f"{model}-KF: final topic |q||v| above the full model's, every seed", f"smallest excess {above:.3f}",
+            above > 0)
+    return pd.DataFrame(rows)

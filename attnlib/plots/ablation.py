@@ -1,0 +1,92 @@
+"""Figures of the F4 ablation: the three variants of each model together, seed bands (spec §7.1)."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from attnlib import theory
+from attnlib.experiments.ablation import VARIANT_LABELS, AblationResult
+from attnlib.plots.style import MODEL_COLORS, NORM_LABEL, PANEL_WIDTH, SCORE_LABEL, THEORY_COLOR, band, use_style
+
+VARIANT_COLORS = {"-KF": "#d62728", "-EF": "#7f7f7f"}
+"""The full model keeps its colour from :data:`MODEL_COLORS`; the frozen variants get these."""
+
+
+def _variant_color(run: str, result: AblationResult) -> str:
+    model, suffix = result.split_name(run)
+    return VARIANT_COLORS.get(suffix, MODEL_COLORS.get(model, "C0"))
+
+
+def plot_ablation(result: AblationResult, single_run: bool = False) -> plt.Figure:
+    """F4: per model (row), training loss, mean topic-word score and mean topic-word |q||v| against the
+    epoch, for all trainable, keys frozen (-KF) and embeddings frozen (-EF).
+
+    Line: seed 0 (mean over the topic words); band: min-max over seeds of that mean. The loss axis is
+    logarithmic so that the near-zero losses of the full models stay apart from the KF losses.
+    """
+    use_style()
+    lead = result.seeds[0]
+    losses, means = result.losses(), result.topic_means()
+    if single_run:
+        losses, means = losses[losses.seed == lead], means[means.seed == lead]
+    models = result.models
+    fig, axes = plt.subplots(len(models), 3, figsize=(PANEL_WIDTH * 3, 3.0 * len(models)), squeeze=False)
+    for row, model in enumerate(models):
+        for suffix, label in VARIANT_LABELS.items():
+            run = model + suffix
+            if run not in result.runs:
+                continue
+            color = _variant_color(run, result)
+            band(axes[row, 0], losses[losses.run == run], "epoch", "loss", color, run, lead)
+            band(axes[row, 1], means[means.run == run], "epoch", "score", color, run, lead)
+            band(axes[row, 2], means[means.run == run], "epoch", "norm", color, run, lead)
+        axes[row, 0].axhline(np.log(result.config.data.n_topics), color=THEORY_COLOR, ls=":", lw=1, label=r"$\ln 4$")
+        axes[row, 0].set(yscale="log", ylabel="training loss", title=f"{model}: loss")
+        axes[row, 1].set(ylabel="topic-word score (mean)", title=f"{model}: score")
+        axes[row, 2].set(ylabel=f"topic-word {NORM_LABEL} (mean)", title=f"{model}: norm")
+        axes[row, 0].legend(fontsize=8, loc="lower left")
+        for ax in axes[row]:
+            ax.set_xlabel("epoch")
+    fig.tight_layout()
+    return fig
+
+
+def plot_general_identity(result: AblationResult) -> plt.Figure:
+    """N2: the full models with embedding std 0.1 against the general-init identity.
+
+    Left panels: seed 0's topic words in (score, |q||v|), each with the curve the identity predicts
+    from its own start (dotted). Right: the largest |residual| over topic words per epoch, line seed 0,
+    band the range over seeds.
+    """
+    use_style()
+    curves = result.curves()
+    models = result.models
+    lead = result.seeds[0]
+    m = result.config.data.m
+    fig, axes = plt.subplots(1, len(models) + 1, figsize=(PANEL_WIDTH * (len(models) + 1), 3.4), squeeze=False)
+    for col, model in enumerate(models):
+        ax = axes[0, col]
+        color = MODEL_COLORS.get(model, "C0")
+        table = curves[(curves.run == model) & (curves.seed == lead)]
+        for i, (_, path) in enumerate(table.groupby("word")):
+            s0, n0 = path.score.iloc[0], path.norm.iloc[0]
+            grid = np.linspace(path.score.min(), path.score.max(), 200)
+            ax.plot(path.score, path.norm, color=color, lw=1.4, alpha=0.8, label="measured" if i == 0 else None)
+            ax.plot(grid, theory.sen_norm(grid, m, s0, n0), color=THEORY_COLOR, ls=":", lw=1.2,
+                    label="identity from each word's start" if i == 0 else None)
+        grid = np.linspace(0, table.score.max(), 200)
+        ax.plot(grid, theory.sen_norm(grid, m), color=THEORY_COLOR, ls="--", lw=1, alpha=0.6,
+                label=rf"default form $\sqrt{{2\varphi_{{{m}}}(s)}}$")
+        ax.set(title=f"{model}, seed {lead}", xlabel=SCORE_LABEL, ylabel=NORM_LABEL if col == 0 else "")
+        ax.legend(fontsize=8, loc="upper left")
+        worst = curves[curves.run == model].assign(abs_residual=lambda t: t.residual.abs())
+        worst = worst.groupby(["seed", "epoch"], as_index=False)["abs_residual"].max()
+        band(axes[0, -1], worst, "epoch", "abs_residual", color, model, lead)
+    axes[0, -1].set(title="N2 residual", xlabel="epoch", ylabel=r"max$_w$ |residual|")
+    axes[0, -1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+ABLATION_FIGURES = {"f4_ablation": plot_ablation, "n2_general_identity": plot_general_identity}

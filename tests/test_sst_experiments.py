@@ -1,0 +1,290 @@
+"""T1 / F5 / F6 / F7 machinery on small data, and the verification of the stored SST runs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from attnlib import theory
+from attnlib.config import SST_VARIANTS, ModelConfig, RunConfig, SSTDataConfig, TrainConfig, sst_preset
+from attnlib.data.corpus import Corpus, Dataset
+from attnlib.experiments import sst
+from attnlib.experiments.sst import (PAD_ID, SSTResult, SSTRun, attention_shift, crossing_epochs, find_sentence,
+                                     mean_length_minus_one, padded_dataset, reduce_run, sentence_weights, top_tokens,
+                                     word_purity)
+
+VOCAB = ["$PAD$", "a", "powerful", "sequel", "and", "one", "of", "the", "best", "films", "year", "stupid", "mess",
+         "solid", "suffers", "dull"]
+IDX = {w: i for i, w in enumerate(VOCAB)}
+
+
+def _ids(text: str) -> np.ndarray:
+    return np.array([IDX[w] for w in text.split()], dtype=np.int64)
+
+
+TRAIN = [("a powerful sequel and one of the best films of the year", 1), ("the best films", 1),
+         ("a solid sequel", 1), ("a stupid mess", 0), ("the year suffers", 0), ("dull and stupid", 0),
+         ("powerful and solid", 1), ("the mess of the year", 0)]
+
+
+def tiny_dataset() -> Dataset:
+    def corpus(rows):
+        return Corpus([_ids(t) for t, _ in rows], np.array([y for _, y in rows]), len(VOCAB))
+    return Dataset("SST2", VOCAB, 2, {"train": corpus(TRAIN), "dev": corpus(TRAIN[:4]), "test": corpus(TRAIN[4:])})
+
+
+def test_padded_dataset_makes_pad_an_ordinary_word():
+    data = tiny_dataset()
+    padded = padded_dataset(data, length=12)
+    for name, corpus in padded.splits.items():
+        assert (corpus.lengths == 12).all()
+        original = data.splits[name]
+        pads = np.asarray(corpus.counts[:, PAD_ID].todense()).ravel()
+        np.testing.assert_array_equal(pads, 12 - original.lengths)
+        np.testing.assert_array_equal(corpus.labels, original.labels)
+        # the real tokens are unchanged and come first
+        for s, t in zip(corpus.sentences, original.sentences):
+            np.testing.assert_array_equal(s[: len(t)], t)
+    with pytest.raises(ValueError, match="longer than the padded length"):
+        padded_dataset(data, length=5)
+    assert sst.load_unpadded(padded).train.lengths.tolist() == data.train.lengths.tolist()
+
+
+def test_mean_length_minus_one_counts_each_sentence_once():
+    data = tiny_dataset()
+    m = mean_length_minus_one(data.train)
+    # "the" occurs in sentences of lengths 12 (twice in it), 3, 3, 5 -> mean 23/4
+    assert m[IDX["the"]] == pytest.approx(23 / 4 - 1)
+    assert m[IDX["stupid"]] == pytest.approx(3 - 1)
+    assert np.isnan(m[PAD_ID])
+
+
+def test_word_purity_and_occurrence():
+    occ, purity = word_purity(tiny_dataset().train)
+    assert occ[IDX["the"]] == 4 and purity[IDX["the"]] == pytest.approx(0.0)  # 2 positive, 2 negative
+    assert occ[IDX["powerful"]] == 2 and purity[IDX["powerful"]] == 1.0
+    assert occ[IDX["year"]] == 3 and purity[IDX["year"]] == pytest.approx(1 / 3)
+    assert np.isnan(purity[PAD_ID])
+
+
+def test_top_tokens_ties_go_to_the_earliest_position():
+    sentences = [_ids("a stupid mess"), _ids("dull and stupid")]
+    scores = np.zeros(len(VOCAB))
+    np.testing.assert_array_equal(top_tokens(sentences, scores), [IDX["a"], IDX["dull"]])
+    scores[IDX["stupid"]] = scores[IDX["mess"]] = 1.0
+    np.testing.assert_array_equal(top_tokens(sentences, scores), [IDX["stupid"], IDX["stupid"]])
+
+
+def test_attention_shift_by_hand():
+    corpus = tiny_dataset().train
+    scores = np.zeros((2, len(VOCAB)))
+    scores[1, IDX["powerful"]] = 2.0  # snapshot 1: "powerful" attracts all attention in its sentences
+    df = attention_shift(corpus, scores, [IDX["powerful"]])
+    first, last = df.iloc[0], df.iloc[1]
+    # snapshot 0: ties -> first token: "a" (occ 3, 2 pos / 1 neg -> 1/3) and "powerful" (occ 2, purity 1)
+    assert first.purity == pytest.approx((1 / 3 + 1.0) / 2)
+    assert first.occurrence_unfloored == pytest.approx((3 + 2) / 2 / 1000)
+    assert first.occurrence == 0.0
+    assert last.purity == 1.0 and last.top_is_word == 1.0
+    assert last.occurrence_unfloored == pytest.approx(0.002)
+
+
+def test_attention_shift_floors_occurrence_in_thousands():
+    sentences = [np.array([1, 2])] * 1500 + [np.array([2, 3])] * 10
+    corpus = Corpus(sentences, np.array([1] * 1500 + [0] * 10), 4)
+    df = attention_shift(corpus, np.zeros((1, 4)), [2])
+    # every top token is word 1 (occ 1500 -> floor 1) or word 2 (occ 1510 -> floor 1)
+    assert df.occurrence.iloc[0] == 1.0
+    assert df.occurrence_unfloored.iloc[0] == pytest.approx((1500 * 1.5 + 10 * 1.51) / 1510)
+
+
+def test_sentence_weights_count_repeated_words_per_position():
+    sentence = _ids("a powerful sequel and one of the best films of the year")
+    scores = np.zeros(len(VOCAB))
+    scores[IDX["of"]] = np.log(2.0)
+    w = sentence_weights(scores, sentence)
+    assert w.shape == (12,) and w.sum() == pytest.approx(1.0)
+    assert w[5] == pytest.approx(2 / 14) and w[9] == pytest.approx(2 / 14) and w[1] == pytest.approx(1 / 14)
+    batched = sentence_weights(np.stack([scores, np.zeros(len(VOCAB))]), sentence)
+    np.testing.assert_allclose(batched[1], 1 / 12)
+
+
+def test_crossing_epochs():
+    epochs = np.array([0, 100, 200, 300, 400])
+    assert crossing_epochs(epochs, [0.1, 0.2, 0.3, 0.4, 0.1], [0.2, 0.25, 0.2, 0.3, 0.3]) == [200, 400]
+    assert crossing_epochs(epochs, [0.1] * 5, [0.1] * 5) == []
+    assert crossing_epochs(epochs, [0.1, 0.2, 0.2, 0.3, 0.3], [0.2, 0.2, 0.2, 0.2, 0.2]) == [300]
+
+
+def test_find_sentence_matches_tokens_exactly_once():
+    data = tiny_dataset()
+    assert find_sentence(data, sst.F7_SENTENCE) == 0
+    assert find_sentence(padded_dataset(data, 12), sst.F7_SENTENCE) == 0
+    assert find_sentence(data, "the best films") == 1
+    with pytest.raises(ValueError, match="found 0"):
+        find_sentence(data, "the best")
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        find_sentence(data, "an unknown word")
+
+
+def _tiny_config(variant: str = "default") -> RunConfig:
+    return RunConfig(data=SSTDataConfig(kind="SST2", mask_padding=variant != "unmasked"),
+                     model=ModelConfig(head="FC", d_embed=6, d_key=3),
+                     train=TrainConfig(epochs=60, dtype="float32", patience=15, record_every=10))
+
+
+@pytest.fixture(scope="module", params=["default", "unmasked"])
+def tiny_run(request):
+    data = tiny_dataset()
+    if request.param == "unmasked":
+        data = padded_dataset(data, 12)
+    from attnlib.train import train
+
+    config = _tiny_config(request.param)
+    result = train(config.model, config.train, [data] * 2, [0, 1], trace_words=np.arange(len(VOCAB)), quiet=True)
+    return reduce_run(result, config, "SST2", "FC", request.param, data, n_top=5), result, data
+
+
+def test_reduce_run_keeps_what_the_figures_need(tiny_run):
+    run, result, data = tiny_run
+    assert set(sst.F7_SENTENCE.split()) <= set(run.word_names)
+    assert set(sst.F6_WORDS) <= set(run.word_names)
+    for k in range(2):
+        last = run.last_index(k)
+        scores = result.traced_scores[last, k].copy()
+        if run.variant == "default":
+            assert PAD_ID not in run.top[k]
+            scores[PAD_ID] = -np.inf
+        np.testing.assert_array_equal(run.top[k], np.argsort(-scores, kind="stable")[:5])
+    col = run.word_names.index("powerful")
+    np.testing.assert_array_equal(run.scores[:, :, col], result.traced_scores[:, :, IDX["powerful"]])
+    # F7 weights are over the sentence's 12 real tokens, even when unmasked
+    np.testing.assert_allclose(run.f7_weights.sum(axis=-1), 1.0, rtol=1e-5)
+    # m_w from the unpadded training sentences
+    assert run.m_w[run.word_names.index("stupid")] == pytest.approx(2.0)
+
+
+def test_tables_and_roundtrip(tiny_run, tmp_path):
+    run, result, data = tiny_run
+    run.provenance = {"config_hash": run.config.config_hash()}
+    ps = run.per_seed()
+    assert list(ps.seed) == [0, 1]
+    np.testing.assert_allclose(ps.test_accuracy, result.final_test_accuracy)
+    curves = run.sen_curves(n_top=3)
+    np.testing.assert_allclose(curves.theory, theory.sen_norm(curves.score, curves.m_w))
+    assert curves.groupby("seed").epoch.max().tolist() == [run.record_epochs[run.last_index(k)] for k in range(2)]
+    gaps = run.sen_gaps(n_top=3)
+    assert len(gaps) == 6
+    shift = run.shift_curves()
+    assert set(shift.word) == set(sst.F6_WORDS) and shift.purity.between(0, 1).all()
+    f7 = run.single_sentence()
+    assert set(f7.word) == {"powerful", "best"}
+    crossings = run.f7_crossings()
+    assert len(crossings) == 2
+    run.save(tmp_path)
+    back = SSTRun.load("SST2", "FC", run.variant, tmp_path)
+    assert back.source == "stored" and back.seeds == [0, 1]
+    np.testing.assert_allclose(back.loss, run.loss, rtol=1e-6)
+    np.testing.assert_allclose(back.scores, run.scores, rtol=2e-3, atol=1e-4)  # stored in float16
+    pd.testing.assert_frame_equal(back.shift_curves(), shift, check_dtype=False)
+    meta = json.loads((tmp_path / f"SST2_FC_{run.variant}.json").read_text())
+    assert meta["config_hash"] == run.config.config_hash()
+
+
+def test_metrics_keys(tiny_run):
+    run, _, _ = tiny_run
+    result = SSTResult({("SST2", "FC", run.variant): run})
+    suffix = "" if run.variant == "default" else ".unmasked"
+    metrics = result.metrics()
+    assert set(metrics) == {f"SST2.Attn-FC.{k}{suffix}" for k in ("test_accuracy", "stopped_epoch", "best_epoch")}
+    assert 0 <= metrics[f"SST2.Attn-FC.test_accuracy{suffix}"] <= 1
+    table = result.table()
+    assert table.paper.iloc[0] == pytest.approx(76.68)
+    assert len(result.f6_checks()) == 2 * len(sst.F6_WORDS)
+
+
+def test_load_or_train_retrains_on_hash_mismatch(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(sst, "train_setting", lambda *a, **k: calls.append(a) or "trained")
+    (tmp_path / "SST2_FC_default.npz").write_bytes(b"")
+    (tmp_path / "SST2_FC_default.json").write_text(json.dumps({"config_hash": "not-the-hash"}))
+    assert sst.load_or_train("SST2", "FC", "default", folder=tmp_path) == "trained"
+    assert calls == [("SST2", "FC", "default", sst.SST_SEEDS)]
+
+
+# --------------------------------------------------------------------------- stored runs
+
+STORED = [s for s in sst.SETTINGS if sst.stored_hash(*s) is not None]
+
+
+@pytest.mark.parametrize("setting", STORED, ids=["_".join(s) for s in STORED])
+def test_stored_run_matches_preset_and_retraining(setting):
+    """Rule (3): every stored run has the preset's config hash and its first epochs retrain to the same loss."""
+    assert sst.stored_hash(*setting) == sst_preset(*setting).config_hash()
+    report = sst.verify_stored(*setting)
+    assert report["epochs_compared"] >= 2
+    assert report["ok"], report
+
+
+def test_every_variant_has_a_preset():
+    for variant in SST_VARIANTS:
+        assert sst_preset("SST2", "TC", variant).data.mask_padding == (variant != "unmasked")
+
+
+def test_with_first_step_inserts_the_snapshot_after_step_one(tiny_run):
+    run, result, data = tiny_run
+    from attnlib.train import train
+
+    cfg = run.config.replace(train={"record_every": 1})
+    full = train(cfg.model, cfg.train, [data] * 2, [0, 1], trace_words=np.arange(len(VOCAB)), quiet=True)
+    import copy
+
+    stepped = sst.with_first_step(copy.deepcopy(run), data)
+    assert stepped.record_epochs[:3].tolist() == [0, 1, 10]
+    np.testing.assert_allclose(stepped.scores[1], full.traced_scores[1][:, stepped.words], rtol=1e-5, atol=1e-9)
+    assert stepped.scores.shape[0] == stepped.norms.shape[0] == stepped.f7_weights.shape[0] == len(stepped.record_epochs)
+    shift = stepped.shift_curves()
+    assert sorted(shift[(shift.seed == 0) & (shift.word == "powerful")].epoch.tolist())[:3] == [0, 1, 10]
+    # recomputing F6 from the full trace at epoch 1 gives the inserted rows
+    ref = attention_shift(data.train, full.traced_scores[1][0][None], [IDX["powerful"]],
+                          mask_pad=run.config.data.mask_padding)
+    got = shift[(shift.seed == 0) & (shift.word == "powerful") & (shift.epoch == 1)]
+    assert got.purity.iloc[0] == pytest.approx(ref.purity.iloc[0])
+    assert sst.with_first_step(stepped, data) is stepped
+
+
+@pytest.mark.skipif(not STORED, reason="no stored SST run")
+def test_verification_detects_a_changed_trajectory(tmp_path):
+    import shutil
+
+    setting = STORED[0]
+    key = "_".join(setting)
+    for ext in ("npz", "json"):
+        shutil.copy(sst.STORE_DIR / f"{key}.{ext}", tmp_path / f"{key}.{ext}")
+    good = sst.verify_stored(*setting, folder=tmp_path, epochs=30)
+    assert good["ok"] and good["max_rel_diff"] < 1e-5
+    run = SSTRun.load(*setting, folder=tmp_path)
+    run.loss = run.loss.copy()
+    run.loss[20, 0] *= 1.001
+    run.save(tmp_path)
+    bad = sst.verify_stored(*setting, folder=tmp_path, epochs=30)
+    assert not bad["ok"]
+
+
+@pytest.mark.skipif(("SST5", "FC", "default") not in STORED, reason="no stored SST5 Attn-FC run")
+def test_cli_run_sst_serves_stored_runs_and_writes_metrics(tmp_path):
+    from attnlib.cli import main
+
+    assert main(["run", "sst", "--seeds", "3", "--only", "SST5_FC_default", "--out", str(tmp_path), "--quiet"]) == 0
+    folder = tmp_path / "sst"
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert set(metrics) == {f"SST5.Attn-FC.{k}" for k in ("test_accuracy", "stopped_epoch", "best_epoch")}
+    assert 0.2 < metrics["SST5.Attn-FC.test_accuracy"] < 1
+    per_seed = pd.read_csv(folder / "t1_per_seed.csv")
+    assert (per_seed.source == "stored").all() and list(per_seed.seed) == [0, 1, 2]
+    for stem in ("t1_losses", "f5_gaps", "f5_top12_SST5_FC_default", "f5_top100_SST5_FC_default"):
+        assert (folder / f"{stem}.png").stat().st_size > 1000
+    assert (folder / "t1.md").read_text().startswith("| dataset")
