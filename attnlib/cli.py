@@ -50,73 +50,68 @@ def _write_json(path: Path, payload: dict) -> None:
     os.replace(temporary, path)
 
 
+def _write_outputs(folder: Path, tables: dict, figures: dict, metrics: dict) -> None:
+    """Write tidy tables (CSV), figures (PNG and PDF, then closed) and metrics.json into ``folder``."""
+    import matplotlib.pyplot as plt
+
+    from attnlib.plots import save_figure
+
+    for name, table in tables.items():
+        table.to_csv(folder / f"{name}.csv", index=False, float_format="%.9g")
+    for name, figure in figures.items():
+        save_figure(figure, folder / name)
+        plt.close(figure)
+    _write_json(folder / "metrics.json", metrics)
+
+
 @experiment("synthetic", "F1-F3: SEN curves, loss curves and final score/norm distributions on the synthetic data")
 def run_synthetic_command(args: argparse.Namespace) -> Path:
     from attnlib.experiments import run_synthetic, synthetic_checks
-    from attnlib.plots import SYNTHETIC_FIGURES, save_figure
+    from attnlib.plots import SYNTHETIC_FIGURES
 
     folder = _output_folder(args.out, "synthetic")
     result = run_synthetic(seeds=range(args.seeds or 5), quiet=args.quiet)
     tables = {"curves": result.curves(), "losses": result.losses(), "final_words": result.final_words(),
               "summary": result.summary(), "checks": synthetic_checks(result)}
-    for name, table in tables.items():
-        table.to_csv(folder / f"{name}.csv", index=False)
-    for name, plot in SYNTHETIC_FIGURES.items():
-        for suffix, single_run in (("", False), ("_single_run", True)):
-            save_figure(plot(result, single_run=single_run), folder / f"{name}{suffix}")
-    _write_json(folder / "metrics.json", result.metrics())
+    figures = {f"{name}{suffix}": plot(result, single_run=single_run) for name, plot in SYNTHETIC_FIGURES.items()
+               for suffix, single_run in (("", False), ("_single_run", True))}
+    _write_outputs(folder, tables, figures, result.metrics())
     return folder
 
 
 @experiment("ablation", "F4: Attn-FC and Attn-TC with everything trainable, keys frozen, embeddings frozen")
 def run_ablation_command(args: argparse.Namespace) -> Path:
-    import matplotlib.pyplot as plt
-
     from attnlib.experiments import ablation_checks, published_comparison, run_ablation
-    from attnlib.plots import ABLATION_FIGURES, save_figure
+    from attnlib.plots import ABLATION_FIGURES
 
     folder = _output_folder(args.out, "ablation")
     result = run_ablation(seeds=range(args.seeds or 5), quiet=args.quiet)
     tables = {"losses": result.losses(), "curves": result.curves(), "topic_means": result.topic_means(),
               "summary": result.summary(), "checks": ablation_checks(result),
               "published": published_comparison(result).reset_index()}
-    for name, table in tables.items():
-        table.to_csv(folder / f"{name}.csv", index=False, float_format="%.9g")
     figures = {name: plot(result) for name, plot in ABLATION_FIGURES.items()}
     figures["f4_ablation_single_run"] = ABLATION_FIGURES["f4_ablation"](result, single_run=True)
-    for name, figure in figures.items():
-        save_figure(figure, folder / name)
-        plt.close(figure)
-    _write_json(folder / "metrics.json", result.metrics())
+    _write_outputs(folder, tables, figures, result.metrics())
     return folder
 
 
 @experiment("beyond", "beyond the paper: mutual suppression, the identity's sensitivity, classifier capacity, growth")
 def run_beyond_command(args: argparse.Namespace) -> Path:
-    import matplotlib.pyplot as plt
-
     from attnlib.experiments import run_beyond
-    from attnlib.plots import BEYOND_FIGURES, save_figure
+    from attnlib.plots import BEYOND_FIGURES
 
     folder = _output_folder(args.out, "beyond")
     result = run_beyond(seeds=range(args.seeds or 3), quiet=args.quiet)
-    for name, table in result.tables().items():
-        table.to_csv(folder / f"{name}.csv", index=False, float_format="%.9g")
-    for name, plot in BEYOND_FIGURES.items():
-        figure = plot(result)
-        save_figure(figure, folder / name)
-        plt.close(figure)
-    _write_json(folder / "metrics.json", result.metrics())
+    figures = {name: plot(result) for name, plot in BEYOND_FIGURES.items()}
+    _write_outputs(folder, result.tables(), figures, result.metrics())
     return folder
 
 
 @experiment("sst", "T1, F5-F7: Attn-FC / Attn-TC on SST2 and SST5 (paper setting, patience 2000, unmasked padding)")
 def run_sst_command(args: argparse.Namespace) -> Path:
-    import matplotlib.pyplot as plt
     import pandas as pd
 
     from attnlib.experiments.sst import SETTINGS, STORE_DIR, SSTResult, load_or_train
-    from attnlib.plots import save_figure
     from attnlib.plots.sst import (plot_attention_shift, plot_sen_gaps, plot_sen_grid, plot_single_sentence,
                                    plot_sst_losses, t1_markdown)
 
@@ -143,8 +138,6 @@ def run_sst_command(args: argparse.Namespace) -> Path:
         tables["f6_curves"] = pd.concat([r.shift_curves() for r in sst2], ignore_index=True)
         tables["f7_sentence"] = pd.concat([r.single_sentence() for r in sst2], ignore_index=True)
         tables["f7_crossings"] = pd.concat([r.f7_crossings() for r in sst2], ignore_index=True)
-    for name, table in tables.items():
-        table.to_csv(folder / f"{name}.csv", index=False)
     (folder / "t1.md").write_text(t1_markdown(result.table()) + "\n")
     figures = {"t1_losses": plot_sst_losses(result), "f5_gaps": plot_sen_gaps(result)}
     for (kind, head, variant), run in runs.items():
@@ -153,10 +146,7 @@ def run_sst_command(args: argparse.Namespace) -> Path:
     if sst2:
         figures["f6_attention_shift"] = plot_attention_shift(sst2)
         figures["f7_single_sentence"] = plot_single_sentence(sst2)
-    for name, figure in figures.items():
-        save_figure(figure, folder / name)
-        plt.close(figure)
-    _write_json(folder / "metrics.json", result.metrics())
+    _write_outputs(folder, tables, figures, result.metrics())
     return folder
 
 
