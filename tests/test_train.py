@@ -149,3 +149,21 @@ def test_small_problems_train_on_one_thread_and_restore_the_setting() -> None:
     with cpu_threads(torch.device("cpu"), SMALL_EPOCH):
         assert torch.get_num_threads() == before
     assert torch.get_num_threads() == before
+
+
+def test_same_numbers_in_another_process() -> None:
+    """Determinism across processes: a fresh interpreter reproduces the run bit for bit."""
+    import subprocess
+    import sys
+
+    script = ("import numpy as np; from attnlib.config import ModelConfig, SyntheticDataConfig, TrainConfig; "
+              "from attnlib.data import generate_synthetic; from attnlib.train import train; "
+              "d = [generate_synthetic(SyntheticDataConfig(n_nontopic=300, n_train=120, n_test=40), s) for s in (0, 1)]; "
+              "r = train(ModelConfig(head='TL'), TrainConfig(epochs=150), d, [0, 1], trace_words=range(8), quiet=True); "
+              "print(np.concatenate([r.loss.ravel(), r.final_scores.ravel()]).tobytes().hex())")
+    outputs = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+               for _ in range(2)}
+    datasets = small_datasets()
+    here = train(ModelConfig(head="TL"), TrainConfig(epochs=150), datasets, [0, 1], trace_words=range(8), quiet=True)
+    outputs.add(np.concatenate([here.loss.ravel(), here.final_scores.ravel()]).tobytes().hex() + "\n")
+    assert len(outputs) == 1
