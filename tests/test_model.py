@@ -180,3 +180,24 @@ def test_transposed_product_in_blocks_equals_the_dense_product(monkeypatch: pyte
     expected = batch.counts.to_dense().T @ dense
     torch.testing.assert_close(batch.product(True, dense), expected)
     torch.testing.assert_close(batch.product(False, expected), batch.counts.to_dense() @ expected)
+
+
+def test_engine_matches_padded_reference_on_real_sst_sentences() -> None:
+    """Masked padding on real data: 80 SST2 training sentences of mixed lengths, padded with $PAD$ (id 0)."""
+    from attnlib.data import Corpus, Dataset, SSTDataError, load_sst
+
+    try:
+        sst2 = load_sst("SST2", download=False)
+    except SSTDataError as error:
+        pytest.skip(f"SST data not available: {error}")
+    train = sst2.train
+    subset = Corpus(train.sentences[:80], train.labels[:80], train.vocab_size)
+    assert len(set(subset.lengths)) > 10  # many different lengths, so padding really varies
+    dataset = Dataset("SST2-subset", sst2.vocab, sst2.n_classes, {"train": subset, "test": subset})
+    model = ModelConfig(head="TC", d_embed=8, d_key=4, embed_init_std=0.5, key_init_std=0.5, train_query=True)
+    checked = 0
+    for _, pairs in engine_and_reference("TC", [dataset], model):
+        for name, (ours, theirs) in pairs.items():
+            assert_close(ours, theirs, f"SST2 {name}")
+            checked += 1
+    assert checked == 6
