@@ -26,7 +26,7 @@ unit: venv
 
 notebooks: venv
 	$(PY) tools/stage_book.py $(STAGE)
-	$(PY) -m pytest --nbmake --nbmake-timeout=$(NBMAKE_TIMEOUT) --overwrite -p no:cacheprovider $(STAGE)/book
+	$(PY) -m pytest --nbmake --nbmake-timeout=$(NBMAKE_TIMEOUT) --overwrite -p no:cacheprovider $$(cat $(STAGE)/notebooks.txt)
 
 book: notebooks
 	$(VENV)/bin/jupyter-book build $(STAGE) --all --path-output . --warningiserror --keep-going

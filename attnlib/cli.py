@@ -50,8 +50,12 @@ def _write_json(path: Path, payload: dict) -> None:
     os.replace(temporary, path)
 
 
-def _write_outputs(folder: Path, tables: dict, figures: dict, metrics: dict) -> None:
-    """Write tidy tables (CSV), figures (PNG and PDF, then closed) and metrics.json into ``folder``."""
+def _write_outputs(folder: Path, tables: dict, figures: dict, metrics: dict, provenance: dict | None = None) -> None:
+    """Write tidy tables (CSV), figures (PNG and PDF, then closed) and metrics.json into ``folder``.
+
+    ``provenance`` (a result's ``provenance()``) goes into every figure's metadata and sidecar and
+    under the key ``provenance`` of metrics.json, beside the unchanged metric keys.
+    """
     import matplotlib.pyplot as plt
 
     from attnlib.plots import save_figure
@@ -59,8 +63,10 @@ def _write_outputs(folder: Path, tables: dict, figures: dict, metrics: dict) -> 
     for name, table in tables.items():
         table.to_csv(folder / f"{name}.csv", index=False, float_format="%.9g")
     for name, figure in figures.items():
-        save_figure(figure, folder / name)
+        save_figure(figure, folder / name, provenance=provenance)
         plt.close(figure)
+    if provenance is not None:
+        metrics = {**metrics, "provenance": provenance}
     _write_json(folder / "metrics.json", metrics)
 
 
@@ -70,12 +76,13 @@ def run_synthetic_command(args: argparse.Namespace) -> Path:
     from attnlib.plots import SYNTHETIC_FIGURES
 
     folder = _output_folder(args.out, "synthetic")
-    result = run_synthetic(seeds=range(args.seeds or 5), quiet=args.quiet)
+    result = run_synthetic(seeds=range(args.seeds or 5), quiet=args.quiet, base=getattr(args, "base", None))
     tables = {"curves": result.curves(), "losses": result.losses(), "final_words": result.final_words(),
               "summary": result.summary(), "checks": synthetic_checks(result)}
     figures = {f"{name}{suffix}": plot(result, single_run=single_run) for name, plot in SYNTHETIC_FIGURES.items()
                for suffix, single_run in (("", False), ("_single_run", True))}
-    _write_outputs(folder, tables, figures, result.metrics())
+    _write_outputs(folder, tables, figures, result.metrics(), result.provenance())
+    _keep(args, "synthetic", result)
     return folder
 
 
@@ -85,13 +92,14 @@ def run_ablation_command(args: argparse.Namespace) -> Path:
     from attnlib.plots import ABLATION_FIGURES
 
     folder = _output_folder(args.out, "ablation")
-    result = run_ablation(seeds=range(args.seeds or 5), quiet=args.quiet)
+    result = run_ablation(seeds=range(args.seeds or 5), quiet=args.quiet, base=getattr(args, "base", None))
     tables = {"losses": result.losses(), "curves": result.curves(), "topic_means": result.topic_means(),
               "summary": result.summary(), "checks": ablation_checks(result),
               "published": published_comparison(result).reset_index()}
     figures = {name: plot(result) for name, plot in ABLATION_FIGURES.items()}
     figures["f4_ablation_single_run"] = ABLATION_FIGURES["f4_ablation"](result, single_run=True)
-    _write_outputs(folder, tables, figures, result.metrics())
+    _write_outputs(folder, tables, figures, result.metrics(), result.provenance())
+    _keep(args, "ablation", result)
     return folder
 
 
@@ -101,17 +109,29 @@ def run_beyond_command(args: argparse.Namespace) -> Path:
     from attnlib.plots import BEYOND_FIGURES
 
     folder = _output_folder(args.out, "beyond")
-    result = run_beyond(seeds=range(args.seeds or 3), quiet=args.quiet)
+    result = run_beyond(seeds=range(args.seeds or 3), quiet=args.quiet, base=getattr(args, "base", None))
     figures = {name: plot(result) for name, plot in BEYOND_FIGURES.items()}
-    _write_outputs(folder, result.tables(), figures, result.metrics())
+    _write_outputs(folder, result.tables(), figures, result.metrics(), result.provenance())
     return folder
+
+
+def _sst_setting(kind: str, head: str, variant: str, seeds: tuple[int, ...], store: Path | None, quiet: bool):
+    """One SST setting, a task of ``attnlib run sst``: with ``store``, always retrained and written to
+    STORE/sst at once; otherwise a matching stored run is served."""
+    from attnlib.experiments.sst import STORE_DIR, load_or_train
+
+    run = load_or_train(kind, head, variant, seeds=seeds, folder=None if store else STORE_DIR, quiet=quiet)
+    if store:
+        run.save(Path(store) / "sst")
+    return run
 
 
 @experiment("sst", "T1, F5-F7: Attn-FC / Attn-TC on SST2 and SST5 (paper setting, patience 2000, unmasked padding)")
 def run_sst_command(args: argparse.Namespace) -> Path:
     import pandas as pd
 
-    from attnlib.experiments.sst import SETTINGS, STORE_DIR, SSTResult, load_or_train
+    from attnlib.experiments.sst import SETTINGS, SSTResult
+    from attnlib.sweep import sweep
     from attnlib.plots.sst import (plot_attention_shift, plot_sen_gaps, plot_sen_grid, plot_single_sentence,
                                    plot_sst_losses, t1_markdown)
 
@@ -120,13 +140,11 @@ def run_sst_command(args: argparse.Namespace) -> Path:
     only = getattr(args, "only", None)
     settings = [s for s in SETTINGS if not only or "_".join(s) in only.split(",")]
     store = getattr(args, "store", None)
-    runs = {}
-    for setting in settings:
-        # --store: always retrain and write the reduced run to STORE/sst; otherwise serve matching stored runs
-        run = load_or_train(*setting, seeds=seeds, folder=None if store else STORE_DIR, quiet=args.quiet)
-        if store:
-            run.save(Path(store) / "sst")
-        runs[setting] = run
+    # settings are independent: --jobs N trains N at once (joblib; see attnlib.sweep)
+    trained = sweep(_sst_setting, settings, n_jobs=getattr(args, "jobs", None), seeds=seeds, store=store,
+                    quiet=args.quiet)
+    runs = dict(zip(settings, trained))
+    for setting, run in runs.items():
         print(f"{'_'.join(setting)}: {run.source}, test accuracy {run.final_test_accuracy.mean():.4f}", flush=True)
     result = SSTResult(runs)
     tables = {"t1": result.table(), "t1_per_seed": result.per_seed(), "f6_checks": result.f6_checks(),
@@ -146,8 +164,38 @@ def run_sst_command(args: argparse.Namespace) -> Path:
     if sst2:
         figures["f6_attention_shift"] = plot_attention_shift(sst2)
         figures["f7_single_sentence"] = plot_single_sentence(sst2)
-    _write_outputs(folder, tables, figures, result.metrics())
+    _write_outputs(folder, tables, figures, result.metrics(), result.provenance())
+    _keep(args, "sst", result)
     return folder
+
+
+@experiment("all", "every experiment above, then the reproduction scorecard (scorecard.json, .csv, .md)")
+def run_all_command(args: argparse.Namespace) -> Path:
+    """Each experiment into OUT/NAME/, then OUT/scorecard.* from the same results (spec §7.4)."""
+    from attnlib.experiments import step_size_study
+    from attnlib.experiments.sst import SSTResult
+    from attnlib.scorecard import SCORECARD_SST_SETTINGS, assemble, keys_parallel_deviation
+
+    args.results = {}
+    for name in ("synthetic", "ablation", "beyond", "sst"):
+        started = time.perf_counter()
+        folder = EXPERIMENTS[name][1](args)
+        print(f"{name}: wrote {folder} in {time.perf_counter() - started:.0f} s", flush=True)
+    sst = args.results["sst"]
+    sst_for_card = SSTResult({s: sst.runs[s] for s in SCORECARD_SST_SETTINGS if s in sst.runs})
+    card = assemble(args.results["synthetic"], args.results["ablation"], sst_for_card, keys_parallel_deviation(),
+                    step_size_study())
+    card.write(_output_folder(args.out, "."))
+    counts = card.table.verdict.value_counts()
+    print("scorecard: " + ", ".join(f"{n} {v}" for v, n in counts.items()), flush=True)
+    return args.out
+
+
+def _keep(args: argparse.Namespace, name: str, result: object) -> None:
+    """Hand a result to ``attnlib run all`` (which sets ``args.results``) for the scorecard."""
+    results = getattr(args, "results", None)
+    if results is not None:
+        results[name] = result
 
 
 def _positive_int(text: str) -> int:
@@ -180,8 +228,23 @@ def build_parser() -> argparse.ArgumentParser:
                      help="sst only: retrain and store the reduced runs under STORE/sst (e.g. --store results/)")
     run.add_argument("--only", default=None,
                      help="sst only: comma-separated settings, e.g. SST2_FC_default,SST2_TC_patience2000")
+    run.add_argument("--config", type=Path, default=None,
+                     help="synthetic, ablation, beyond: a JSON or TOML file of fields to change in the experiment's "
+                          "base config, e.g. {\"train\": {\"lr\": 0.05}, \"model\": {\"d_embed\": 20}}")
+    run.add_argument("--no-cache", action="store_true",
+                     help="retrain instead of serving cached training results (see 'attnlib cache info')")
+    run.add_argument("--jobs", type=_positive_int, default=None,
+                     help="sst only: settings trained at once in separate processes (default: one after another; "
+                          "a joblib backend context such as Dask's takes over from the API, see attnlib.sweep)")
 
     commands.add_parser("list", help="list the experiments 'attnlib run' knows")
+
+    cache = commands.add_parser("cache", help="show or clear the on-disk cache of training results",
+                                description="Training results are cached in $ATTNLIB_CACHE_DIR (default: "
+                                            "$XDG_CACHE_HOME/attnlib or ~/.cache/attnlib); ATTNLIB_CACHE=off "
+                                            "turns the cache off.")
+    cache.add_argument("action", choices=("info", "clear"),
+                       help="info: location, number of entries and size; clear: remove every entry")
 
     verify = commands.add_parser("verify-data", help="check the SST files (location and sha256 checksums)")
     verify.add_argument("--data-dir", type=Path, default=None,
@@ -207,9 +270,73 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"SST data verified in {folder}")
         return 0
+    if args.command == "cache":
+        return _cache_command(args.action)
+    try:
+        _prepare_run(args)
+    except ValueError as error:
+        print(f"attnlib: {error}", file=sys.stderr)
+        return 2
+    from contextlib import nullcontext
+
+    from attnlib import cache
+    from attnlib.data import SSTDataError
+    from attnlib.train import TrainingDiverged
+
     started = time.perf_counter()
-    folder = EXPERIMENTS[args.experiment][1](args)
+    try:
+        with cache.disabled() if args.no_cache else nullcontext():
+            folder = EXPERIMENTS[args.experiment][1](args)
+    except (TrainingDiverged, SSTDataError) as error:
+        print(f"attnlib: {error}", file=sys.stderr)
+        return 1
     print(f"wrote {folder} in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+CONFIG_BASES = {"synthetic": "synthetic_preset", "ablation": "ablation_preset", "beyond": "synthetic_preset"}
+"""Experiments that take ``--config``, with the preset (in :mod:`attnlib.config`) the file's fields change."""
+
+
+def _prepare_run(args: argparse.Namespace) -> None:
+    """Load ``--config`` into ``args.base`` and check ``--only``; a ValueError says what is wrong."""
+    from attnlib import config
+
+    args.base = None
+    if args.config is not None:
+        if args.experiment not in CONFIG_BASES:
+            raise ValueError(f"--config applies to {', '.join(CONFIG_BASES)}, not to {args.experiment!r}")
+        args.base = config.RunConfig.from_file(args.config, getattr(config, CONFIG_BASES[args.experiment])())
+    if args.only:
+        from attnlib.experiments.sst import SETTINGS
+
+        known = ["_".join(setting) for setting in SETTINGS]
+        unknown = [name for name in args.only.split(",") if name not in known]
+        if unknown:
+            raise ValueError(f"--only names unknown SST settings {', '.join(map(repr, unknown))}; "
+                             f"known settings: {', '.join(known)}")
+
+
+def _cache_command(action: str) -> int:
+    """``attnlib cache info`` and ``attnlib cache clear``."""
+    from attnlib import cache
+
+    if action == "info":
+        found = cache.info()
+        print(f"location: {found['location']}")
+        print(f"entries:  {found['entries']}")
+        print(f"size:     {found['bytes'] / 1e6:.1f} MB ({found['bytes']} bytes)")
+        print(f"caching:  {'on' if found['enabled'] else 'off (ATTNLIB_CACHE)'}")
+        return 0
+    folder = cache.cache_dir()
+    try:
+        removed = cache.clear(folder)
+    except OSError as error:
+        print(f"attnlib: cannot clear the cache in {folder}: {error}", file=sys.stderr)
+        return 1
+    for path in removed:
+        print(f"removed {path}")
+    print(f"removed {len(removed)} cache file{'' if len(removed) == 1 else 's'} from {folder}")
     return 0
 
 

@@ -10,7 +10,9 @@ import dataclasses
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 HEADS: dict[str, str] = {"FC": "Attn-FC", "TC": "Attn-TC", "TL": "Attn-TL"}
@@ -181,6 +183,102 @@ class RunConfig:
         """A short stable hash of the configuration (used to key stored results)."""
         text = json.dumps(self.to_dict(), sort_keys=True, default=list)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, mapping: Mapping[str, Any], base: RunConfig | None = None) -> RunConfig:
+        """``base`` (default: the defaults) with the fields named in ``mapping`` changed, e.g.
+        ``{"train": {"lr": 0.05}, "model": {"d_embed": 20}}``.
+
+        Unknown keys are refused with the allowed ones, values of the wrong type with the field, the
+        expected type and the value; the values are then validated as on construction.
+        """
+        base = base or cls()
+        if not isinstance(mapping, Mapping):
+            raise ValueError(f"a config must be a table with keys data, model, train (got {mapping!r})")
+        parts = {}
+        for section, fields in mapping.items():
+            if section not in ("data", "model", "train"):
+                raise ValueError(f"unknown config key {section!r}; allowed keys: data, model, train")
+            parts[section] = _changed(getattr(base, section), section, fields)
+        return dataclasses.replace(base, **parts)
+
+    @classmethod
+    def from_file(cls, path: str | Path, base: RunConfig | None = None) -> RunConfig:
+        """:meth:`from_dict` on a JSON file, or a TOML file when its name ends in ``.toml``."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            raise ValueError(f"cannot read the config file {path}: {reason}") from None
+        if path.suffix.lower() == ".toml":
+            import tomllib  # Python >= 3.11
+
+            try:
+                mapping = tomllib.loads(text)
+            except tomllib.TOMLDecodeError as error:
+                raise ValueError(f"config file {path} is not valid TOML: {error}") from None
+        else:
+            try:
+                mapping = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"config file {path} is not valid JSON: {error.msg} at line {error.lineno}, "
+                                 f"column {error.colno}") from None
+        try:
+            return cls.from_dict(mapping, base)
+        except ValueError as error:
+            raise ValueError(f"config file {path}: {error}") from None
+
+
+def _changed(part: Any, section: str, fields: Any) -> Any:
+    """The config dataclass ``part`` with ``fields`` (a mapping from field name to value) changed."""
+    kind = type(part).__name__
+    if not isinstance(fields, Mapping):
+        raise ValueError(f"config key {section!r} must be a table of {kind} fields (got {fields!r})")
+    types = {f.name: f.type for f in dataclasses.fields(part)}
+    changes = {}
+    for name, value in fields.items():
+        if name not in types:
+            raise ValueError(f"unknown config key {section}.{name!s}; {kind} allows: {', '.join(types)}")
+        changes[name] = _coerce(value, str(types[name]), f"{kind}.{name}")
+    return dataclasses.replace(part, **changes)
+
+
+def _coerce(value: Any, annotation: str, field_name: str) -> Any:
+    """``value`` as the type ``annotation`` (e.g. ``"float"``, ``"tuple[str, ...]"``, ``"int | None"``);
+    a ValueError naming the field, the type and the value if it is not one. Integers are accepted as
+    floats (and converted, so the config hash does not depend on how a number was written)."""
+    for option in (a.strip() for a in annotation.split("|")):
+        ok, converted = _convert(value, option)
+        if ok:
+            return converted
+    raise ValueError(f"{field_name} must be of type {annotation} (got {value!r}, of type {type(value).__name__})")
+
+
+def _convert(value: Any, annotation: str) -> tuple[bool, Any]:
+    """(True, the converted value) when ``value`` is of the simple type ``annotation``, else (False, None)."""
+    if annotation == "None":
+        return value is None, None
+    if annotation == "bool":
+        return isinstance(value, bool), value
+    if annotation == "int":
+        return _is_int(value), value
+    if annotation == "float":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return ok, float(value) if ok else None
+    if annotation == "str":
+        return isinstance(value, str), value
+    if annotation.startswith("tuple[") and annotation.endswith("]"):
+        items = [a.strip() for a in annotation[len("tuple["):-1].split(",")]
+        if not isinstance(value, (list, tuple)):
+            return False, None
+        if items[-1] == "...":
+            items = items[:1] * len(value)
+        if len(items) != len(value):
+            return False, None
+        converted = [_convert(v, t) for v, t in zip(value, items)]
+        return all(ok for ok, _ in converted), tuple(v for _, v in converted)
+    return False, None
 
 
 def synthetic_preset(head: str = "FC", **model_changes: Any) -> RunConfig:

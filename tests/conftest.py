@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 
 import numpy as np
 import pytest
 
 from attnlib.data import Corpus, Dataset
+
+_CACHE_DIR = tempfile.mkdtemp(prefix="attnlib-test-cache-")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point the result cache at a fresh folder for this session (child processes inherit it), so
+    tests never read or fill the user's cache."""
+    os.environ["ATTNLIB_CACHE_DIR"] = _CACHE_DIR
+    os.environ.pop("ATTNLIB_CACHE", None)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_CACHE_DIR, ignore_errors=True)
 
 
 

@@ -1,4 +1,5 @@
-"""bench/run.py --quick runs end to end and writes every documented result (no timing is checked)."""
+"""bench/run.py --quick runs every benchmark of attnlib.benchmark end to end and writes every documented
+result (no timing is checked)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from attnlib.config import ModelConfig, RunConfig, SyntheticDataConfig, TrainConfig, ablation_preset, synthetic_preset
+from attnlib.config import (ModelConfig, RunConfig, SyntheticDataConfig, TrainConfig, ablation_preset, sst_preset,
+                            synthetic_preset)
 
 
 def test_synthetic_preset_is_the_papers_setting() -> None:
@@ -53,3 +54,11 @@ def test_replace_and_hash() -> None:
     assert changed.model.head == "TL" and changed.train.epochs == 10 and base.model.head == "FC"
     assert base.config_hash() == synthetic_preset().config_hash() != changed.config_hash()
     assert changed.model.name == "Attn-TL"
+
+
+@pytest.mark.parametrize("preset", [synthetic_preset("TL"), ablation_preset("TC", ("keys",)), sst_preset("SST5", "TC")])
+def test_from_dict_round_trips_to_dict(preset: RunConfig) -> None:
+    """A config written out as plain data (e.g. into a JSON file) reads back as the same config."""
+    base = RunConfig(data=type(preset.data)())
+    assert RunConfig.from_dict(preset.to_dict(), base) == preset
+    assert RunConfig.from_dict(preset.to_dict(), base).config_hash() == preset.config_hash()

@@ -281,10 +281,25 @@ def test_cli_run_sst_serves_stored_runs_and_writes_metrics(tmp_path):
     assert main(["run", "sst", "--seeds", "3", "--only", "SST5_FC_default", "--out", str(tmp_path), "--quiet"]) == 0
     folder = tmp_path / "sst"
     metrics = json.loads((folder / "metrics.json").read_text())
-    assert set(metrics) == {f"SST5.Attn-FC.{k}" for k in ("test_accuracy", "stopped_epoch", "best_epoch")}
+    assert set(metrics) - {"provenance"} == {f"SST5.Attn-FC.{k}" for k in ("test_accuracy", "stopped_epoch",
+                                                                          "best_epoch")}
+    assert metrics["provenance"]["config_hashes"] == {"SST5_FC_default": sst_preset("SST5", "FC").config_hash()}
     assert 0.2 < metrics["SST5.Attn-FC.test_accuracy"] < 1
     per_seed = pd.read_csv(folder / "t1_per_seed.csv")
     assert (per_seed.source == "stored").all() and list(per_seed.seed) == [0, 1, 2]
     for stem in ("t1_losses", "f5_gaps", "f5_top12_SST5_FC_default", "f5_top100_SST5_FC_default"):
         assert (folder / f"{stem}.png").stat().st_size > 1000
     assert (folder / "t1.md").read_text().startswith("| dataset")
+
+
+def test_padding_attention_is_the_share_of_padding_positions_when_scores_tie():
+    from attnlib.data import Corpus
+    from attnlib.experiments.sst import padding_attention
+
+    corpus = Corpus([np.array([3, 4, 0, 0]), np.array([1, 2, 3, 0])], np.array([0, 1]), 5)
+    scores = np.zeros((2, 1, 5))
+    scores[1, 0, 0] = np.log(3.0)  # $PAD$ three times as attractive as any word
+    weight = padding_attention(corpus, scores)
+    assert weight.shape == (2, 1)
+    assert weight[0, 0] == pytest.approx((2 / 4 + 1 / 4) / 2)
+    assert weight[1, 0] == pytest.approx((6 / 8 + 3 / 6) / 2)

@@ -39,13 +39,30 @@ def stage(target: Path) -> list[Path]:
     config["execute"]["execute_notebooks"] = "off"
     (target / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     notebooks = []
-    for page in sorted((target / "book").glob("*.md")):
+    for page in toc_order(target):
         if is_notebook(page):
             notebook = page.with_suffix(".ipynb")
             jupytext.write(jupytext.read(page), notebook)
             page.unlink()
             notebooks.append(notebook)
+    # nbmake runs them in this (reading) order, so later chapters find earlier runs in the result cache
+    (target / "notebooks.txt").write_text("".join(f"{path}\n" for path in notebooks), encoding="utf-8")
     return notebooks
+
+
+def toc_order(root: Path) -> list[Path]:
+    """The book's pages in reading order, as ``_toc.yml`` lists them."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
+    files = [toc["root"]]
+
+    def walk(entries: list[dict]) -> None:
+        for entry in entries:
+            if "file" in entry:
+                files.append(entry["file"])
+            walk(entry.get("sections", []) + entry.get("chapters", []))
+
+    walk(toc.get("chapters", []) + [c for part in toc.get("parts", []) for c in part.get("chapters", [])])
+    return [root / f"{name}.md" for name in files]
 
 
 if __name__ == "__main__":

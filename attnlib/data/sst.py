@@ -362,7 +362,8 @@ def _load_cached(directory: str, kind: str, keep_punctuation: bool, stamp: tuple
     texts: dict[str, list[list[str]]] = {}
     labels: dict[str, list[int]] = {}
     for split in SPLITS:
-        texts[split], labels[split] = _labelled_sentences(trees[split], kind, keep_punctuation, split)
+        texts[split], labels[split] = _labelled_sentences(trees[split], kind, keep_punctuation, split,
+                                                          Path(directory) / SST_FILES[split].name)
     _check_sizes(kind, labels)
     vocab = [PAD] + sorted({token for split in SPLITS for sentence in texts[split] for token in sentence})
     index = {word: i for i, word in enumerate(vocab)}
@@ -382,18 +383,20 @@ def _verified_trees(directory: str, stamp: tuple) -> dict[str, list[tuple[int, l
 
 
 def _labelled_sentences(trees: list[tuple[int, list[str]]], kind: str, keep_punctuation: bool,
-                        split: str) -> tuple[list[list[str]], list[int]]:
-    """Tokenised sentences and class labels of one split; SST2 drops neutral roots and binarises."""
+                        split: str, path: Path | None = None) -> tuple[list[list[str]], list[int]]:
+    """Tokenised sentences and class labels of one split; SST2 drops neutral roots and binarises.
+    Errors name the file (``path``, else the split's file name) and the line."""
+    source = path or SST_FILES[split].name
     texts, labels = [], []
     for number, (root, leaves) in enumerate(trees, start=1):
         if not 0 <= root <= 4:
-            raise SSTDataError(f"{SST_FILES[split].name}, line {number}: root label {root} outside 0..4")
+            raise SSTDataError(f"{source}, line {number}: root label {root} outside 0..4")
         if kind == "SST2" and root == 2:
             continue
         try:
             texts.append(tokenize(leaves, keep_punctuation))
         except SSTDataError as exc:
-            raise SSTDataError(f"{SST_FILES[split].name}, line {number}: {exc}") from None
+            raise SSTDataError(f"{source}, line {number}: {exc}") from None
         labels.append(root if kind == "SST5" else int(root >= 3))
     return texts, labels
 

@@ -18,7 +18,8 @@ from attnlib import __version__, paper, theory
 from attnlib.config import RunConfig, ablation_preset
 from attnlib.data import Dataset, generate_synthetic
 from attnlib.experiments.synthetic import DEFAULT_SEEDS
-from attnlib.train import TrainResult, train
+from attnlib.cache import cached_train
+from attnlib.train import TrainResult
 
 VARIANTS: dict[str, tuple[str, ...]] = {"": (), "-KF": ("keys",), "-EF": ("embeddings",)}
 """Run-name suffix -> frozen parameter groups (spec F4)."""
@@ -148,6 +149,12 @@ class AblationResult:
         out["attnlib_version"] = __version__
         return out
 
+    def provenance(self) -> dict:
+        """Config hash per run (``Attn-FC``, ``Attn-FC-KF``, ...), the seeds and the environment."""
+        from attnlib.provenance import provenance, run_config_hashes
+
+        return provenance(run_config_hashes(self.runs, self.config.data), self.seeds)
+
 
 def ablation_configs(head: str, base: RunConfig | None = None) -> dict[str, RunConfig]:
     """The three variants of one head, named as in the paper: ``Attn-XX``, ``Attn-XX-KF``, ``Attn-XX-EF``."""
@@ -173,8 +180,8 @@ def run_ablation(seeds: Sequence[int] = DEFAULT_SEEDS, heads: Sequence[str] = ("
     runs = {}
     for head in heads:
         for name, config in ablation_configs(head, base).items():
-            runs[name] = train(config.model, config.train, datasets, seeds,
-                               trace_words=datasets[0].topic_words, quiet=quiet)
+            runs[name] = cached_train(config.model, config.train, datasets, seeds,
+                                      trace_words=datasets[0].topic_words, quiet=quiet)
     return AblationResult(base, seeds, runs, datasets)
 
 

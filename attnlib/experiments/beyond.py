@@ -27,7 +27,8 @@ from attnlib import __version__, theory
 from attnlib.config import HEADS, RunConfig, synthetic_preset
 from attnlib.data import Corpus, Dataset, generate_synthetic
 from attnlib.model import init_params
-from attnlib.train import TrainResult, train
+from attnlib.cache import cached_train
+from attnlib.train import TrainResult
 
 BEYOND_SEEDS = (0, 1, 2)
 LOSS_THRESHOLD = 0.1
@@ -201,8 +202,8 @@ def suppression_study(seeds: Sequence[int] = BEYOND_SEEDS, heads: Sequence[str] 
     for std in init_stds:
         for head in heads:
             config = base.replace(model={"head": head, "embed_init_std": float(std)})
-            runs[(config.model.name, float(std))] = train(config.model, config.train, datasets, seeds,
-                                                          trace_words=datasets[0].topic_words, quiet=quiet)
+            runs[(config.model.name, float(std))] = cached_train(config.model, config.train, datasets, seeds,
+                                                                 trace_words=datasets[0].topic_words, quiet=quiet)
     return SuppressionResult(base, seeds, runs, datasets)
 
 
@@ -279,13 +280,15 @@ def identity_sweeps(seeds: Sequence[int] = BEYOND_SEEDS, heads: Sequence[str] = 
     datasets = [generate_synthetic(base.data, seed) for seed in seeds]
     for head in heads:
         config = base.replace(model={"head": head})
-        run = train(config.model, config.train, m_datasets, m_seeds, trace_words=datasets[0].topic_words, quiet=quiet)
+        run = cached_train(config.model, config.train, m_datasets, m_seeds, trace_words=datasets[0].topic_words,
+                           quiet=quiet)
         for i, m in enumerate(ms):
             part = slice(i * len(seeds), (i + 1) * len(seeds))
             runs[("m", config.model.name, float(m))] = (_select(run, part), seeds, m_values[part])
         for std in query_stds:
             config = base.replace(model={"head": head, "query_std": float(std)})
-            run = train(config.model, config.train, datasets, seeds, trace_words=datasets[0].topic_words, quiet=quiet)
+            run = cached_train(config.model, config.train, datasets, seeds, trace_words=datasets[0].topic_words,
+                               quiet=quiet)
             runs[("query_std", config.model.name, float(std))] = (run, seeds, [float(base.data.m)] * len(seeds))
     return SweepResult(base, seeds, runs)
 
@@ -413,8 +416,8 @@ def breaking_cases(seeds: Sequence[int] = BEYOND_SEEDS, heads: Sequence[str] = (
         words[case] = datasets[0].topic_words
         for head in heads:
             run_config = config.replace(model={"head": head})
-            runs[(case, run_config.model.name)] = train(run_config.model, run_config.train, datasets, seeds,
-                                                        trace_words=plain[0].topic_words, quiet=quiet)
+            runs[(case, run_config.model.name)] = cached_train(run_config.model, run_config.train, datasets, seeds,
+                                                               trace_words=plain[0].topic_words, quiet=quiet)
     return BreakingResult(base, seeds, runs, words)
 
 
@@ -501,8 +504,8 @@ def capacity_study(seeds: Sequence[int] = BEYOND_SEEDS, widths: Sequence[int] = 
         changes = {"head": head} if width is None else {"head": head, "hidden_units": width}
         config = base.replace(model=changes)
         label = config.model.name if width is None else f"{config.model.name} (h={width})"
-        runs[label] = train(config.model, config.train, datasets, seeds, trace_words=datasets[0].topic_words,
-                            quiet=quiet)
+        runs[label] = cached_train(config.model, config.train, datasets, seeds,
+                                   trace_words=datasets[0].topic_words, quiet=quiet)
     return CapacityResult(base, seeds, runs, datasets)
 
 
@@ -582,7 +585,7 @@ def growth_study(seeds: Sequence[int] = BEYOND_SEEDS, epochs: int = 30000, recor
                                                 train={"epochs": epochs, "record_every": record_every})
     seeds = [int(s) for s in seeds]
     datasets = [generate_synthetic(base.data, seed) for seed in seeds]
-    run = train(base.model, base.train, datasets, seeds, trace_words=datasets[0].topic_words, quiet=quiet)
+    run = cached_train(base.model, base.train, datasets, seeds, trace_words=datasets[0].topic_words, quiet=quiet)
     return GrowthResult(base, seeds, run)
 
 
@@ -719,9 +722,36 @@ class BeyondResult:
         out["attnlib_version"] = __version__
         return out
 
+    def provenance(self) -> dict:
+        """Config hash of every run of the four studies, the seeds and the environment.
 
-def run_beyond(seeds: Sequence[int] = BEYOND_SEEDS, quiet: bool = True) -> BeyondResult:
-    """All four studies at their default (book) settings."""
-    return BeyondResult(suppression_study(seeds, quiet=quiet), identity_sweeps(seeds, quiet=quiet),
-                        breaking_cases(seeds, quiet=quiet), capacity_study(seeds, quiet=quiet),
-                        growth_study(seeds, quiet=quiet))
+        Runs are named like their metrics (``suppression.Attn-FC.std0.001``, ``sweep.m=10.Attn-FC``,
+        ``breaking.variable_m.Attn-TC``, ``capacity.Attn-TL (h=50)``, ``growth``). The m sweep hashes
+        its own m; a breaking case that changes the data rather than the config (variable m, shared
+        topic word) hashes the base data, its name says what changed.
+        """
+        from dataclasses import replace
+
+        from attnlib.provenance import provenance, run_config_hashes
+
+        data = self.suppression.base.data
+        hashes = run_config_hashes(self.suppression.runs, data,
+                                   lambda key: f"suppression.{key[0]}.std{key[1]:g}")
+        for (sweep, model, value), (run, _, ms) in self.sweeps.runs.items():
+            hashes.update(run_config_hashes({f"sweep.{sweep}={value:.4g}.{model}": run},
+                                            replace(self.sweeps.base.data, m=int(ms[0]))))
+        hashes.update(run_config_hashes(self.breaking.runs, self.breaking.base.data,
+                                        lambda key: f"breaking.{key[0].replace(' ', '_')}.{key[1]}"))
+        hashes.update(run_config_hashes(self.capacity.runs, self.capacity.base.data,
+                                        lambda key: f"capacity.{key}"))
+        hashes.update(run_config_hashes({"growth": self.growth.run}, self.growth.base.data))
+        return provenance(hashes, self.suppression.seeds)
+
+
+def run_beyond(seeds: Sequence[int] = BEYOND_SEEDS, quiet: bool = True, base: RunConfig | None = None) -> BeyondResult:
+    """All four studies at their default (book) settings, each derived from ``base`` (default: the synthetic preset)."""
+    return BeyondResult(suppression_study(seeds, quiet=quiet, base=base),
+                        identity_sweeps(seeds, quiet=quiet, base=base),
+                        breaking_cases(seeds, quiet=quiet, base=base),
+                        capacity_study(seeds, quiet=quiet, base=base),
+                        growth_study(seeds, quiet=quiet, base=base))

@@ -13,8 +13,6 @@ compares the per-epoch training loss.
 from __future__ import annotations
 
 import json
-import platform
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +21,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from attnlib import __version__, paper, theory
+from attnlib import paper, theory
 from attnlib.config import HEADS, SST_VARIANTS, RunConfig, sst_preset
 from attnlib.data.corpus import Corpus, Dataset
 
@@ -146,6 +144,20 @@ def sentence_weights(scores: np.ndarray, sentence: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def padding_attention(corpus: Corpus, scores: np.ndarray, pad_id: int = PAD_ID) -> np.ndarray:
+    """Mean attention weight of ``$PAD$`` over the sentences of a padded corpus, per snapshot and seed.
+
+    ``scores`` is (R, S, V); a sentence's weight on padding is n_pad e^s_pad / sum_w n_w e^s_w.
+    """
+    counts = corpus.counts
+    pads = counts[:, pad_id].toarray().ravel().astype(np.float64)
+    out = np.empty(scores.shape[:2], dtype=np.float32)
+    for r, snapshot in enumerate(scores):
+        weights = np.exp(snapshot.astype(np.float64) - snapshot.max(axis=1, keepdims=True))  # (S, V)
+        out[r] = (pads[:, None] * weights[:, pad_id] / (counts @ weights.T)).mean(axis=0)
+    return out
+
+
 def crossing_epochs(epochs: np.ndarray, a: np.ndarray, b: np.ndarray) -> list[int]:
     """Epochs at which the sign of a - b changes (the first epoch with the new sign); exact ties skipped."""
     d = np.sign(np.asarray(a) - np.asarray(b))
@@ -163,19 +175,14 @@ def crossing_epochs(epochs: np.ndarray, a: np.ndarray, b: np.ndarray) -> list[in
 
 
 def _provenance() -> dict:
+    """The environment part of a stored run's JSON (:func:`attnlib.provenance.provenance` plus CPU threads);
+    the config hash and seeds are written under their own keys by :func:`train_setting`."""
     import torch
 
-    root = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                                timeout=10).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                                    capture_output=True, text=True, timeout=10).stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        commit, dirty = "unknown", None
-    return {"attnlib_version": __version__, "git_commit": commit, "git_dirty": dirty,
-            "torch_version": torch.__version__, "device": "cpu", "cpu_threads": torch.get_num_threads(),
-            "machine": platform.machine(), "python": platform.python_version()}
+    from attnlib.provenance import provenance
+
+    info = {k: v for k, v in provenance().items() if k not in ("config_hashes", "seeds")}
+    return {**info, "cpu_threads": torch.get_num_threads()}
 
 
 @dataclass
@@ -205,6 +212,8 @@ class SSTRun:
     f7_weights: np.ndarray  # (R, S, L) attention weights of the F7 sentence's positions (SST2 only)
     provenance: dict = field(default_factory=dict)
     source: str = "retrained"  # or "stored"
+    pad_weight: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    """(R, S) mean attention weight of ``$PAD$`` over the training sentences (unmasked variant only)."""
 
     @property
     def name(self) -> str:
@@ -336,6 +345,7 @@ class SSTRun:
             words=self.words, m_w=self.m_w, scores=self.scores.astype(np.float16), norms=self.norms.astype(np.float16),
             top=self.top, final_test_accuracy=self.final_test_accuracy, stopped_epoch=self.stopped_epoch,
             best_epoch=self.best_epoch, query_norm=self.query_norm, f7_weights=self.f7_weights.astype(np.float16),
+            pad_weight=self.pad_weight.astype(np.float32),
             shift=self.shift.to_numpy(np.float64) if not self.shift.empty else np.zeros((0, 0)),
             shift_columns=np.array(list(self.shift.columns)), word_names=np.array(self.word_names))
         meta = {"kind": self.kind, "head": self.head, "variant": self.variant, "seeds": self.seeds,
@@ -361,7 +371,8 @@ class SSTRun:
                    norms=z["norms"].astype(np.float32), top=z["top"], final_test_accuracy=z["final_test_accuracy"],
                    stopped_epoch=z["stopped_epoch"], best_epoch=z["best_epoch"], query_norm=z["query_norm"],
                    shift=shift, f7_weights=z["f7_weights"].astype(np.float32), provenance=provenance,
-                   source="stored")
+                   source="stored",
+                   pad_weight=z["pad_weight"] if "pad_weight" in z.files else np.zeros((0, 0), np.float32))
 
 
 def reduce_run(result, config: RunConfig, kind: str, head: str, variant: str, dataset: Dataset,
@@ -407,7 +418,9 @@ def reduce_run(result, config: RunConfig, kind: str, head: str, variant: str, da
                   test_accuracy_curve=result.test_accuracy, words=words, word_names=[vocab[i] for i in words],
                   m_w=m_w, scores=all_scores[:, :, words], norms=result.traced_norms[:, :, words], top=top,
                   final_test_accuracy=result.final_test_accuracy, stopped_epoch=stopped,
-                  best_epoch=np.asarray(result.best_epoch), query_norm=result.query_norm, shift=shift, f7_weights=f7)
+                  best_epoch=np.asarray(result.best_epoch), query_norm=result.query_norm, shift=shift, f7_weights=f7,
+                  pad_weight=np.zeros((0, 0), np.float32) if config.data.mask_padding
+                  else padding_attention(train_corpus, all_scores))
 
 
 def with_first_step(run: SSTRun, dataset: Dataset | None = None) -> SSTRun:
@@ -434,6 +447,8 @@ def with_first_step(run: SSTRun, dataset: Dataset | None = None) -> SSTRun:
         index = {w: i for i, w in enumerate(dataset.vocab)}
         sentence = np.array([index[w] for w in F7_SENTENCE.split()])
         run.f7_weights = np.insert(run.f7_weights, at, sentence_weights(all1, sentence), axis=0)
+    if run.pad_weight.size:
+        run.pad_weight = np.insert(run.pad_weight, at, padding_attention(dataset.train, all1[None])[0], axis=0)
     if not run.shift.empty:
         shift = run.shift.copy()
         shift.loc[shift.snapshot >= at, "snapshot"] += 1
@@ -559,6 +574,16 @@ class SSTResult:
             out[f"{base}.best_epoch{suffix}"] = float(np.mean(run.best_epoch))
         return out
 
+    def provenance(self) -> dict:
+        """Config hash per setting (``SST2_FC_default``, ...), the seeds and this process's environment.
+
+        A stored run keeps the provenance of the process that trained it in ``run.provenance``.
+        """
+        from attnlib.provenance import provenance
+
+        seeds = sorted({int(s) for run in self.runs.values() for s in run.seeds})
+        return provenance({run.key: run.config.config_hash() for run in self.runs.values()}, seeds)
+
     def f6_checks(self) -> pd.DataFrame:
         """Per SST2 run and seed and traced word: Π(last) - Π(first) >= 0.3 and Ω~(last) < Ω~(first)."""
         rows = []
@@ -581,7 +606,15 @@ class SSTResult:
 
 def run_sst(settings: Iterable[tuple[str, str, str]] = SETTINGS, seeds: Sequence[int] = SST_SEEDS,
             folder: Path | None = STORE_DIR, retrain: Iterable[tuple[str, str, str]] = (),
-            quiet: bool = True) -> SSTResult:
-    """Every setting, served from storage when it matches (see :func:`load_or_train`), else retrained."""
-    return SSTResult({s: load_or_train(*s, seeds=seeds, folder=folder, retrain=retrain, quiet=quiet)
-                      for s in settings})
+            quiet: bool = True, n_jobs: int | None = None) -> SSTResult:
+    """Every setting, served from storage when it matches (see :func:`load_or_train`), else retrained.
+
+    The settings are independent tasks of :func:`attnlib.sweep.sweep`: ``n_jobs`` local workers, or a
+    Dask/Ray cluster through joblib's backend context; each setting's seeds still train in one batched run.
+    """
+    from attnlib.sweep import sweep
+
+    settings = [tuple(s) for s in settings]
+    runs = sweep(load_or_train, settings, n_jobs=n_jobs, seeds=tuple(seeds), folder=folder,
+                 retrain=tuple(tuple(r) for r in retrain), quiet=quiet)
+    return SSTResult(dict(zip(settings, runs)))

@@ -15,7 +15,8 @@ import pandas as pd
 from attnlib import __version__, paper, theory
 from attnlib.config import HEADS, RunConfig, SyntheticDataConfig, synthetic_preset
 from attnlib.data import Dataset, generate_synthetic
-from attnlib.train import TrainResult, train
+from attnlib.cache import cached_train
+from attnlib.train import TrainResult
 
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
 LOSS_THRESHOLD = 0.1
@@ -113,6 +114,12 @@ class SyntheticResult:
         out["attnlib_version"] = __version__
         return out
 
+    def provenance(self) -> dict:
+        """Config hash per model, the seeds and the environment (:func:`attnlib.provenance.provenance`)."""
+        from attnlib.provenance import provenance, run_config_hashes
+
+        return provenance(run_config_hashes(self.runs, self.config.data), self.seeds)
+
 
 def run_synthetic(seeds: Sequence[int] = DEFAULT_SEEDS, heads: Sequence[str] = tuple(HEADS),
                   base: RunConfig | None = None, quiet: bool = False) -> SyntheticResult:
@@ -126,8 +133,8 @@ def run_synthetic(seeds: Sequence[int] = DEFAULT_SEEDS, heads: Sequence[str] = t
     runs = {}
     for head in heads:
         config = base.replace(model={"head": head})
-        runs[config.model.name] = train(config.model, config.train, datasets, seeds,
-                                        trace_words=datasets[0].topic_words, quiet=quiet)
+        runs[config.model.name] = cached_train(config.model, config.train, datasets, seeds,
+                                               trace_words=datasets[0].topic_words, quiet=quiet)
     return SyntheticResult(base, seeds, runs, datasets)
 
 
@@ -144,7 +151,8 @@ def step_size_study(learning_rates: Sequence[float] = (0.4, 0.2, 0.1), lr_times_
     for lr in learning_rates:
         config = RunConfig(data=data).replace(model={"head": head},
                                                train={"lr": lr, "epochs": int(round(lr_times_epochs / lr))})
-        run = train(config.model, config.train, [dataset], [seed], trace_words=dataset.topic_words, quiet=True)
+        run = cached_train(config.model, config.train, [dataset], [seed], trace_words=dataset.topic_words,
+                           quiet=True)
         residual = np.abs(run.traced_norms - theory.sen_norm(run.traced_scores, data.m)).max()
         rows.append({"lr": lr, "epochs": config.train.epochs, "max_abs_residual": residual,
                      "final_topic_score": run.traced_scores[-1].mean()})

@@ -131,6 +131,34 @@ def plot_single_sentence(runs: list[SSTRun], seed_index: int = 0) -> plt.Figure:
     return fig
 
 
+def plot_padding(runs: list[SSTRun]) -> plt.Figure:
+    """Unmasked variant: ``$PAD$``'s mean attention weight over the training sentences and its score,
+    against epoch, per dataset; seed 0 bold, the other seeds faint."""
+    use_style()
+    kinds = sorted({run.kind for run in runs})
+    fig, axes = plt.subplots(2, len(kinds), figsize=(PANEL_WIDTH * 1.4 * len(kinds), 5.4), squeeze=False)
+    for run in runs:
+        column = kinds.index(run.kind)
+        pad = run.word_names.index("$PAD$")
+        color = MODEL_COLORS.get(run.name, "C0")
+        for k in range(len(run.seeds)):
+            last = run.last_index(k) + 1
+            lw, alpha = (1.6, 1.0) if k == 0 else (0.8, 0.4)
+            label = run.name if k == 0 else None
+            axes[0, column].plot(run.record_epochs[:last], run.pad_weight[:last, k], color=color, lw=lw, alpha=alpha,
+                                 label=label)
+            axes[1, column].plot(run.record_epochs[:last], run.scores[:last, k, pad], color=color, lw=lw, alpha=alpha,
+                                 label=label)
+    for column, kind in enumerate(kinds):
+        axes[0, column].set(title=f"{kind}, unmasked", ylabel=r"mean weight of \$PAD\$", ylim=(0, 1), xscale="symlog")
+        axes[1, column].set(xlabel="epoch", ylabel=r"score of \$PAD\$", xscale="symlog")
+        for ax in axes[:, column]:
+            ax.set_xlim(left=0)
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def t1_markdown(table: pd.DataFrame) -> str:
     """T1 as a Markdown table (accuracies in %, mean ± std over seeds, paper beside)."""
     lines = ["| dataset | model | variant | test acc. (%) | paper | diff | best epoch | stopped | source |",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
+from typing import Callable
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -30,11 +33,52 @@ def band(ax: plt.Axes, table: pd.DataFrame, x: str, y: str, color: str, label: s
     ax.plot(lead[x], lead[y], color=color, lw=1.6, label=label)
 
 
-def save_figure(fig: plt.Figure, path_stem: Path) -> list[Path]:
-    """Write PNG and PDF without timestamps, so the same figure gives the same bytes."""
+PROVENANCE_KEY = "attnlib-provenance"
+"""PNG text chunk holding the provenance JSON (PDF: the ``Keywords`` entry; beside both: a sidecar)."""
+SIDECAR_SUFFIX = ".provenance.json"
+
+
+def provenance_json(provenance: dict) -> str:
+    """The provenance as canonical JSON (sorted keys), so the same record always gives the same bytes."""
+    return json.dumps(provenance, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(temporary)`` on a temp file beside ``path``, then rename it onto ``path``.
+
+    A run killed mid-write leaves the previous file (or none), never half a file.
+    """
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def save_figure(fig: plt.Figure, path_stem: Path, provenance: dict | None = None) -> list[Path]:
+    """Write PNG and PDF without timestamps, so the same figure gives the same bytes.
+
+    With ``provenance`` (see :func:`attnlib.provenance.provenance`) its JSON goes into the PNG text
+    chunk ``attnlib-provenance`` and the PDF ``Keywords``, and into the sidecar ``<stem>.provenance.json``.
+    Every file is written atomically. Returns the paths written, figures first.
+    """
+    path_stem = Path(path_stem)
+    png: dict[str, str | None] = {"Software": None}
+    pdf: dict[str, str | None] = {"CreationDate": None, "Producer": None}
+    if provenance is not None:
+        text = provenance_json(provenance)
+        png[PROVENANCE_KEY] = text
+        pdf["Keywords"] = text
     paths = []
-    for suffix, metadata in ((".png", {"Software": None}), (".pdf", {"CreationDate": None, "Producer": None})):
+    for suffix, metadata in ((".png", png), (".pdf", pdf)):
         path = path_stem.with_suffix(suffix)
-        fig.savefig(path, metadata=metadata, bbox_inches="tight")
+        _atomic_write(path, lambda target, fmt=suffix[1:], meta=metadata:
+                      fig.savefig(target, format=fmt, metadata=meta, bbox_inches="tight"))
         paths.append(path)
+    if provenance is not None:
+        sidecar = path_stem.with_suffix(SIDECAR_SUFFIX)
+        payload = json.dumps(provenance, indent=2, sort_keys=True, default=str) + "\n"
+        _atomic_write(sidecar, lambda target: target.write_text(payload))
+        paths.append(sidecar)
     return paths

@@ -1,0 +1,485 @@
+"""Benchmarks of the count-matrix engine (issue 5): speed-up over the padded reference, roofline,
+seeds batching and scaling with corpus size.
+
+``bench/run.py`` (``make bench``) prints these and writes ``bench/results.json``; the book's
+performance appendix calls the same functions at build time, with fewer repetitions.
+
+Every timing is a full-batch training epoch (forward, backward, update). The engine runs as
+:func:`attnlib.train.train` runs it (span reduction for a fixed head, its CPU thread policy); the
+padded reference (:class:`attnlib.reference.PaddedModel`) runs on whichever thread count is faster
+for it here. Engine and reference are timed alternately in one process and compared by the median
+of the per-repetition ratios, so a burst of load from another process disturbs both alike.
+``quick`` runs every benchmark once at a tiny size (for the tests; its numbers mean nothing).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from attnlib.config import ModelConfig, SyntheticDataConfig, TrainConfig, synthetic_preset
+from attnlib.data import Corpus, Dataset, generate_synthetic
+from attnlib.data.sst import SSTDataError, load_sst
+from attnlib.device import default_device
+from attnlib.model import (Batch, Params, attention_inputs, backward, first_layer, forward, init_params,
+                           span_reduced)
+from attnlib.reference import PaddedModel
+from attnlib.train import apply_gradients, cpu_threads, epoch_size, frozen_groups, train
+
+Tensor = torch.Tensor
+
+SST2_MODEL = ModelConfig(d_embed=200, d_key=10)
+"""The paper's SST model (the head is set per case): d_e = 200, d_k = 10."""
+SEED_COUNTS = (1, 5, 20)
+"""Seeds trained at once in the seeds table."""
+SCALING_GRID = ((10**3, 10), (10**3, 200), (10**4, 10), (10**4, 50), (10**4, 200),
+                (10**5, 10), (10**5, 50), (10**5, 200), (10**6, 10))
+"""(sentences, non-topic words per sentence) of the scaling table: 10^3 to 10^6 sentences, length 11 to 201."""
+TARGETS = {
+    "sst2_fc_speedup_vs_padded": (">=", 150.0),
+    "sst2_tc_speedup_vs_padded": (">=", 30.0),
+    "sst2_fc_roofline_fraction": (">=", 0.2),
+    "synthetic_seeds20_over_seeds1_time": ("<=", 3.0),
+}
+"""The issue's targets: result key -> (comparison, bound)."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Timing helpers
+# ----------------------------------------------------------------------------------------------
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so that wall-clock timings include it (a no-op on CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def seconds(run: Callable[[], object], repeat: int = 1, device: torch.device | None = None) -> float:
+    """Wall-clock seconds per call of ``run``, over ``repeat`` calls in a row."""
+    device = device or torch.device("cpu")
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(repeat):
+        run()
+    synchronize(device)
+    return (time.perf_counter() - start) / repeat
+
+
+def best_of(run: Callable[[], object], reps: int, repeat: int = 1, device: torch.device | None = None) -> float:
+    """The fastest of ``reps`` timings: the least disturbed by other processes on a shared machine."""
+    return min(seconds(run, repeat, device) for _ in range(reps))
+
+
+class threads:
+    """Run a block on ``count`` torch threads (None: leave the setting), restoring it after."""
+
+    def __init__(self, count: int | None) -> None:
+        self.count, self.before = count, torch.get_num_threads()
+
+    def __enter__(self) -> None:
+        if self.count is not None:
+            torch.set_num_threads(self.count)
+
+    def __exit__(self, *exc: object) -> None:
+        torch.set_num_threads(self.before)
+
+
+def thread_counts() -> list[int]:
+    """1 and the default thread count (deduplicated)."""
+    return sorted({1, torch.get_num_threads()})
+
+
+def loglog_slope(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Least-squares slope of log y against log x."""
+    return float(np.polyfit(np.log(xs), np.log(ys), 1)[0])
+
+
+# ----------------------------------------------------------------------------------------------
+# The machine: peak dense matmul rate and copy bandwidth, measured here
+# ----------------------------------------------------------------------------------------------
+
+
+def matmul_gflops(dtype: torch.dtype, size: int, reps: int, device: torch.device) -> float:
+    """Dense matmul rate (GFLOP/s) of a size x size product, best over thread counts and repetitions."""
+    a, b = (torch.randn(size, size, dtype=dtype, device=device) for _ in range(2))
+    out = torch.empty(size, size, dtype=dtype, device=device)
+    rates = []
+    for count in thread_counts():
+        with threads(count):
+            rates.append(2 * size**3 / best_of(lambda: torch.mm(a, b, out=out), reps, device=device) / 1e9)
+    return max(rates)
+
+
+def copy_gbps(megabytes: int, reps: int, device: torch.device) -> float:
+    """Memory bandwidth (GB/s) of a large tensor copy (bytes read plus bytes written), best over threads."""
+    source = torch.ones(megabytes * 2**20 // 4, dtype=torch.float32, device=device)
+    target = torch.empty_like(source)
+    rates = []
+    for count in thread_counts():
+        with threads(count):
+            rates.append(2 * source.numel() * 4 / best_of(lambda: target.copy_(source), reps, device=device) / 1e9)
+    return max(rates)
+
+
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine_info(quick: bool = False, reps: int = 5, device: torch.device | None = None) -> dict:
+    """What runs the benchmark (device, CPU, threads, versions) and its measured peak rates."""
+    device = device or default_device()
+    size, megabytes = (256, 16) if quick else (2048, 512)
+    reps = 2 if quick else reps
+    return {
+        "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
+        "processor": cpu_name(), "torch_threads": torch.get_num_threads(), "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+        "cuda_available": torch.cuda.is_available(),
+        "matmul_gflops_float32": matmul_gflops(torch.float32, size, reps, device),
+        "matmul_gflops_float64": matmul_gflops(torch.float64, size, reps, device),
+        "copy_gbps": copy_gbps(megabytes, reps, device),
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# The engine, one epoch at a time, as train() runs it
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class EngineModel:
+    """S seeds' models on the count-matrix engine, stepped exactly as :func:`attnlib.train.train` does."""
+
+    kind: str
+    params: Params
+    batch: Batch
+    lr: Tensor
+    frozen: set[str]
+    device: torch.device
+
+    @classmethod
+    def create(cls, model: ModelConfig, corpora: Sequence[Corpus], n_classes: int, dtype: torch.dtype,
+               lr: float = 0.1, device: torch.device | None = None) -> EngineModel:
+        device = device or default_device()
+        batch = Batch.from_corpora(corpora, dtype, device)
+        params = init_params(model, batch.vocab_size, n_classes, range(len(corpora)), dtype, device)
+        frozen = frozen_groups(model, TrainConfig(lr=lr))
+        if "head" in frozen:
+            params = span_reduced(params)
+        lr_ = torch.full((len(corpora),), lr, dtype=dtype, device=device)
+        return cls(model.head, params, batch, lr_, frozen, device)
+
+    def epochs(self, count: int) -> float:
+        """Train ``count`` epochs as train() does (no autograd, its thread policy); seconds per epoch."""
+        with torch.no_grad(), cpu_threads(self.device, epoch_size(self.params, self.batch)):
+            return seconds(self._epoch, count, self.device)
+
+    def _epoch(self) -> None:
+        """Forward, backward and update of every seed."""
+        fwd = forward(self.kind, self.params, self.batch, attention_inputs(self.params))
+        apply_gradients(self.params, backward(self.kind, self.params, self.batch, fwd, self.frozen), self.lr,
+                        self.frozen)
+
+    def logits(self) -> Tensor:
+        with torch.no_grad():
+            return forward(self.kind, self.params, self.batch).logits
+
+    def product_seconds(self, repeat: int = 20) -> float:
+        """Seconds of the epoch's two sparse products alone (``counts @ [e R | e]`` and its transpose
+        times the per-sentence gradient), at this model's shapes: the part of an epoch the sparse
+        kernel sets, whatever the rest of the engine does."""
+        width = self.params.word_vectors().shape[2] + 1
+        words = torch.rand(self.batch.counts.shape[1], width, dtype=self.lr.dtype, device=self.device)
+        sentences = torch.rand(self.batch.counts.shape[0], width, dtype=self.lr.dtype, device=self.device)
+        with torch.no_grad(), cpu_threads(self.device, epoch_size(self.params, self.batch)):
+            self.batch.product(False, words), self.batch.product(True, sentences)  # warm the buffers
+            return seconds(lambda: (self.batch.product(False, words), self.batch.product(True, sentences)),
+                           repeat, self.device)
+
+    def traffic(self) -> tuple[float, float]:
+        """(flops, bytes) one epoch must at least do and move: see :func:`epoch_traffic`."""
+        return epoch_traffic(self.params, self.batch)
+
+
+def epoch_traffic(params: Params, batch: Batch) -> tuple[float, float]:
+    """A lower bound on one epoch's work for the engine's formulation.
+
+    Flops: the two sparse products (2 nnz (width + 1) each) and, when E is carried in full and
+    projected, the three rank-K1 products with E (R = E U1, dU1 = E^T dR, E += dR U1^T).
+    Bytes: each count matrix read once (values, column indices, row pointers), every carried
+    per-word parameter read and written once (scores; R and Z, or E), and the per-sentence
+    (n, width + 1) products written and read once each way.
+    """
+    item = params.query.element_size()
+    nnz = batch.counts.values().numel()
+    rows = batch.counts.shape[0] + batch.counts.shape[1] + 2
+    index = batch.counts.col_indices().element_size()
+    width = first_layer(params.head).shape[2] if params.projects else params.embeddings.shape[2]
+    flops = 2 * 2 * nnz * (width + 1)
+    carried = [params.word_scores()]
+    if params.coords is not None:
+        carried += [params.projected, params.coords]
+    else:
+        carried += [params.embeddings] + list(params.head.values())
+        if params.projects:
+            flops += 3 * 2 * params.embeddings.numel() * width
+    bytes_ = 2 * (nnz * (item + index) + rows * index)
+    bytes_ += sum(2 * t.numel() * item for t in carried)
+    bytes_ += 4 * batch.counts.shape[0] * (width + 1) * item
+    return float(flops), float(bytes_)
+
+
+def roofline(flops: float, bytes_: float, seconds_: float, machine: dict, dtype: torch.dtype) -> dict:
+    """The roofline bound max(flops / peak, bytes / bandwidth) and the fraction of it achieved."""
+    peak = machine["matmul_gflops_float32" if dtype == torch.float32 else "matmul_gflops_float64"] * 1e9
+    compute, memory = flops / peak, bytes_ / (machine["copy_gbps"] * 1e9)
+    bound = max(compute, memory)
+    return {"flops": flops, "bytes": bytes_, "compute_bound_ms": compute * 1e3, "memory_bound_ms": memory * 1e3,
+            "bound_ms": bound * 1e3, "achieved_ms": seconds_ * 1e3, "roofline_fraction": bound / seconds_}
+
+
+# ----------------------------------------------------------------------------------------------
+# Engine against the padded reference (SST2 and the synthetic preset)
+# ----------------------------------------------------------------------------------------------
+
+
+def sst2_data(quick: bool) -> tuple[Dataset, str]:
+    """SST2 (its first 300 training sentences when quick); a random stand-in of SST2's vocabulary size
+    when the files are absent, for ``quick`` only."""
+    try:
+        data, source = load_sst("SST2", download=False), "SST2"
+    except SSTDataError:
+        if not quick:
+            raise
+        data, source = _random_dataset(17440, 2, 300, np.random.default_rng(0)), "random stand-in (SST2 not found)"
+    if quick:
+        train_split = data.train
+        small = Corpus(train_split.sentences[:300], train_split.labels[:300], train_split.vocab_size)
+        data = Dataset(data.name, data.vocab, data.n_classes, {"train": small, "test": data.test})
+    return data, source
+
+
+def _random_dataset(vocab_size: int, n_classes: int, n: int, rng: np.random.Generator) -> Dataset:
+    sentences = [rng.integers(1, vocab_size, size=rng.integers(3, 30)) for _ in range(n)]
+    corpus = Corpus(sentences, rng.integers(0, n_classes, size=n), vocab_size)
+    return Dataset("random", [f"w{i}" for i in range(vocab_size)], n_classes, {"train": corpus, "test": corpus})
+
+
+def agree(engine: EngineModel, reference: PaddedModel, epochs: int) -> float:
+    """Train both a few epochs from the same start; the largest logit gap relative to the largest logit."""
+    for _ in range(epochs):
+        engine.epochs(1)
+        reference.epoch()
+    ours, theirs = engine.logits()[0], reference.logits()
+    return float((ours - theirs).abs().max() / theirs.abs().max().clamp_min(1e-30))
+
+
+def reference_threads(reference: PaddedModel, device: torch.device) -> int | None:
+    """The thread count on which the reference runs faster here (each timed once after a warm-up);
+    None off the CPU."""
+    if device.type != "cpu":
+        return None
+    timings = {}
+    for count in thread_counts():
+        with threads(count):
+            reference.epoch()
+            timings[count] = seconds(reference.epoch)
+    return min(timings, key=timings.get)
+
+
+def padded_case(model: ModelConfig, corpus: Corpus, n_classes: int, dtype: torch.dtype, machine: dict,
+                reps: int = 5, block: int = 20, agree_epochs: int = 3, lr: float = 0.1,
+                device: torch.device | None = None) -> dict:
+    """One head on one corpus: the engine and the padded reference from the same start agree after
+    ``agree_epochs`` epochs (asserted), then ``reps`` alternating timings (the engine over ``block``
+    epochs, the reference over one), their median ratio, and the engine's roofline."""
+    device = device or default_device()
+    engine = EngineModel.create(model, [corpus], n_classes, dtype, lr, device)
+    reference = PaddedModel(model.head, engine.params, 0, corpus, lr=lr, train_head=model.head != "FC")
+    gap = agree(engine, reference, agree_epochs)
+    tolerance = 1e-3 if dtype == torch.float32 else 1e-9
+    assert gap < tolerance, f"Attn-{model.head}: engine and padded reference disagree after training (gap {gap:.2e})"
+    ref_threads = reference_threads(reference, device)
+    engine_times, reference_times = [], []
+    for _ in range(reps):
+        engine_times.append(engine.epochs(block))
+        with threads(ref_threads):
+            reference_times.append(seconds(reference.epoch, device=device))
+    ratios = [r / e for r, e in zip(reference_times, engine_times)]
+    products = min(engine.product_seconds(block) for _ in range(reps))
+    return {
+        "head": model.head, "sentences": len(corpus), "nonzeros": int(engine.batch.counts.values().numel()),
+        "engine_ms": statistics.median(engine_times) * 1e3, "engine_ms_best": min(engine_times) * 1e3,
+        "reference_ms": statistics.median(reference_times) * 1e3, "reference_threads": ref_threads,
+        "speedup_median": statistics.median(ratios), "speedups": ratios, "agreement_gap": gap,
+        "products_ms": products * 1e3, "products_share": products / min(engine_times),
+        "product_ns_per_nonzero": products / 2 / engine.batch.counts.values().numel() * 1e9,
+        **roofline(*engine.traffic(), min(engine_times), machine, dtype),
+    }
+
+
+def sst2_cases(machine: dict, quick: bool = False, reps: int = 5, heads: Sequence[str] = ("FC", "TC"),
+               device: torch.device | None = None) -> tuple[list[dict], str]:
+    """SST2 in the paper's setting (d_e = 200, d_k = 10, float32, lr 0.1), one row per head; and the data's source."""
+    data, source = sst2_data(quick)
+    rows = [padded_case(dataclasses.replace(SST2_MODEL, head=head), data.train, data.n_classes, torch.float32,
+                        machine, reps=1 if quick else reps, block=2 if quick else 20,
+                        agree_epochs=1 if quick else 3, device=device)
+            for head in heads]
+    return rows, source
+
+
+def synthetic_cases(machine: dict, quick: bool = False, reps: int = 5, heads: Sequence[str] = ("FC", "TC", "TL"),
+                    device: torch.device | None = None) -> list[dict]:
+    """The synthetic preset (seed 0's data, d = 10, float64, lr 0.1), one row per head."""
+    data = _synthetic_data(quick)
+    dataset = generate_synthetic(data, 0)
+    return [padded_case(synthetic_preset(head).model, dataset.train, dataset.n_classes, torch.float64, machine,
+                        reps=1 if quick else reps, block=2 if quick else 50, agree_epochs=1 if quick else 3,
+                        device=device)
+            for head in heads]
+
+
+def _synthetic_data(quick: bool) -> SyntheticDataConfig:
+    return SyntheticDataConfig(n_nontopic=300, n_train=60, n_test=20) if quick else synthetic_preset().data
+
+
+# ----------------------------------------------------------------------------------------------
+# Synthetic preset: seeds batched, and scaling with the corpus size
+# ----------------------------------------------------------------------------------------------
+
+
+def train_epoch_seconds(head: str, datasets: Sequence[Dataset], epochs: tuple[int, int],
+                        device: torch.device | None = None) -> float:
+    """Seconds per epoch of train() on the synthetic preset (all recording on, as the chapters train),
+    set-up cancelled out by timing two run lengths back to back."""
+    base = synthetic_preset(head)
+    seeds = list(range(len(datasets)))
+
+    def run(n: int) -> float:
+        return seconds(lambda: train(base.model, TrainConfig(epochs=n), datasets, seeds,
+                                     trace_words=datasets[0].topic_words, quiet=True, device=device))
+    short, long = run(epochs[0]), run(epochs[1])
+    return max(long - short, 1e-9) / (epochs[1] - epochs[0])
+
+
+def seeds_table(quick: bool = False, reps: int = 3, heads: Sequence[str] = ("FC", "TC", "TL"),
+                counts: Sequence[int] = SEED_COUNTS, device: torch.device | None = None) -> list[dict]:
+    """Per-epoch time of train() for S seeds at once (each seed on its own data, as the experiments
+    train them), per head, and the time per seed: the median of ``reps`` rounds, each round timing
+    every S in turn, so that load from other processes falls on all of them alike."""
+    if quick:
+        counts, heads, epochs, reps = (1, 2), heads[:1], (2, 6), 1
+    else:
+        epochs = (20, 220)
+    data = _synthetic_data(quick)
+    datasets = [generate_synthetic(data, seed) for seed in range(max(counts))]
+    rows = []
+    for head in heads:
+        train_epoch_seconds(head, datasets[:1], (1, 2), device)  # warm-up
+        samples: dict[int, list[float]] = {count: [] for count in counts}
+        for _ in range(reps):
+            for count in counts:
+                samples[count].append(train_epoch_seconds(head, datasets[:count], epochs, device))
+        for count in counts:
+            epoch_s = statistics.median(samples[count])
+            engine = EngineModel.create(synthetic_preset(head).model, [d.train for d in datasets[:count]],
+                                        datasets[0].n_classes, torch.float64, device=device)
+            products = min(engine.product_seconds(2 if quick else 20) for _ in range(reps))
+            rows.append({"head": head, "seeds": count, "epoch_ms": epoch_s * 1e3,
+                         "ms_per_seed": epoch_s * 1e3 / count, "products_ms": products * 1e3,
+                         "epoch_ms_samples": [s * 1e3 for s in samples[count]]})
+    return rows
+
+
+def seeds_ratio(rows: list[dict], head: str) -> float:
+    """Time of an epoch of the most seeds over that of one seed."""
+    mine = sorted((r for r in rows if r["head"] == head), key=lambda r: r["seeds"])
+    return mine[-1]["epoch_ms"] / mine[0]["epoch_ms"]
+
+
+def corpus_table(quick: bool = False, reps: int = 5, grid: Sequence[tuple[int, int]] = SCALING_GRID,
+                 device: torch.device | None = None) -> list[dict]:
+    """Engine epoch time (Attn-FC, synthetic preset model, one seed, float64) against the number of
+    tokens, over ``grid``'s (sentences, non-topic words per sentence); the best of ``reps`` timings."""
+    if quick:
+        grid, reps = [(200, 10), (400, 40)], 1
+    model = synthetic_preset().model
+    rows = []
+    for sentences, length in grid:
+        config = SyntheticDataConfig(n_train=sentences, n_test=1, m=length)
+        corpus = generate_synthetic(config, 0).train
+        engine = EngineModel.create(model, [corpus], config.n_topics, torch.float64, device=device)
+        engine.epochs(1)
+        repeat = max(1, min(20, 10**6 // (sentences * length)))
+        tokens = int(corpus.lengths.sum())
+        timings = reps if tokens <= 10**6 else min(reps, 3)
+        rows.append({"sentences": sentences, "length": length + 1, "tokens": tokens,
+                     "nonzeros": int(engine.batch.counts.values().numel()),
+                     "epoch_ms": min(engine.epochs(repeat) for _ in range(timings)) * 1e3})
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------
+# Everything
+# ----------------------------------------------------------------------------------------------
+
+
+def verdicts(results: dict) -> dict[str, bool]:
+    """Whether each issue target is met by the measured value."""
+    check = {">=": lambda v, t: v >= t, "<=": lambda v, t: v <= t}
+    return {key: bool(check[op](results[key], bound)) for key, (op, bound) in TARGETS.items()}
+
+
+def run_all(quick: bool = False, reps: int = 5, device: torch.device | None = None,
+            log: Callable[[str], object] = lambda _: None) -> dict:
+    """Every benchmark; the results as one JSON-ready dictionary with the keys the issue names.
+
+    ``reps`` sets the alternating repetitions of the engine-vs-reference timings and the machine's
+    peak rates (the seeds and scaling tables use at most 3 and ``reps``); ``log`` gets a line per stage.
+    """
+    device = device or default_device()
+    started = time.perf_counter()
+    machine = machine_info(quick, reps, device)
+    log("machine measured")
+    sst, source = sst2_cases(machine, quick, reps, device=device)
+    log("SST2 engine vs padded done")
+    synthetic = synthetic_cases(machine, quick, reps, device=device)
+    log("synthetic engine vs padded done")
+    seeds = seeds_table(quick, min(reps, 3), device=device)
+    log("seeds table done")
+    corpus = corpus_table(quick, reps, device=device)
+    log("scaling table done")
+    slope = loglog_slope([r["tokens"] for r in corpus], [r["epoch_ms"] for r in corpus])
+    sst_by_head = {row["head"]: row for row in sst}
+    synthetic_by_head = {row["head"]: row for row in synthetic}
+    results = {
+        "quick": quick, "reps": reps, "sst2_source": source,
+        "sst2_fc_speedup_vs_padded": sst_by_head["FC"]["speedup_median"],
+        "sst2_tc_speedup_vs_padded": sst_by_head["TC"]["speedup_median"],
+        "sst2_fc_roofline_fraction": sst_by_head["FC"]["roofline_fraction"],
+        "sst2_tc_roofline_fraction": sst_by_head["TC"]["roofline_fraction"],
+        "synthetic_fc_speedup_vs_padded": synthetic_by_head["FC"]["speedup_median"],
+        "synthetic_seeds20_over_seeds1_time": seeds_ratio(seeds, "FC"),
+        "epoch_time_vs_tokens_exponent": slope,
+        "sst2": sst, "synthetic": synthetic, "seeds": seeds, "corpus_size": corpus, "machine": machine,
+    }
+    results["targets_met"] = verdicts(results)
+    results["seconds"] = time.perf_counter() - started
+    return results

@@ -1,0 +1,131 @@
+"""The scorecard: complete (every experiment ID of the spec has rows) and its verdicts follow from the numbers."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from attnlib import scorecard
+from attnlib.config import RunConfig, SyntheticDataConfig, TrainConfig
+from attnlib.experiments import run_ablation, run_sst, run_synthetic, step_size_study
+from attnlib.experiments.sst import STORE_DIR
+
+SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "paper.md"
+SMALL = SyntheticDataConfig(n_nontopic=200, n_train=120, n_test=40)
+STORED_SETTINGS = [(kind, head, "default") for kind in ("SST2", "SST5") for head in ("FC", "TC")]
+
+
+@pytest.fixture(scope="module")
+def parts():
+    base = RunConfig(data=SMALL, train=TrainConfig(epochs=300))
+    synthetic = run_synthetic(seeds=[0, 1], base=base, quiet=True)
+    ablation = run_ablation(seeds=[0, 1], base=base.replace(model={"embed_init_std": 0.1}), quiet=True)
+    stored = [s for s in STORED_SETTINGS + [("SST2", "FC", "patience2000")]
+              if (STORE_DIR / f"{'_'.join(s)}.json").exists()]
+    sst = run_sst(settings=stored, seeds=(0, 1, 2))
+    steps = step_size_study(learning_rates=(0.4, 0.2, 0.1), lr_times_epochs=10.0, data=SMALL)
+    deviation = scorecard.keys_parallel_deviation(epochs=30)
+    return synthetic, ablation, sst, deviation, steps
+
+
+@pytest.fixture(scope="module")
+def table(parts):
+    return scorecard.build_scorecard(*parts)
+
+
+@pytest.mark.parametrize("passed, needed, total, expected", [
+    (5, 5, 5, "reproduced"), (4, 4, 5, "reproduced"), (3, 4, 5, "partly"), (0, 5, 5, "not reproduced"),
+    (0, 0, 0, "reported"), (1, 1, 1, "reproduced"), (0, 1, 1, "not reproduced")])
+def test_verdict_rule(passed, needed, total, expected):
+    assert scorecard.verdict(passed, needed, total) == expected
+
+
+def test_every_experiment_id_has_rows(table):
+    assert set(scorecard.EXPERIMENT_IDS) <= set(table.id)
+    assert set(table.verdict) <= set(scorecard.VERDICTS)
+
+
+@pytest.mark.skipif(not SPEC.exists(), reason=f"the spec is not at {SPEC}")
+def test_scorecard_covers_the_spec_ids():
+    text = SPEC.read_text(encoding="utf-8")
+    ids = set(re.findall(r"^### ([FT]\d)\.", text, flags=re.M)) | set(re.findall(r"^\| (N\d) \|", text, flags=re.M))
+    assert ids, "no experiment IDs found in the spec"
+    assert ids <= set(scorecard.EXPERIMENT_IDS)
+
+
+def test_verdicts_follow_from_the_counts(table):
+    for row in table.itertuples():
+        assert 0 <= row.passed <= row.total and row.needed <= row.total, row
+        assert row.verdict == scorecard.verdict(row.passed, row.needed, row.total), row
+
+
+def test_t1_verdicts_follow_from_the_accuracies(parts, table):
+    sst_table = parts[2].table()
+    for r in sst_table[sst_table.variant == "default"].itertuples():
+        row = table[(table.id == "T1") & (table.claim == f"{r.dataset} {r.model}: test accuracy (%)")].iloc[0]
+        within = abs(100 * parts[2].runs[(r.dataset, r.model[-2:], "default")].final_test_accuracy.mean()
+                     - r.paper) <= scorecard.T1_TOLERANCE
+        assert row.verdict == ("reproduced" if within else "not reproduced")
+
+
+def test_identity_rows_count_model_seed_pairs(parts, table):
+    summary = parts[0].summary()
+    n1 = table[table.id == "N1"].iloc[0]
+    assert n1.total == len(summary)
+    assert n1.passed == int((summary.sen_max_abs_residual <= 0.05).sum())
+    ablation_rows = table[table.id == "F4"]
+    from attnlib.experiments import ablation_checks
+    assert len(ablation_rows) == len(ablation_checks(parts[1]))
+
+
+def test_keys_stay_parallel_at_full_width(parts):
+    assert parts[3] < scorecard.PARALLEL_TOLERANCE
+
+
+def test_write_outputs(parts, tmp_path):
+    card = scorecard.assemble(*parts)
+    paths = card.write(tmp_path / "out")
+    assert sorted(p.name for p in paths) == ["scorecard.csv", "scorecard.json", "scorecard.md"]
+    payload = json.loads((tmp_path / "out" / "scorecard.json").read_text(encoding="utf-8"))
+    assert len(payload["rows"]) == len(card.table)
+    assert payload["provenance"]["config_hashes"] and payload["provenance"]["seeds"] == [0, 1, 2]
+    assert not list((tmp_path / "out").glob(".*.tmp"))
+
+
+def test_json_and_markdown(table):
+    payload = scorecard.to_json(table)
+    assert json.loads(json.dumps(payload)) == payload
+    assert {"id", "claim", "paper", "ours", "tolerance", "verdict"} <= set(payload["rows"][0])
+    assert sum(payload["counts"].values()) == len(table)
+    markdown = scorecard.to_markdown(table)
+    assert markdown.count("\n") == len(table) + 1
+
+
+def test_run_all_writes_the_scorecard_beside_each_experiment(parts, tmp_path, monkeypatch):
+    """`attnlib run all` runs every registered experiment, then builds the scorecard from their results
+    (the experiments are replaced by the small runs above; each real command is tested in test_cli)."""
+    import attnlib.experiments
+    from attnlib import cli
+
+    synthetic, ablation, sst, deviation, steps = parts
+    ran = []
+
+    def fake(name, result):
+        def run(args):
+            ran.append(name)
+            cli._keep(args, name, result)
+            return cli._output_folder(args.out, name)
+        return run
+
+    for name, result in (("synthetic", synthetic), ("ablation", ablation), ("beyond", None), ("sst", sst)):
+        monkeypatch.setitem(cli.EXPERIMENTS, name, (cli.EXPERIMENTS[name][0], fake(name, result)))
+    monkeypatch.setattr(scorecard, "keys_parallel_deviation", lambda: deviation)
+    monkeypatch.setattr(attnlib.experiments, "step_size_study", lambda: steps)
+    assert cli.main(["run", "all", "--out", str(tmp_path), "--quiet"]) == 0
+    assert ran == ["synthetic", "ablation", "beyond", "sst"]
+    payload = json.loads((tmp_path / "scorecard.json").read_text(encoding="utf-8"))
+    assert {row["id"] for row in payload["rows"]} == set(scorecard.EXPERIMENT_IDS)
+    assert (tmp_path / "scorecard.md").exists() and (tmp_path / "scorecard.csv").exists()

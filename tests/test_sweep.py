@@ -1,0 +1,71 @@
+"""attnlib.sweep: the same results in the same order on one or two workers, failures named clearly."""
+
+from __future__ import annotations
+
+import functools
+
+import joblib
+import numpy as np
+import pytest
+
+from attnlib.sweep import SweepError, sweep
+
+
+def noisy_sum(seed: int, size: int, scale: float = 1.0) -> float:
+    """A deterministic function of its arguments (module level, so worker processes can import it)."""
+    return float(np.random.default_rng(seed).standard_normal(size).sum() * scale)
+
+
+def fail_on_three(value: int) -> int:
+    if value == 3:
+        raise ValueError("three is not allowed")
+    return value
+
+
+def test_one_and_two_workers_give_the_same_results_in_order() -> None:
+    tasks = [(seed, 10 + seed) for seed in range(6)]
+    serial = sweep(noisy_sum, tasks, n_jobs=1, scale=2.0)
+    parallel = sweep(noisy_sum, tasks, n_jobs=2, scale=2.0)
+    assert serial == parallel == [noisy_sum(s, n, scale=2.0) for s, n in tasks]
+
+
+def test_the_backend_comes_from_joblibs_context() -> None:
+    tasks = [(seed, 5) for seed in range(4)]
+    with joblib.parallel_config(backend="threading", n_jobs=2):
+        threaded = sweep(noisy_sum, tasks)
+    assert threaded == sweep(noisy_sum, tasks)
+
+
+def test_no_tasks_give_no_results() -> None:
+    assert sweep(noisy_sum, [], n_jobs=2) == []
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_a_failing_task_is_named_in_the_error(n_jobs: int) -> None:
+    with pytest.raises(SweepError, match=r"task 3 fail_on_three\(3\) failed with ValueError: three is not allowed"):
+        sweep(fail_on_three, [(v,) for v in range(5)], n_jobs=n_jobs)
+
+
+def test_partials_are_named_too() -> None:
+    with pytest.raises(SweepError, match=r"task 0 fail_on_three\(3\)"):
+        sweep(functools.partial(fail_on_three), [(3,)])
+
+
+def _served_settings() -> list[tuple[str, str, str]]:
+    """Stored SST settings whose configuration still matches (so run_sst serves them without training)."""
+    from attnlib.config import sst_preset
+    from attnlib.experiments import sst
+
+    return [s for s in sst.SETTINGS if sst.stored_hash(*s) == sst_preset(*s).config_hash()]
+
+
+@pytest.mark.skipif(len(_served_settings()) < 2, reason="fewer than two matching stored SST runs")
+def test_run_sst_gives_the_same_runs_on_two_workers() -> None:
+    from attnlib.experiments.sst import run_sst
+
+    settings = _served_settings()[:2]
+    serial, parallel = run_sst(settings, n_jobs=1), run_sst(settings, n_jobs=2)
+    assert list(serial.runs) == list(parallel.runs) == settings
+    for setting in settings:
+        assert np.array_equal(serial.runs[setting].loss, parallel.runs[setting].loss, equal_nan=True)
+        assert np.array_equal(serial.runs[setting].final_test_accuracy, parallel.runs[setting].final_test_accuracy)
