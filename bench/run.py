@@ -39,13 +39,14 @@ def report(results: dict) -> None:
     print(f"\ndevice {machine['device']} ({machine['device_name']}), torch {machine['torch']}, "
           f"{machine['torch_threads']} threads; matmul {machine['matmul_gflops_float32']:.1f} GFLOP/s (float32), "
           f"{machine['matmul_gflops_float64']:.1f} (float64); copy {machine['copy_gbps']:.1f} GB/s")
-    padded_columns = ["head", "engine_ms", "reference_ms", "speedup_median", "bound_ms", "roofline_fraction"]
+    padded_columns = ["head", "engine_ms", "reference_ms", "speedup_median", "products_ms", "bound_ms",
+                      "roofline_fraction"]
     print_table(f"{results['sst2_source']}: one training epoch, engine vs padded reference "
                 "(d_e = 200, d_k = 10, float32)", results["sst2"], padded_columns)
     print_table("synthetic preset: one training epoch, engine vs padded reference (d = 10, float64)",
                 results["synthetic"], padded_columns)
     print_table("synthetic preset: train() epoch for S seeds at once", results["seeds"],
-                ["head", "seeds", "epoch_ms", "ms_per_seed"])
+                ["head", "seeds", "epoch_ms", "ms_per_seed", "products_ms"])
     print_table(f"engine epoch vs corpus size (Attn-FC, 1 seed): log-log slope "
                 f"{results['epoch_time_vs_tokens_exponent']:.3f}", results["corpus_size"],
                 ["sentences", "length", "tokens", "epoch_ms"])

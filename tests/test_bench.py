@@ -24,5 +24,9 @@ def test_quick_benchmark_writes_finite_results(tmp_path: Path) -> None:
         assert isinstance(results[key], float) and math.isfinite(results[key]), key
     assert {row["head"] for row in results["sst2"]} == {"FC", "TC"}
     assert all(math.isfinite(row["agreement_gap"]) and row["agreement_gap"] < 1e-3 for row in results["sst2"])
+    assert {row["head"] for row in results["synthetic"]} == {"FC", "TC", "TL"}
+    assert all(row["agreement_gap"] < 1e-9 for row in results["synthetic"])
+    for row in results["sst2"] + results["synthetic"]:
+        assert 0 < row["products_ms"] and 0 < row["bound_ms"] and 0 < row["roofline_fraction"]
     assert results["seeds"] and results["corpus_size"] and results["machine"]["torch"]
     assert set(results["targets_met"]) == set(KEYS[:4])
