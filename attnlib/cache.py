@@ -15,6 +15,7 @@ Location: ``$ATTNLIB_CACHE_DIR``, else ``$XDG_CACHE_HOME/attnlib``, else ``~/.ca
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -81,13 +82,29 @@ def _dataset_key(dataset: Dataset) -> dict[str, Any]:
             "vocab_size": {name: int(c.vocab_size) for name, c in sorted(dataset.splits.items())}}
 
 
+@functools.lru_cache(maxsize=1)
+def engine_digest() -> str:
+    """sha256 of the engine's source (model, train, data): a change to the code that computes a result
+    invalidates its cache entries even while the version number stays the same (as during development)."""
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for name in ENGINE_SOURCES:
+        digest.update((package / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+ENGINE_SOURCES = ("model.py", "train.py", "data/corpus.py", "data/synthetic.py")
+"""The modules whose code determines a training result, besides the configs and data in the key."""
+
+
 def key_material(model: ModelConfig, config: TrainConfig, datasets: Sequence[Dataset], seeds: Sequence[int],
                  trace_words: Sequence[int] | np.ndarray = (), reduce_embeddings: bool = True,
                  device: torch.device | None = None) -> dict[str, Any]:
     """Everything that determines a :func:`~attnlib.train.train` result, as plain JSON-able data."""
     device = device or default_device()
     return {
-        "format": FORMAT, "attnlib": __version__, "torch": torch.__version__, "device": device.type,
+        "format": FORMAT, "attnlib": __version__, "engine": engine_digest(), "torch": torch.__version__,
+        "device": device.type,
         "model": dataclasses.asdict(model), "train": dataclasses.asdict(config),
         "seeds": [int(s) for s in seeds], "datasets": [_dataset_key(d) for d in datasets],
         "trace_words": np.asarray(trace_words, dtype=np.int64).tolist(), "reduce_embeddings": bool(reduce_embeddings),

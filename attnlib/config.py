@@ -291,18 +291,21 @@ def ablation_preset(head: str = "FC", freeze: tuple[str, ...] = ()) -> RunConfig
     return RunConfig(model=ModelConfig(head=head, embed_init_std=0.1), train=TrainConfig(epochs=6000, freeze=freeze))
 
 
-SST_VARIANTS = ("default", "patience2000", "unmasked")
-"""T1's variants: the paper's setting, the authors' code's patience, and the code's unmasked padding."""
+SST_VARIANTS = ("default", "patience2000", "unmasked", "code")
+"""T1's variants: the paper's setting, the authors' code's patience, the code's unmasked padding, and all of
+the code's settings at once (spec T1's diagnostic: unmasked, patience 2000, embedding std 1e-6, d_e = 100 for TC)."""
 
 
 def sst_preset(kind: str = "SST2", head: str = "FC", variant: str = "default") -> RunConfig:
     """T1's setting (spec §5): d_e = 200, d_k = d_q = 10, lr 0.1, early stopping on the dev loss
     (patience 100, or 2000 as in the authors' code), epoch cap 100,000, float32, snapshots every 100."""
     _require(variant in SST_VARIANTS, "sst_preset variant", f"one of {list(SST_VARIANTS)}", variant)
+    code = variant == "code"
+    model_changes = {"embed_init_std": 1e-6, "d_embed": 100 if head == "TC" else 200} if code else {}
     return RunConfig(
-        data=SSTDataConfig(kind=kind, mask_padding=variant != "unmasked"),
-        model=ModelConfig(head=head, d_embed=200, d_key=10),
-        train=TrainConfig(epochs=100_000, dtype="float32", patience=2000 if variant == "patience2000" else 100,
+        data=SSTDataConfig(kind=kind, mask_padding=variant not in ("unmasked", "code")),
+        model=ModelConfig(head=head, d_key=10, **{"d_embed": 200, **model_changes}),
+        train=TrainConfig(epochs=100_000, dtype="float32", patience=2000 if variant in ("patience2000", "code") else 100,
                           record_every=100),
     )
 

@@ -231,7 +231,10 @@ def test_stored_run_matches_preset_and_retraining(setting):
 
 def test_every_variant_has_a_preset():
     for variant in SST_VARIANTS:
-        assert sst_preset("SST2", "TC", variant).data.mask_padding == (variant != "unmasked")
+        assert sst_preset("SST2", "TC", variant).data.mask_padding == (variant not in ("unmasked", "code"))
+    code_tc, code_fc = sst_preset("SST2", "TC", "code"), sst_preset("SST2", "FC", "code")
+    assert (code_tc.model.d_embed, code_fc.model.d_embed) == (100, 200)
+    assert code_tc.model.embed_init_std == 1e-6 and code_tc.train.patience == 2000
 
 
 def test_with_first_step_inserts_the_snapshot_after_step_one(tiny_run):

@@ -10,7 +10,7 @@ from attnlib import theory
 from attnlib.experiments.sst import F6_WORDS, SSTResult, SSTRun
 from attnlib.plots.style import MODEL_COLORS, NORM_LABEL, PANEL_WIDTH, SCORE_LABEL, THEORY_COLOR, use_style
 
-VARIANT_STYLES = {"default": "-", "patience2000": "--", "unmasked": ":"}
+VARIANT_STYLES = {"default": "-", "patience2000": "--", "unmasked": ":", "code": "-."}
 
 
 def plot_sst_losses(result: SSTResult) -> plt.Figure:
