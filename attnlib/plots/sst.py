@@ -144,13 +144,12 @@ def plot_padding(runs: list[SSTRun]) -> plt.Figure:
         for k in range(len(run.seeds)):
             last = run.last_index(k) + 1
             lw, alpha = (1.6, 1.0) if k == 0 else (0.8, 0.4)
-            label = run.name if k == 0 else None
-            axes[0, column].plot(run.record_epochs[:last], run.pad_weight[:last, k], color=color, lw=lw, alpha=alpha,
-                                 label=label)
-            axes[1, column].plot(run.record_epochs[:last], run.scores[:last, k, pad], color=color, lw=lw, alpha=alpha,
-                                 label=label)
+            style = {"color": color, "lw": lw, "alpha": alpha, "ls": VARIANT_STYLES.get(run.variant, "-"),
+                     "label": f"{run.name} ({run.variant})" if k == 0 else None}
+            axes[0, column].plot(run.record_epochs[:last], run.pad_weight[:last, k], **style)
+            axes[1, column].plot(run.record_epochs[:last], run.scores[:last, k, pad], **style)
     for column, kind in enumerate(kinds):
-        axes[0, column].set(title=f"{kind}, unmasked", ylabel=r"mean weight of \$PAD\$", ylim=(0, 1), xscale="symlog")
+        axes[0, column].set(title=f"{kind}, unmasked padding", ylabel=r"mean weight of \$PAD\$", ylim=(0, 1), xscale="symlog")
         axes[1, column].set(xlabel="epoch", ylabel=r"score of \$PAD\$", xscale="symlog")
         for ax in axes[:, column]:
             ax.set_xlim(left=0)
