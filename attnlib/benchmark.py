@@ -1,5 +1,6 @@
 """Benchmarks of the count-matrix engine (issue 5): speed-up over the padded reference, roofline,
-seeds batching and scaling with corpus size.
+seeds batching (each seed on its own corpus, and several seeds on one SST2 corpus) and scaling
+with corpus size.
 
 ``bench/run.py`` (``make bench``) prints these and writes ``bench/results.json``; the book's
 performance appendix calls the same functions at build time, with fewer repetitions.
@@ -40,6 +41,8 @@ SST2_MODEL = ModelConfig(d_embed=200, d_key=10)
 """The paper's SST model (the head is set per case): d_e = 200, d_k = 10."""
 SEED_COUNTS = (1, 5, 20)
 """Seeds trained at once in the seeds table."""
+SHARED_SEEDS = 3
+"""Seeds on the one SST2 corpus in the shared-corpus table (as the SST chapter trains them)."""
 SCALING_GRID = ((10**3, 10), (10**3, 200), (10**4, 10), (10**4, 50), (10**4, 200),
                 (10**5, 10), (10**5, 50), (10**5, 200), (10**6, 10))
 """(sentences, non-topic words per sentence) of the scaling table: 10^3 to 10^6 sentences, length 11 to 201."""
@@ -175,9 +178,10 @@ class EngineModel:
 
     @classmethod
     def create(cls, model: ModelConfig, corpora: Sequence[Corpus], n_classes: int, dtype: torch.dtype,
-               lr: float = 0.1, device: torch.device | None = None) -> EngineModel:
+               lr: float = 0.1, device: torch.device | None = None, share: bool = True) -> EngineModel:
+        """Seed k on ``corpora[k]``; ``share=False`` stacks identical corpora block-diagonally anyway."""
         device = device or default_device()
-        batch = Batch.from_corpora(corpora, dtype, device)
+        batch = Batch.from_corpora(corpora, dtype, device, share=share)
         params = init_params(model, batch.vocab_size, n_classes, range(len(corpora)), dtype, device)
         frozen = frozen_groups(model, TrainConfig(lr=lr))
         if "head" in frozen:
@@ -192,7 +196,7 @@ class EngineModel:
 
     def _epoch(self) -> None:
         """Forward, backward and update of every seed."""
-        fwd = forward(self.kind, self.params, self.batch, attention_inputs(self.params))
+        fwd = forward(self.kind, self.params, self.batch, attention_inputs(self.params, self.batch))
         apply_gradients(self.params, backward(self.kind, self.params, self.batch, fwd, self.frozen), self.lr,
                         self.frozen)
 
@@ -204,13 +208,15 @@ class EngineModel:
         """Seconds of the epoch's two sparse products alone (``counts @ [e R | e]`` and its transpose
         times the per-sentence gradient), at this model's shapes: the part of an epoch the sparse
         kernel sets, whatever the rest of the engine does."""
-        width = self.params.word_vectors().shape[2] + 1
-        words = torch.rand(self.batch.counts.shape[1], width, dtype=self.lr.dtype, device=self.device)
-        sentences = torch.rand(self.batch.counts.shape[0], width, dtype=self.lr.dtype, device=self.device)
-        with torch.no_grad(), cpu_threads(self.device, epoch_size(self.params, self.batch)):
-            self.batch.product(False, words), self.batch.product(True, sentences)  # warm the buffers
-            return seconds(lambda: (self.batch.product(False, words), self.batch.product(True, sentences)),
-                           repeat, self.device)
+        batch, width = self.batch, self.params.word_vectors().shape[2] + 1
+        words = batch.operand(batch.vocab_size, width, self.lr).uniform_()
+        sentences = batch.operand(batch.n_sentences, width, self.lr).uniform_()
+
+        def products() -> None:
+            batch.seeds_product(False, words), batch.seeds_product(True, sentences)
+        with torch.no_grad(), cpu_threads(self.device, epoch_size(self.params, batch)):
+            products()  # warm the buffers
+            return seconds(products, repeat, self.device)
 
     def traffic(self) -> tuple[float, float]:
         """(flops, bytes) one epoch must at least do and move: see :func:`epoch_traffic`."""
@@ -220,18 +226,18 @@ class EngineModel:
 def epoch_traffic(params: Params, batch: Batch) -> tuple[float, float]:
     """A lower bound on one epoch's work for the engine's formulation.
 
-    Flops: the two sparse products (2 nnz (width + 1) each) and, when E is carried in full and
-    projected, the three rank-K1 products with E (R = E U1, dU1 = E^T dR, E += dR U1^T).
-    Bytes: each count matrix read once (values, column indices, row pointers), every carried
-    per-word parameter read and written once (scores; R and Z, or E), and the per-sentence
-    (n, width + 1) products written and read once each way.
+    Flops: the two sparse products (2 nnz (width + 1) each, per seed) and, when E is carried in full
+    and projected, the three rank-K1 products with E (R = E U1, dU1 = E^T dR, E += dR U1^T).
+    Bytes: each count matrix read once (values, column indices, row pointers; one corpus's for all
+    seeds when they share it), every carried per-word parameter read and written once (scores; R and
+    Z, or E), and the per-sentence (n, width + 1) products of every seed written and read once each way.
     """
     item = params.query.element_size()
     nnz = batch.counts.values().numel()
     rows = batch.counts.shape[0] + batch.counts.shape[1] + 2
     index = batch.counts.col_indices().element_size()
     width = first_layer(params.head).shape[2] if params.projects else params.embeddings.shape[2]
-    flops = 2 * 2 * nnz * (width + 1)
+    flops = 2 * 2 * batch.product_size(width + 1)
     carried = [params.word_scores()]
     if params.coords is not None:
         carried += [params.projected, params.coords]
@@ -241,7 +247,7 @@ def epoch_traffic(params: Params, batch: Batch) -> tuple[float, float]:
             flops += 3 * 2 * params.embeddings.numel() * width
     bytes_ = 2 * (nnz * (item + index) + rows * index)
     bytes_ += sum(2 * t.numel() * item for t in carried)
-    bytes_ += 4 * batch.counts.shape[0] * (width + 1) * item
+    bytes_ += 4 * batch.n_seeds * batch.n_sentences * (width + 1) * item
     return float(flops), float(bytes_)
 
 
@@ -408,6 +414,43 @@ def seeds_table(quick: bool = False, reps: int = 3, heads: Sequence[str] = ("FC"
     return rows
 
 
+def shared_corpus_table(quick: bool = False, reps: int = 5, heads: Sequence[str] = ("FC", "TC"),
+                        seeds: int = SHARED_SEEDS, device: torch.device | None = None) -> list[dict]:
+    """``seeds`` seeds on the one SST2 corpus (as the SST chapter trains them) against one seed: the
+    engine's epoch (paper's model, float32, as :func:`sst2_cases`) on the shared count matrix, and on
+    the same corpora stacked block-diagonally (what the seeds would cost on corpora of their own).
+    ``reps`` rounds each time a block of epochs of the three in turn, so that load from other processes
+    falls on all of them alike; the median of the single epochs (an epoch is a few ms: the median
+    is one that no other process interrupted). Also the two sparse products alone, best of ``reps``."""
+    data, _ = sst2_data(quick)
+    corpora = {"one": [data.train], "shared": [data.train] * seeds, "stacked": [data.train] * seeds}
+    block, reps = (2, 1) if quick else (10, reps)
+    rows = []
+    for head in heads:
+        model = dataclasses.replace(SST2_MODEL, head=head)
+        engines = {name: EngineModel.create(model, c, data.n_classes, torch.float32, device=device,
+                                            share=name != "stacked") for name, c in corpora.items()}
+        assert engines["shared"].batch.shared and not engines["stacked"].batch.shared
+        for engine in engines.values():
+            engine.epochs(1)  # warm-up: buffers, caches
+        samples: dict[str, list[float]] = {name: [] for name in engines}
+        for _ in range(reps):
+            for name, engine in engines.items():
+                samples[name] += [engine.epochs(1) * 1e3 for _ in range(block)]
+        ms = {name: statistics.median(times) for name, times in samples.items()}
+        products = {name: min(engine.product_seconds(block) for _ in range(reps)) * 1e3
+                    for name, engine in engines.items()}
+        rows.append({"head": head, "seeds": seeds, "one_seed_ms": ms["one"], "shared_ms": ms["shared"],
+                     "stacked_ms": ms["stacked"], "shared_ms_per_seed": ms["shared"] / seeds,
+                     "stacked_ms_per_seed": ms["stacked"] / seeds,
+                     "shared_per_seed_over_one": ms["shared"] / seeds / ms["one"],
+                     "stacked_per_seed_over_one": ms["stacked"] / seeds / ms["one"],
+                     "shared_speedup_over_stacked": ms["stacked"] / ms["shared"],
+                     "one_seed_products_ms": products["one"], "shared_products_ms": products["shared"],
+                     "stacked_products_ms": products["stacked"], "epoch_ms_samples": samples})
+    return rows
+
+
 def seeds_ratio(rows: list[dict], head: str) -> float:
     """Time of an epoch of the most seeds over that of one seed."""
     mine = sorted((r for r in rows if r["head"] == head), key=lambda r: r["seeds"])
@@ -464,11 +507,14 @@ def run_all(quick: bool = False, reps: int = 5, device: torch.device | None = No
     log("synthetic engine vs padded done")
     seeds = seeds_table(quick, min(reps, 3), device=device)
     log("seeds table done")
+    shared = shared_corpus_table(quick, reps, device=device)
+    log("seeds on one SST2 corpus done")
     corpus = corpus_table(quick, reps, device=device)
     log("scaling table done")
     slope = loglog_slope([r["tokens"] for r in corpus], [r["epoch_ms"] for r in corpus])
     sst_by_head = {row["head"]: row for row in sst}
     synthetic_by_head = {row["head"]: row for row in synthetic}
+    shared_by_head = {row["head"]: row for row in shared}
     results = {
         "quick": quick, "reps": reps, "sst2_source": source,
         "sst2_fc_speedup_vs_padded": sst_by_head["FC"]["speedup_median"],
@@ -478,7 +524,10 @@ def run_all(quick: bool = False, reps: int = 5, device: torch.device | None = No
         "synthetic_fc_speedup_vs_padded": synthetic_by_head["FC"]["speedup_median"],
         "synthetic_seeds20_over_seeds1_time": seeds_ratio(seeds, "FC"),
         "epoch_time_vs_tokens_exponent": slope,
-        "sst2": sst, "synthetic": synthetic, "seeds": seeds, "corpus_size": corpus, "machine": machine,
+        "sst2_fc_shared_seeds_per_seed_over_one": shared_by_head["FC"]["shared_per_seed_over_one"],
+        "sst2_tc_shared_seeds_per_seed_over_one": shared_by_head["TC"]["shared_per_seed_over_one"],
+        "sst2": sst, "synthetic": synthetic, "seeds": seeds, "sst2_shared": shared, "corpus_size": corpus,
+        "machine": machine,
     }
     results["targets_met"] = verdicts(results)
     results["seconds"] = time.perf_counter() - started

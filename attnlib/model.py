@@ -15,8 +15,11 @@ When U1 is fixed (Attn-FC, or any frozen head) the embeddings only move inside s
 norms ``|v_w|`` follow exactly from E(0), Z and U1 (:meth:`Params.embedding_norms`).
 
 Seeds are stacked block-diagonally: seed k's sentences only touch seed k's rows of the parameters,
-so one product trains every seed and each seed's gradient is exactly its own. Gradients are written
-out by hand and checked against autograd on the padded per-token model of :mod:`attnlib.reference`.
+so one product trains every seed and each seed's gradient is exactly its own. When every seed trains
+on the same corpus (all SST runs), the batch keeps that one count matrix and multiplies it by the
+seeds' columns side by side, ``N @ [X_1 | ... | X_S]``: the same sums, but the matrix is read once
+instead of S times (:class:`Batch`). Gradients are written out by hand and checked against autograd
+on the padded per-token model of :mod:`attnlib.reference`.
 """
 
 from __future__ import annotations
@@ -59,12 +62,42 @@ def _to_torch_csr(matrix: sp.csr_matrix, dtype: torch.dtype, device: torch.devic
         )
 
 
+def same_corpus(corpora: Sequence[Corpus]) -> bool:
+    """Whether every corpus is the first: the same object, or the same labels and count matrix, all
+    the engine reads of a corpus (equal data, as :meth:`attnlib.data.corpus.Dataset.fingerprint` sees
+    it, gives equal counts). Cheap when they differ: the labels and sizes usually already do."""
+    first = corpora[0]
+    return all(corpus is first or _equal_counts(corpus, first) for corpus in corpora[1:])
+
+
+def _equal_counts(a: Corpus, b: Corpus) -> bool:
+    """Same vocabulary size, labels and count matrix (scipy keeps it canonical: sorted, summed)."""
+    if a.vocab_size != b.vocab_size or len(a) != len(b) or not np.array_equal(a.labels, b.labels):
+        return False
+    x, y = a.counts, b.counts
+    return (x.nnz == y.nnz and np.array_equal(x.indptr, y.indptr) and np.array_equal(x.indices, y.indices)
+            and np.array_equal(x.data, y.data))
+
+
 @dataclass
 class Batch:
-    """One split of S seeds' corpora, stacked block-diagonally for the engine."""
+    """One split of S seeds' corpora, in the form the engine's sparse products read.
+
+    The products multiply per-seed operands: (S, rows, width) tensors, one (rows, width) matrix per
+    seed. Two forms give the same sums:
+
+    - *block-diagonal* (the corpora differ): ``counts`` stacks them into one (S n, S V) matrix, and an
+      operand is stored seed after seed, i.e. as the (S rows, width) matrix it multiplies;
+    - *shared* (every seed's corpus is the same, see :func:`same_corpus`): ``counts`` is that one
+      (n, V) matrix, and an operand is stored row by row with the seeds side by side, i.e. as the
+      (rows, S width) matrix ``[X_1 | ... | X_S]``. Each nonzero is read once for all seeds rather
+      than once per seed: on SST2, three seeds' products take about as long as one seed's.
+
+    :meth:`operand` allocates an operand in the batch's form, and :meth:`seeds_product` multiplies one.
+    """
 
     counts: Tensor
-    """(S * n, S * V) sparse CSR count matrix."""
+    """(S * n, S * V) block-diagonal sparse CSR count matrix, or the one corpus's (n, V) when ``shared``."""
     transposed_blocks: tuple[Tensor, ...]
     """Its transpose, precomputed (a transposed CSR product is several times slower), cut into
     blocks of :data:`BLOCK_SENTENCES` columns so that each block's slice of the backward product's
@@ -74,19 +107,26 @@ class Batch:
     n_seeds: int
     n_sentences: int
     vocab_size: int
+    shared: bool = False
+    """Every seed's corpus is the same one: ``counts`` is that corpus's, multiplied by all seeds at once."""
     _cache: dict[tuple, Tensor] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_corpora(cls, corpora: Sequence[Corpus], dtype: torch.dtype, device: torch.device) -> Batch:
+    def from_corpora(cls, corpora: Sequence[Corpus], dtype: torch.dtype, device: torch.device,
+                     share: bool = True) -> Batch:
+        """The batch of seed k training on ``corpora[k]``: shared when they are all the same corpus and
+        ``share`` (False forces the block-diagonal form, to compare the two), block-diagonal otherwise."""
         sizes = {(len(c), c.vocab_size) for c in corpora}
         if len(sizes) != 1:
             raise ValueError(f"Batch: every seed's corpus must have the same size and vocabulary, got {sorted(sizes)}")
         (n_sentences, vocab_size), = sizes
-        stacked = sp.block_diag([c.counts for c in corpora], format="csr")
+        shared = share and same_corpus(corpora)
+        matrix = corpora[0].counts if shared else sp.block_diag([c.counts for c in corpora], format="csr")
         labels = torch.from_numpy(np.stack([c.labels for c in corpora])).to(device)
-        blocks = tuple(_to_torch_csr(stacked[start:start + BLOCK_SENTENCES].T.tocsr(), dtype, device)
-                       for start in range(0, stacked.shape[0], BLOCK_SENTENCES))
-        return cls(_to_torch_csr(stacked, dtype, device), blocks, labels, len(corpora), n_sentences, vocab_size)
+        blocks = tuple(_to_torch_csr(matrix[start:start + BLOCK_SENTENCES].T.tocsr(), dtype, device)
+                       for start in range(0, matrix.shape[0], BLOCK_SENTENCES))
+        return cls(_to_torch_csr(matrix, dtype, device), blocks, labels, len(corpora), n_sentences, vocab_size,
+                   shared)
 
     def targets(self, n_classes: int, dtype: torch.dtype) -> Tensor:
         """One-hot labels divided by n (S, n, K): the target term of the mean loss's gradient, built once."""
@@ -96,9 +136,32 @@ class Batch:
             self._cache[key] = onehot / self.n_sentences
         return self._cache[key]
 
+    def product_size(self, width: int) -> int:
+        """Multiply-adds of one product with ``width`` columns per seed: nonzeros times columns."""
+        return self.counts.values().numel() * width * (self.n_seeds if self.shared else 1)
+
+    def operand(self, rows: int, width: int, like: Tensor) -> Tensor:
+        """An empty (S, rows, width) operand of the products (dtype and device of ``like``), stored as
+        the 2-D matrix the batch multiplies (see the class docstring), so that no product copies it."""
+        if self.shared:
+            return like.new_empty(rows, self.n_seeds, width).transpose(0, 1)
+        return like.new_empty(self.n_seeds, rows, width)
+
+    def seeds_product(self, transposed: bool, operand: Tensor) -> Tensor:
+        """``counts @ X`` (or ``counts^T @ X``) of every seed's matrix in an (S, rows, width) operand:
+        (S, rows', width), stored as :meth:`operand` stores it. An operand stored the other way (from
+        another batch) is copied first. The result is a buffer overwritten by the next product of its shape."""
+        n_seeds, rows, width = operand.shape
+        rows_out = self.vocab_size if transposed else self.n_sentences
+        if self.shared:
+            out = self.product(transposed, operand.transpose(0, 1).reshape(rows, n_seeds * width))
+            return out.view(rows_out, n_seeds, width).transpose(0, 1)
+        return self.product(transposed, operand.reshape(n_seeds * rows, width)).view(n_seeds, rows_out, width)
+
     def product(self, transposed: bool, dense: Tensor) -> Tensor:
-        """``counts @ dense`` (or ``counts^T @ dense``) into a buffer kept for the next call of the same
-        shape: no per-epoch allocation, zero-filling or page faults. The result is overwritten by that call."""
+        """``counts @ dense`` (or ``counts^T @ dense``) of a 2-D ``dense``, into a buffer kept for the next
+        call of the same shape: no per-epoch allocation, zero-filling or page faults. The result is
+        overwritten by that call."""
         rows = self.counts.shape[1] if transposed else self.counts.shape[0]
         key = ("product", transposed, dense.shape[1], dense.dtype)
         out = self._cache.get(key)
@@ -349,25 +412,29 @@ class Forward:
     pooled: Tensor  # (S, n, width) c U1 when projecting, else the context vectors c
     inverse_denominator: Tensor  # (S, n, 1) 1 / sum_w n_w e_w
     weights: Tensor  # (S, V) exp(s - max s), the unnormalised attention weight of each word
-    stacked: Tensor  # (S * V, width + 1) [e * R | e], the right-hand side of the forward product
+    stacked: Tensor  # (S, V, width + 1) [e * R | e], the operand of the forward product (see Batch.operand)
     head_saved: tuple = field(repr=False)
 
 
-def attention_inputs(params: Params) -> tuple[Tensor, Tensor]:
-    """Each word's unnormalised attention weight e^{s_w - max s} (S, V), and the stacked right-hand
-    side ``[e * R | e]`` (S * V, width + 1) that one sparse product turns into ``c U1`` numerators
-    and the softmax denominators (R = E when not projecting). It depends on the parameters only, so
-    one computation serves every split.
+def attention_inputs(params: Params, batch: Batch | None = None) -> tuple[Tensor, Tensor]:
+    """Each word's unnormalised attention weight e^{s_w - max s} (S, V), and the stacked operand
+    ``[e * R | e]`` (S, V, width + 1) that one sparse product turns into ``c U1`` numerators and the
+    softmax denominators (R = E when not projecting). It depends on the parameters only, so one
+    computation serves every split; it is stored as ``batch``'s products read it (:meth:`Batch.operand`;
+    seed after seed when ``batch`` is None), and a batch stored the other way copies it.
     """
     scores = params.word_scores()
     # A shift by a per-seed constant leaves every sentence's softmax unchanged and keeps exp() finite.
     weights = torch.exp(scores - scores.amax(dim=1, keepdim=True))
     vectors = params.word_vectors()
     n_seeds, vocab_size, width = vectors.shape
-    stacked = torch.empty(n_seeds, vocab_size, width + 1, dtype=vectors.dtype, device=vectors.device)
-    torch.mul(vectors, weights[:, :, None], out=stacked[:, :, :width])
+    if batch is None:
+        stacked = vectors.new_empty(n_seeds, vocab_size, width + 1)
+    else:
+        stacked = batch.operand(vocab_size, width + 1, vectors)
+    _scale_rows(vectors, weights[:, :, None], out=stacked[:, :, :width])
     stacked[:, :, width] = weights
-    return weights, stacked.view(n_seeds * vocab_size, width + 1)
+    return weights, stacked
 
 
 def forward(kind: str, params: Params, batch: Batch, inputs: tuple[Tensor, Tensor] | None = None) -> Forward:
@@ -375,9 +442,9 @@ def forward(kind: str, params: Params, batch: Batch, inputs: tuple[Tensor, Tenso
 
     ``inputs`` is :func:`attention_inputs` of ``params``, passed in when several splits share it.
     """
-    weights, stacked = inputs if inputs is not None else attention_inputs(params)
-    width = stacked.shape[1] - 1
-    pooled = batch.product(False, stacked).view(batch.n_seeds, batch.n_sentences, width + 1)
+    weights, stacked = inputs if inputs is not None else attention_inputs(params, batch)
+    width = stacked.shape[2] - 1
+    pooled = batch.seeds_product(False, stacked)  # (S, n, width + 1)
     inverse_denominator = pooled[:, :, width:].reciprocal()
     sentences = pooled[:, :, :width] * inverse_denominator
     logits, head_saved = head_forward(kind, params.head, sentences, params.projects)
@@ -392,9 +459,25 @@ def _log_softmax(logits: Tensor) -> Tensor:
     return torch.log_softmax(logits.transpose(1, 2), dim=1).transpose(1, 2)
 
 
+def _scale_rows(a: Tensor, scale: Tensor, out: Tensor) -> Tensor:
+    """``out = a * scale`` for (S, rows, k) ``a`` and ``out`` and an (S, rows, 1) ``scale``; one column
+    at a time when ``a`` is class-major (see :func:`class_major`). Torch loops innermost over the k
+    entries of a row, which a class-major ``a`` keeps V or n apart: into a shared corpus's operand
+    (:meth:`Batch.operand`) that runs 5 to 6 times slower than k products of whole columns."""
+    if a.stride(2) == 1:
+        return torch.mul(a, scale, out=out)
+    for column in range(a.shape[2]):
+        torch.mul(a[:, :, column], scale[:, :, 0], out=out[:, :, column])
+    return out
+
+
 def _rowdot(a: Tensor, b: Tensor) -> Tensor:
-    """Dot products along a short last axis (..., k) -> (...): a product, then a matrix-vector
-    product with ones, several times faster than torch's sum over a last axis of 2 to 11 entries."""
+    """Dot products along a short last axis (S, rows, k) -> (S, rows): a product, then a matrix-vector
+    product with ones, several times faster than torch's sum over a last axis of 2 to 11 entries.
+    Computed in the order ``a`` is stored in (rows outermost for a shared corpus, see
+    :meth:`Batch.operand`): the matrix-vector product would otherwise copy ``a * b`` into seed order."""
+    if a.stride(0) < a.stride(1):
+        return _rowdot(a.transpose(0, 1), b.transpose(0, 1)).transpose(0, 1)
     return torch.matmul(a * b, a.new_ones(a.shape[-1]))
 
 
@@ -433,12 +516,12 @@ def backward(kind: str, params: Params, batch: Batch, fwd: Forward, frozen: Coll
     d_pooled, head_grads = head_backward(kind, params.head, fwd.head_saved, d_logits, params.projects)
     width = d_pooled.shape[2]
     # Through pooled = P / D: dL/dP = dL/dpooled / D and dL/dD = -dL/dP . pooled.
-    stacked = torch.empty(n_seeds, n_sentences, width + 1, dtype=d_logits.dtype, device=d_logits.device)
-    d_numerator = torch.mul(d_pooled, fwd.inverse_denominator, out=stacked[:, :, :width])
+    stacked = batch.operand(n_sentences, width + 1, d_logits)
+    d_numerator = _scale_rows(d_pooled, fwd.inverse_denominator, out=stacked[:, :, :width])
     stacked[:, :, width] = _rowdot(d_numerator, fwd.pooled).neg_()
-    spread = batch.product(True, stacked.view(n_seeds * n_sentences, width + 1))
-    d_scores = _rowdot(spread, fwd.stacked).view(n_seeds, -1)
-    spread = spread.view(n_seeds, -1, width + 1)[:, :, :width]
+    spread = batch.seeds_product(True, stacked)  # (S, V, width + 1)
+    d_scores = _rowdot(spread, fwd.stacked)
+    spread = spread[:, :, :width]
     # class-major when projecting (K1-vectors, see class_major); row-major like E when pooling E itself
     vocab_size = spread.shape[1]
     d_words = class_major(n_seeds, vocab_size, width, spread) if params.projects else spread.new_empty(spread.shape)

@@ -141,7 +141,7 @@ def epoch_size(params: Params, batch: Batch) -> int:
     per-word arrays updated in place (all of E unless the span reduction carries it)."""
     width = first_layer(params.head).shape[2] if params.projects else params.embeddings.shape[2]
     carried = params.projected if params.coords is not None else params.embeddings
-    return batch.counts.values().numel() * (width + 1) + carried.numel()
+    return batch.product_size(width + 1) + carried.numel()
 
 
 @contextmanager
@@ -178,15 +178,18 @@ def _progress(total: int, description: str, quiet: bool):
 def train(model: ModelConfig, config: TrainConfig, datasets: Sequence[Dataset], seeds: Sequence[int],
           trace_words: Sequence[int] | np.ndarray = (), quiet: bool = False,
           device: torch.device | None = None, keep_params: bool = False,
-          reduce_embeddings: bool = True) -> TrainResult:
+          reduce_embeddings: bool = True, share_corpora: bool = True) -> TrainResult:
     """Train one model per seed (seed k on ``datasets[k]``) by full-batch gradient descent.
 
     With ``config.patience`` set, each seed stops on its own once its dev loss has not improved for
     that many epochs, and its best parameters are restored. Raises :class:`TrainingDiverged` when
     the loss stops being finite. With a fixed head (Attn-FC, or ``"head"`` frozen) and
     ``reduce_embeddings``, the embeddings are carried in span(U1) coordinates (exact; see
-    :mod:`attnlib.model`); ``keep_params`` returns them in full either way. On CPU all but huge
-    problems train on one thread (see :func:`cpu_threads`).
+    :mod:`attnlib.model`); ``keep_params`` returns them in full either way. A split on which every
+    seed has the same corpus (e.g. ``[dataset] * S``) is multiplied once for all seeds rather than
+    stacked block-diagonally (the same sums, see :class:`attnlib.model.Batch`); ``share_corpora=False``
+    always stacks, to compare the two. On CPU all but huge problems train on one thread (see
+    :func:`cpu_threads`).
     """
     seeds = [int(s) for s in seeds]
     if len(datasets) != len(seeds):
@@ -197,7 +200,8 @@ def train(model: ModelConfig, config: TrainConfig, datasets: Sequence[Dataset], 
         raise ValueError("TrainConfig.patience needs a 'dev' split in every dataset (early stopping monitors the dev loss)")
     device = device or default_device()
     dtype = _dtype(config.dtype)
-    batches = {name: Batch.from_corpora([d.splits[name] for d in datasets], dtype, device) for name in datasets[0].splits}
+    batches = {name: Batch.from_corpora([d.splits[name] for d in datasets], dtype, device, share=share_corpora)
+               for name in datasets[0].splits}
     train_batch, test_batch = batches["train"], batches["test"]
     params = init_params(model, train_batch.vocab_size, datasets[0].n_classes, seeds, dtype, device)
     frozen = frozen_groups(model, config)
@@ -226,7 +230,7 @@ def train(model: ModelConfig, config: TrainConfig, datasets: Sequence[Dataset], 
     threads = cpu_threads(device, epoch_size(params, train_batch))
     with _progress(epochs, description, quiet) as bar, torch.no_grad(), threads:
         for epoch in range(epochs + 1):
-            inputs = attention_inputs(params)
+            inputs = attention_inputs(params, train_batch)
             fwd = forward(model.head, params, train_batch, inputs)
             _check_finite(fwd.loss, epoch, config.lr)
             loss_log[epoch] = torch.where(active, fwd.loss, loss_log[epoch])

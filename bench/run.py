@@ -47,6 +47,10 @@ def report(results: dict) -> None:
                 results["synthetic"], padded_columns)
     print_table("synthetic preset: train() epoch for S seeds at once", results["seeds"],
                 ["head", "seeds", "epoch_ms", "ms_per_seed", "products_ms"])
+    print_table(f"{results['sst2_source']}: {results['sst2_shared'][0]['seeds']} seeds on the one corpus, engine epoch "
+                "(shared count matrix vs stacked block-diagonally, per seed vs one seed)", results["sst2_shared"],
+                ["head", "one_seed_ms", "shared_ms", "stacked_ms", "shared_per_seed_over_one",
+                 "shared_speedup_over_stacked"])
     print_table(f"engine epoch vs corpus size (Attn-FC, 1 seed): log-log slope "
                 f"{results['epoch_time_vs_tokens_exponent']:.3f}", results["corpus_size"],
                 ["sentences", "length", "tokens", "epoch_ms"])

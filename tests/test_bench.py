@@ -29,4 +29,8 @@ def test_quick_benchmark_writes_finite_results(tmp_path: Path) -> None:
     for row in results["sst2"] + results["synthetic"]:
         assert 0 < row["products_ms"] and 0 < row["bound_ms"] and 0 < row["roofline_fraction"]
     assert results["seeds"] and results["corpus_size"] and results["machine"]["torch"]
+    assert {row["head"] for row in results["sst2_shared"]} == {"FC", "TC"}
+    for row in results["sst2_shared"]:
+        assert all(0 < row[k] < math.inf for k in ("one_seed_ms", "shared_ms", "stacked_ms", "shared_products_ms"))
+    assert math.isfinite(results["sst2_fc_shared_seeds_per_seed_over_one"])
     assert set(results["targets_met"]) == set(KEYS[:4])

@@ -201,3 +201,73 @@ def test_engine_matches_padded_reference_on_real_sst_sentences() -> None:
             assert_close(ours, theirs, f"SST2 {name}")
             checked += 1
     assert checked == 6
+
+
+# ----------------------------------------------------------------------------------------------
+# Shared corpus: every seed on the same corpus, one product N @ [X_1 | ... | X_S]
+# ----------------------------------------------------------------------------------------------
+
+
+def test_shared_corpus_is_detected_by_identity_or_equal_data() -> None:
+    """Same object or an equal copy: shared; another corpus, or ``share=False``: block-diagonal."""
+    from attnlib.data import Corpus
+
+    corpus, other = random_dataset(31).train, random_dataset(32).train
+    copy = Corpus([s.copy() for s in corpus.sentences], corpus.labels.copy(), corpus.vocab_size)
+    relabelled = Corpus(corpus.sentences, np.roll(corpus.labels, 1), corpus.vocab_size)
+    assert Batch.from_corpora([corpus] * 3, DTYPE, CPU).shared
+    assert Batch.from_corpora([corpus, copy], DTYPE, CPU).shared
+    assert not Batch.from_corpora([corpus, other], DTYPE, CPU).shared
+    assert not Batch.from_corpora([corpus, relabelled], DTYPE, CPU).shared
+    shared, stacked = (Batch.from_corpora([corpus] * 3, DTYPE, CPU, share=share) for share in (True, False))
+    assert not stacked.shared
+    assert shared.counts.shape == (12, 30) and stacked.counts.shape == (36, 90)
+    assert shared.product_size(4) == stacked.product_size(4)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_seeds_product_is_each_seeds_own_product(transposed: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both forms give every seed ``N_k @ X_k`` (transposed in blocks too), whichever way the operand is stored."""
+    monkeypatch.setattr(model_module, "BLOCK_SENTENCES", 5)
+    corpus = random_dataset(33).train
+    dense = torch.tensor(corpus.counts.toarray(), dtype=DTYPE)
+    matrix = dense.T if transposed else dense
+    for batch in (Batch.from_corpora([corpus] * 3, DTYPE, CPU, share=share) for share in (True, False)):
+        for form in (batch, Batch.from_corpora([corpus] * 3, DTYPE, CPU, share=not batch.shared)):
+            operand = form.operand(matrix.shape[1], 4, dense)  # stored as `form` reads it
+            operand.copy_(torch.randn(operand.shape, dtype=DTYPE))
+            expected = torch.stack([matrix @ x for x in operand])
+            torch.testing.assert_close(batch.seeds_product(transposed, operand), expected, rtol=1e-12, atol=1e-12)
+
+
+SHARED_CASES = [("FC", 7, False), ("TC", 7, False), ("TL", 7, False), ("TL", 3, False), ("TC", 7, True)]
+"""(head, d_embed, span reduction): projecting and direct pooling, full keys and carried scores."""
+
+
+@pytest.mark.parametrize("head,d_embed,reduced", SHARED_CASES)
+def test_shared_corpus_gives_the_block_diagonal_model_and_gradients(head: str, d_embed: int, reduced: bool) -> None:
+    """Three seeds on one corpus: logits, loss and every gradient of the shared form equal the
+    block-diagonal form's to rounding (float64, 1e-10)."""
+    model = ModelConfig(head=head, d_embed=d_embed, d_key=4, embed_init_std=0.7, key_init_std=0.8, query_std=0.9,
+                        train_query=True, hidden_units=5)
+    corpus = random_dataset(34, n_train=40).train
+    params = init_params(model, 30, 3, [0, 1, 2], DTYPE, CPU, reduce_keys=False)
+    if reduced:
+        params = span_reduced(params)
+        params.coords.copy_(0.3 * torch.randn(params.coords.shape, generator=torch.Generator().manual_seed(1),
+                                              dtype=DTYPE))
+        params.projected.copy_(span_expanded(params).embeddings @ first_layer(params.head))
+    results = []
+    for share in (True, False):
+        batch = Batch.from_corpora([corpus] * 3, DTYPE, CPU, share=share)
+        assert batch.shared == share
+        fwd = forward(head, params, batch)
+        grads = backward(head, params, batch, fwd)
+        d_keys, d_query = key_and_query_gradients(params, grads.scores)
+        results.append({"logits": fwd.logits, "loss": fwd.loss, "accuracy": fwd.accuracy,
+                        "d_embeddings": grads.embeddings, "d_scores": grads.scores, "d_keys": d_keys,
+                        "d_query": d_query, **{f"d_{n}": g for n, g in grads.head.items()}})
+    shared, stacked = results
+    assert shared.keys() == stacked.keys() and len(shared) == 7 + len(params.head)
+    for name, expected in stacked.items():
+        torch.testing.assert_close(shared[name], expected, rtol=1e-10, atol=1e-14, msg=lambda m: f"{name}: {m}")

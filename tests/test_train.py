@@ -167,3 +167,71 @@ def test_same_numbers_in_another_process() -> None:
     here = train(ModelConfig(head="TL"), TrainConfig(epochs=150), datasets, [0, 1], trace_words=range(8), quiet=True)
     outputs.add(np.concatenate([here.loss.ravel(), here.final_scores.ravel()]).tobytes().hex() + "\n")
     assert len(outputs) == 1
+
+
+def _record_batches(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Every Batch train() builds, for checking which form it chose."""
+    from attnlib import model as model_module
+
+    built, original = [], model_module.Batch.from_corpora.__func__
+
+    def spy(cls, *args, **kwargs):
+        built.append(original(cls, *args, **kwargs))
+        return built[-1]
+    monkeypatch.setattr(model_module.Batch, "from_corpora", classmethod(spy))
+    return built
+
+
+@pytest.mark.parametrize("head", ["FC", "TC", "TL"])
+def test_shared_corpus_training_follows_the_block_diagonal_run(head: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three seeds on one dataset (the SST case) train on the shared count matrix; with early stopping,
+    every recorded number and the final parameters equal the block-diagonal run's to rounding."""
+    dataset = _with_dev(small_datasets([0])[0], 100)
+    built = _record_batches(monkeypatch)
+    model, config = ModelConfig(head=head, embed_init_std=0.1), TrainConfig(epochs=3000, patience=25, record_every=50)
+    runs = [train(model, config, [dataset] * 3, [0, 1, 2], trace_words=range(8), quiet=True, keep_params=True,
+                  share_corpora=share) for share in (True, False)]
+    assert [b.shared for b in built] == [True] * 3 + [False] * 3  # train, test, dev of each run
+    shared, stacked = runs
+    assert np.all(stacked.stopped_epoch < 3000) and len(set(stacked.best_epoch)) > 1  # each seed stopped on its own
+    np.testing.assert_array_equal(shared.stopped_epoch, stacked.stopped_epoch)
+    np.testing.assert_array_equal(shared.best_epoch, stacked.best_epoch)
+    for name in ("loss", "train_accuracy", "dev_loss", "test_loss", "test_accuracy", "traced_scores", "traced_norms",
+                 "final_scores", "final_norms", "final_test_accuracy"):
+        np.testing.assert_allclose(getattr(shared, name), getattr(stacked, name), rtol=1e-10, atol=1e-13, err_msg=name)
+    torch.testing.assert_close(shared.params.embeddings, stacked.params.embeddings, rtol=1e-10, atol=1e-13)
+
+
+def test_a_split_shared_by_only_some_seeds_falls_back_to_block_diagonal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The training split shared, the dev split different per seed: each split takes its own form (the
+    dev products copy the shared-form operand) and the run equals the all-block-diagonal one."""
+    base = small_datasets([0])[0]
+    datasets = [_with_dev(base, 200 + k) for k in range(2)]  # same train and test objects, own dev
+    built = _record_batches(monkeypatch)
+    model, config = ModelConfig(head="TC", embed_init_std=0.1), TrainConfig(epochs=200, patience=10**6)
+    runs = [train(model, config, datasets, [0, 1], trace_words=range(8), quiet=True, share_corpora=share)
+            for share in (True, False)]
+    assert {name: b.shared for name, b in zip(("train", "test", "dev"), built[:3])} == \
+        {"train": True, "test": True, "dev": False}
+    for name in ("loss", "dev_loss", "traced_scores", "final_scores"):
+        np.testing.assert_allclose(getattr(runs[0], name), getattr(runs[1], name), rtol=1e-10, atol=1e-13)
+
+
+def test_shared_corpus_runs_are_identical_in_another_process() -> None:
+    """Determinism of the shared form, in this process and in a fresh interpreter: bit for bit."""
+    import subprocess
+    import sys
+
+    script = ("import numpy as np; from attnlib.config import ModelConfig, SyntheticDataConfig, TrainConfig; "
+              "from attnlib.data import generate_synthetic; from attnlib.train import train; "
+              "d = generate_synthetic(SyntheticDataConfig(n_nontopic=300, n_train=120, n_test=40), 0); "
+              "r = train(ModelConfig(head='TC'), TrainConfig(epochs=150, dtype='float32'), [d] * 3, [0, 1, 2], "
+              "trace_words=range(8), quiet=True); "
+              "print(np.concatenate([r.loss.ravel(), r.final_scores.ravel()]).tobytes().hex())")
+    outputs = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout}
+    dataset = small_datasets([0])[0]
+    for _ in range(2):
+        here = train(ModelConfig(head="TC"), TrainConfig(epochs=150, dtype="float32"), [dataset] * 3, [0, 1, 2],
+                     trace_words=range(8), quiet=True)
+        outputs.add(np.concatenate([here.loss.ravel(), here.final_scores.ravel()]).tobytes().hex() + "\n")
+    assert len(outputs) == 1
