@@ -20,7 +20,7 @@ from attnlib.config import ModelConfig, TrainConfig
 from attnlib.data.corpus import Dataset
 from attnlib.device import default_device
 from attnlib.model import (Batch, Gradients, Params, attention_inputs, backward, first_layer, forward, init_params,
-                           key_and_query_gradients, span_expanded, span_reduced)
+                           key_and_query_gradients, span_expanded, span_reduced, step_projected_embeddings)
 
 Tensor = torch.Tensor
 
@@ -90,23 +90,26 @@ def apply_gradients(params: Params, grads: Gradients, lr: Tensor, frozen: set[st
                 params.query.addcmul_(d_query, rate[:, None])
             if "keys" not in frozen:
                 params.keys.addcmul_(d_keys, rate[:, None, None])
-    if "embeddings" not in frozen:  # before the head: dL/dE = dL/dR U1^T needs the current U1
-        _step_embeddings(params, grads.word_vectors, rate[:, None, None])
     if "head" not in frozen:
         for name, grad in grads.head.items():
             params.head[name].addcmul_(grad, rate.reshape(-1, *([1] * (grad.dim() - 1))))
+    if "embeddings" not in frozen:  # after the head, so that the R formed with E's update has the new U1
+        _step_embeddings(params, grads, rate[:, None, None])
 
 
-def _step_embeddings(params: Params, d_words: Tensor, rate: Tensor) -> None:
-    """E += rate dL/dE. Projecting, that is the rank-K1 update E += rate dL/dR U1^T, and under the
-    span reduction Z += rate dL/dR and R += rate dL/dR U1^T U1 (E itself is never touched)."""
+def _step_embeddings(params: Params, grads: Gradients, rate: Tensor) -> None:
+    """E += rate dL/dE. Projecting, that is the rank-K1 update E += rate dL/dR U1^T (U1 where the
+    gradient was taken, ``grads.first_layer``), which also forms the next R = E U1 (see
+    :func:`attnlib.model.step_projected_embeddings`); under the span reduction, Z += rate dL/dR and
+    R += rate dL/dR U1^T U1 (E itself is never touched)."""
+    d_words = grads.word_vectors
     if not params.projects:
         params.embeddings.addcmul_(d_words, rate)
         return
-    u = first_layer(params.head)
     if params.coords is None:
-        params.embeddings.baddbmm_(d_words, (u.transpose(1, 2) * rate).contiguous())  # MKL: 3x slower on strided
+        step_projected_embeddings(params, d_words, grads.first_layer, rate)
     else:
+        u = grads.first_layer
         params.coords.addcmul_(d_words, rate)
         # R^T += (rate U1^T U1) dL/dR^T on the class-major storage (see attnlib.model.class_major)
         params.projected.transpose(1, 2).baddbmm_((u.transpose(1, 2) @ u) * rate, d_words.transpose(1, 2))

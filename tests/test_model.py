@@ -271,3 +271,60 @@ def test_shared_corpus_gives_the_block_diagonal_model_and_gradients(head: str, d
     assert shared.keys() == stacked.keys() and len(shared) == 7 + len(params.head)
     for name, expected in stacked.items():
         torch.testing.assert_close(shared[name], expected, rtol=1e-10, atol=1e-14, msg=lambda m: f"{name}: {m}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Dense products with embeddings carried in full: seed by seed, in blocks of rows, R kept
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("head", ["TC", "TL"])
+def test_blockwise_update_forms_the_new_projection_and_gradients(head: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In blocks of 7 rows (30 words: a short last block), the gradient of U1 is E^T dL/dR and one step
+    gives E - lr dL/dE, U1 - lr dL/dU1 and a kept R equal to (new E)(new U1), to float64 rounding."""
+    from attnlib.train import apply_gradients
+
+    monkeypatch.setattr(model_module, "ROW_BLOCK", 7)
+    model = ModelConfig(head=head, d_embed=8, d_key=4, embed_init_std=0.7, hidden_units=3)
+    batch = Batch.from_corpora([random_dataset(41).train, random_dataset(42).train], DTYPE, CPU)
+    params = init_params(model, 30, 3, [0, 1], DTYPE, CPU)
+    assert params.projects and params.coords is None
+    grads = backward(head, params, batch, forward(head, params, batch))
+    name = "U" if head == "TC" else "U1"
+    d_embeddings = grads.embeddings
+    torch.testing.assert_close(grads.head[name], params.embeddings.transpose(1, 2) @ grads.word_vectors,
+                               rtol=1e-12, atol=1e-15)
+    lr = torch.tensor([0.1, 0.3], dtype=DTYPE)
+    expected_e = params.embeddings - lr[:, None, None] * d_embeddings
+    expected_u = first_layer(params.head) - lr[:, None, None] * grads.head[name]
+    apply_gradients(params, grads, lr, set())
+    torch.testing.assert_close(params.embeddings, expected_e, rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(first_layer(params.head), expected_u, rtol=1e-12, atol=1e-15)
+    assert params.kept_projection is not None
+    torch.testing.assert_close(params.word_vectors(), expected_e @ expected_u, rtol=1e-12, atol=1e-15)
+
+
+def test_kept_projection_is_exact_and_dropped_once_e_or_u1_change() -> None:
+    """The R kept by the update equals a recomputed one bit for bit; any in-place change of E or U1,
+    or a new tensor in their place, makes word_vectors() recompute it."""
+    from attnlib.train import apply_gradients
+
+    model = ModelConfig(head="TC", d_embed=8, d_key=4, embed_init_std=0.7)
+    batch = Batch.from_corpora([random_dataset(43).train] * 2, DTYPE, CPU)
+    params = init_params(model, 30, 3, [0, 1], DTYPE, CPU)
+    apply_gradients(params, backward("TC", params, batch, forward("TC", params, batch)),
+                    torch.full((2,), 0.5, dtype=DTYPE), {"query"})
+    kept = params.word_vectors()
+    assert params.kept_projection is not None and params.word_vectors() is kept
+    assert torch.equal(kept, model_module._project(params.embeddings, params.head["U"]))
+    params.embeddings[1, 3, 0] += 1.0
+    fresh = params.word_vectors()
+    assert fresh is not kept and params.kept_projection is None
+    torch.testing.assert_close(fresh, params.embeddings @ params.head["U"], rtol=1e-12, atol=1e-15)
+    for change in (lambda p: p.head["U"].mul_(2.0), lambda p: p.head.update(U=p.head["U"].clone()),
+                   lambda p: setattr(p, "embeddings", p.embeddings.clone())):
+        params.keep_projection(kept)
+        change(params)
+        assert params.word_vectors() is not kept
+        torch.testing.assert_close(params.word_vectors(), params.embeddings @ params.head["U"], rtol=1e-12, atol=1e-15)
+    assert params.clone().kept_projection is None
