@@ -130,7 +130,7 @@ def _sst_setting(kind: str, head: str, variant: str, seeds: tuple[int, ...], sto
 def run_sst_command(args: argparse.Namespace) -> Path:
     import pandas as pd
 
-    from attnlib.experiments.sst import SETTINGS, SSTResult
+    from attnlib.experiments.sst import SETTINGS, SSTResult, available_settings
     from attnlib.sweep import sweep
     from attnlib.plots.sst import (plot_attention_shift, plot_sen_gaps, plot_sen_grid, plot_single_sentence,
                                    plot_sst_losses, t1_markdown)
@@ -138,8 +138,14 @@ def run_sst_command(args: argparse.Namespace) -> Path:
     folder = _output_folder(args.out, "sst")
     seeds = tuple(range(args.seeds or 3))
     only = getattr(args, "only", None)
-    settings = [s for s in SETTINGS if not only or "_".join(s) in only.split(",")]
     store = getattr(args, "store", None)
+    if only or store:  # named settings, or everything for --store, are trained whatever they cost
+        settings = [s for s in SETTINGS if not only or "_".join(s) in only.split(",")]
+    else:
+        settings, skipped = available_settings()
+        for setting in skipped:
+            print(f"{'_'.join(setting)}: skipped (no stored run, and Attn-TC takes up to an hour here; "
+                  f"train it with --only {'_'.join(setting)})", flush=True)
     # settings are independent: --jobs N trains N at once (joblib; see attnlib.sweep)
     trained = sweep(_sst_setting, settings, n_jobs=getattr(args, "jobs", None), seeds=seeds, store=store,
                     quiet=args.quiet)

@@ -306,3 +306,11 @@ def test_padding_attention_is_the_share_of_padding_positions_when_scores_tie():
     assert weight.shape == (2, 1)
     assert weight[0, 0] == pytest.approx((2 / 4 + 1 / 4) / 2)
     assert weight[1, 0] == pytest.approx((6 / 8 + 3 / 6) / 2)
+
+
+def test_available_settings_skip_only_slow_settings_without_a_stored_run(tmp_path):
+    run, skipped = sst.available_settings(folder=tmp_path)  # an empty store
+    assert set(skipped) == set(sst.SLOW_SETTINGS) and not set(run) & sst.SLOW_SETTINGS
+    assert set(run) | set(skipped) == set(sst.SETTINGS)
+    stored_run, _ = sst.available_settings()
+    assert {s for s in sst.SETTINGS if sst.stored_hash(*s) == sst_preset(*s).config_hash()} <= set(stored_run)

@@ -44,6 +44,20 @@ SETTINGS: tuple[tuple[str, str, str], ...] = tuple(
     (kind, head, variant) for variant in SST_VARIANTS for kind in ("SST2", "SST5") for head in ("FC", "TC"))
 """All (kind, head, variant) settings of T1, the paper's setting first."""
 
+SLOW_SETTINGS = frozenset(s for s in SETTINGS if s[1] == "TC")
+"""Attn-TC has no exact reduction and runs for tens of thousands of epochs (up to an hour on two cores):
+the book and ``attnlib run sst`` serve these from storage and train them only when asked to."""
+
+
+def available_settings(settings: Iterable[tuple[str, str, str]] = SETTINGS,
+                       folder: Path = STORE_DIR) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+    """(settings to run, settings skipped): a slow setting is run only when a matching stored run exists."""
+    run, skipped = [], []
+    for setting in settings:
+        stored = stored_hash(*setting, folder=folder) == sst_preset(*setting).config_hash()
+        (skipped if setting in SLOW_SETTINGS and not stored else run).append(setting)
+    return run, skipped
+
 
 # --------------------------------------------------------------------------- data
 
