@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -53,6 +54,8 @@ def _write_json(path: Path, payload: dict) -> None:
 def _write_outputs(folder: Path, tables: dict, figures: dict, metrics: dict, provenance: dict | None = None) -> None:
     """Write tidy tables (CSV), figures (PNG and PDF, then closed) and metrics.json into ``folder``.
 
+    A figure may be given as a function that draws it, so that many figures never stay open together.
+
     ``provenance`` (a result's ``provenance()``) goes into every figure's metadata and sidecar and
     under the key ``provenance`` of metrics.json, beside the unchanged metric keys.
     """
@@ -63,6 +66,7 @@ def _write_outputs(folder: Path, tables: dict, figures: dict, metrics: dict, pro
     for name, table in tables.items():
         table.to_csv(folder / f"{name}.csv", index=False, float_format="%.9g")
     for name, figure in figures.items():
+        figure = figure() if callable(figure) else figure  # drawn only now: one open figure at a time
         save_figure(figure, folder / name, provenance=provenance)
         plt.close(figure)
     if provenance is not None:
@@ -165,8 +169,8 @@ def run_sst_command(args: argparse.Namespace) -> Path:
     (folder / "t1.md").write_text(t1_markdown(result.table()) + "\n")
     figures = {"t1_losses": plot_sst_losses(result), "f5_gaps": plot_sen_gaps(result)}
     for (kind, head, variant), run in runs.items():
-        figures[f"f5_top12_{kind}_{head}_{variant}"] = plot_sen_grid(run, 12)
-        figures[f"f5_top100_{kind}_{head}_{variant}"] = plot_sen_grid(run, 100)
+        figures[f"f5_top12_{kind}_{head}_{variant}"] = partial(plot_sen_grid, run, 12)
+        figures[f"f5_top100_{kind}_{head}_{variant}"] = partial(plot_sen_grid, run, 100)
     if sst2:
         figures["f6_attention_shift"] = plot_attention_shift(sst2)
         figures["f7_single_sentence"] = plot_single_sentence(sst2)
