@@ -8,8 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 from functools import partial
@@ -44,13 +42,6 @@ def _output_folder(root: Path, name: str) -> Path:
     return folder
 
 
-def _write_json(path: Path, payload: dict) -> None:
-    """Write JSON atomically (temp file + rename), so a killed run never leaves half a file."""
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    temporary.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
-    os.replace(temporary, path)
-
-
 def _write_outputs(folder: Path, tables: dict, figures: dict, metrics: dict, provenance: dict | None = None) -> None:
     """Write tidy tables (CSV), figures (PNG and PDF, then closed) and metrics.json into ``folder``.
 
@@ -61,17 +52,18 @@ def _write_outputs(folder: Path, tables: dict, figures: dict, metrics: dict, pro
     """
     import matplotlib.pyplot as plt
 
+    from attnlib.files import write_json, write_text
     from attnlib.plots import save_figure
 
     for name, table in tables.items():
-        table.to_csv(folder / f"{name}.csv", index=False, float_format="%.9g")
+        write_text(folder / f"{name}.csv", table.to_csv(index=False, float_format="%.9g"))
     for name, figure in figures.items():
         figure = figure() if callable(figure) else figure  # drawn only now: one open figure at a time
         save_figure(figure, folder / name, provenance=provenance)
         plt.close(figure)
     if provenance is not None:
         metrics = {**metrics, "provenance": provenance}
-    _write_json(folder / "metrics.json", metrics)
+    write_json(folder / "metrics.json", metrics)
 
 
 @experiment("synthetic", "F1-F3: SEN curves, loss curves and final score/norm distributions on the synthetic data")

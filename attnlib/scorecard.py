@@ -10,7 +10,6 @@ built from the same experiment results as the chapters, so the page and the chap
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from attnlib.data import generate_synthetic
 from attnlib.experiments.ablation import AblationResult, ablation_checks, run_ablation
 from attnlib.experiments.sst import SSTResult, run_sst
 from attnlib.experiments.synthetic import SyntheticResult, run_synthetic, step_size_study
+from attnlib.files import write_text
 from attnlib.report import mean_spread
 from attnlib.train import train
 
@@ -308,6 +308,11 @@ def build_scorecard(synthetic: SyntheticResult, ablation: AblationResult, sst: S
                            + numerical_rows(keys_deviation, steps))
 
 
+SCORECARD_SST_SETTINGS = tuple((kind, head, variant) for kind in ("SST2", "SST5") for head in ("FC", "TC")
+                               for variant in ("default", "patience2000") if variant == "default" or kind == "SST2")
+"""T1 and F5 use the paper's setting; F6 also the patience-2000 runs on SST2 (spec F6)."""
+
+
 @dataclass
 class Scorecard:
     """The scorecard table and the provenance of every run behind it."""
@@ -322,14 +327,9 @@ class Scorecard:
         outputs = {"scorecard.json": json.dumps(payload, indent=2, ensure_ascii=False) + "\n",
                    "scorecard.csv": self.table.to_csv(index=False),
                    "scorecard.md": to_markdown(self.table) + "\n"}
-        paths = []
         for name, text in outputs.items():
-            path = folder / name
-            temporary = path.with_name(f".{name}.tmp")
-            temporary.write_text(text, encoding="utf-8")
-            os.replace(temporary, path)
-            paths.append(path)
-        return paths
+            write_text(folder / name, text)
+        return [folder / name for name in outputs]
 
 
 def run_scorecard(seeds: Sequence[int] = range(5), sst_seeds: Sequence[int] = (0, 1, 2),
@@ -339,11 +339,6 @@ def run_scorecard(seeds: Sequence[int] = range(5), sst_seeds: Sequence[int] = (0
     ablation = run_ablation(seeds=seeds, quiet=quiet)
     sst = run_sst(settings=SCORECARD_SST_SETTINGS, seeds=sst_seeds, quiet=quiet)
     return assemble(synthetic, ablation, sst, keys_parallel_deviation(), step_size_study())
-
-
-SCORECARD_SST_SETTINGS = tuple((kind, head, variant) for kind in ("SST2", "SST5") for head in ("FC", "TC")
-                               for variant in ("default", "patience2000") if variant == "default" or kind == "SST2")
-"""T1 and F5 use the paper's setting; F6 also the patience-2000 runs on SST2 (spec F6)."""
 
 
 def assemble(synthetic: SyntheticResult, ablation: AblationResult, sst: SSTResult, keys_deviation: float,

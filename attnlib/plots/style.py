@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-from typing import Callable
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
+
+from attnlib.files import atomic_write, write_json
 
 MODEL_COLORS = {"Attn-FC": "#1f77b4", "Attn-TC": "#ff7f0e", "Attn-TL": "#2ca02c"}
 THEORY_COLOR = "#222222"
@@ -43,19 +43,6 @@ def provenance_json(provenance: dict) -> str:
     return json.dumps(provenance, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(temporary)`` on a temp file beside ``path``, then rename it onto ``path``.
-
-    A run killed mid-write leaves the previous file (or none), never half a file.
-    """
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def save_figure(fig: plt.Figure, path_stem: Path, provenance: dict | None = None) -> list[Path]:
     """Write PNG and PDF without timestamps, so the same figure gives the same bytes.
 
@@ -73,12 +60,11 @@ def save_figure(fig: plt.Figure, path_stem: Path, provenance: dict | None = None
     paths = []
     for suffix, metadata in ((".png", png), (".pdf", pdf)):
         path = path_stem.with_suffix(suffix)
-        _atomic_write(path, lambda target, fmt=suffix[1:], meta=metadata:
+        atomic_write(path, lambda target, fmt=suffix[1:], meta=metadata:
                       fig.savefig(target, format=fmt, metadata=meta, bbox_inches="tight"))
         paths.append(path)
     if provenance is not None:
         sidecar = path_stem.with_suffix(SIDECAR_SUFFIX)
-        payload = json.dumps(provenance, indent=2, sort_keys=True, default=str) + "\n"
-        _atomic_write(sidecar, lambda target: target.write_text(payload))
+        write_json(sidecar, provenance, sort_keys=True, default=str)
         paths.append(sidecar)
     return paths
