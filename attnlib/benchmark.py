@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from scipy.optimize import nnls
 
 from attnlib.config import ModelConfig, SyntheticDataConfig, TrainConfig, synthetic_preset
 from attnlib.data import Corpus, Dataset, generate_synthetic
@@ -460,7 +461,9 @@ def seeds_ratio(rows: list[dict], head: str) -> float:
 def corpus_table(quick: bool = False, reps: int = 5, grid: Sequence[tuple[int, int]] = SCALING_GRID,
                  device: torch.device | None = None) -> list[dict]:
     """Engine epoch time (Attn-FC, synthetic preset model, one seed, float64) against the number of
-    tokens, over ``grid``'s (sentences, non-topic words per sentence); the best of ``reps`` timings."""
+    tokens, over ``grid``'s (sentences, non-topic words per sentence); the best of ``reps`` timings.
+    One CPU thread throughout: train() gives the largest epochs a second thread (see
+    :func:`attnlib.train.cpu_threads`), which would bend the curve where the policy switches."""
     if quick:
         grid, reps = [(200, 10), (400, 40)], 1
     model = synthetic_preset().model
@@ -469,14 +472,30 @@ def corpus_table(quick: bool = False, reps: int = 5, grid: Sequence[tuple[int, i
         config = SyntheticDataConfig(n_train=sentences, n_test=1, m=length)
         corpus = generate_synthetic(config, 0).train
         engine = EngineModel.create(model, [corpus], config.n_topics, torch.float64, device=device)
-        engine.epochs(1)
         repeat = max(1, min(20, 10**6 // (sentences * length)))
         tokens = int(corpus.lengths.sum())
         timings = reps if tokens <= 10**6 else min(reps, 3)
+        with threads(1 if engine.device.type == "cpu" else None):
+            engine.epochs(1)
+            epoch_ms = min(engine.epochs(repeat) for _ in range(timings)) * 1e3
         rows.append({"sentences": sentences, "length": length + 1, "tokens": tokens,
-                     "nonzeros": int(engine.batch.counts.values().numel()),
-                     "epoch_ms": min(engine.epochs(repeat) for _ in range(timings)) * 1e3})
+                     "nonzeros": int(engine.batch.counts.values().numel()), "epoch_ms": epoch_ms})
     return rows
+
+
+def linear_cost_fit(rows: Sequence[dict]) -> dict:
+    """The scaling table's epoch times as ``fixed + per_token * tokens + per_sentence * sentences``:
+    non-negative coefficients fitted to the relative errors (each row counts alike, whatever its size),
+    and the largest relative error of the fit over the rows."""
+    tokens = np.array([r["tokens"] for r in rows], dtype=float)
+    sentences = np.array([r["sentences"] for r in rows], dtype=float)
+    ms = np.array([r["epoch_ms"] for r in rows], dtype=float)
+    terms = np.column_stack([np.ones_like(ms), tokens, sentences])
+    coefficients, _ = nnls(terms / ms[:, None], np.ones_like(ms))
+    predicted = terms @ coefficients
+    return {"fixed_ms": float(coefficients[0]), "ns_per_token": float(coefficients[1] * 1e6),
+            "ns_per_sentence": float(coefficients[2] * 1e6),
+            "max_relative_error": float(np.max(np.abs(predicted - ms) / ms))}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -524,6 +543,7 @@ def run_all(quick: bool = False, reps: int = 5, device: torch.device | None = No
         "synthetic_fc_speedup_vs_padded": synthetic_by_head["FC"]["speedup_median"],
         "synthetic_seeds20_over_seeds1_time": seeds_ratio(seeds, "FC"),
         "epoch_time_vs_tokens_exponent": slope,
+        "epoch_time_linear_fit": linear_cost_fit(corpus),
         "sst2_fc_shared_seeds_per_seed_over_one": shared_by_head["FC"]["shared_per_seed_over_one"],
         "sst2_tc_shared_seeds_per_seed_over_one": shared_by_head["TC"]["shared_per_seed_over_one"],
         "sst2": sst, "synthetic": synthetic, "seeds": seeds, "sst2_shared": shared, "corpus_size": corpus,

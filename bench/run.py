@@ -51,8 +51,11 @@ def report(results: dict) -> None:
                 "(shared count matrix vs stacked block-diagonally, per seed vs one seed)", results["sst2_shared"],
                 ["head", "one_seed_ms", "shared_ms", "stacked_ms", "shared_per_seed_over_one",
                  "shared_speedup_over_stacked"])
-    print_table(f"engine epoch vs corpus size (Attn-FC, 1 seed): log-log slope "
-                f"{results['epoch_time_vs_tokens_exponent']:.3f}", results["corpus_size"],
+    fit = results["epoch_time_linear_fit"]
+    print_table(f"engine epoch vs corpus size (Attn-FC, 1 seed, 1 thread): log-log slope "
+                f"{results['epoch_time_vs_tokens_exponent']:.3f}; fit {fit['fixed_ms']:.3g} ms + "
+                f"{fit['ns_per_token']:.3g} ns/token + {fit['ns_per_sentence']:.3g} ns/sentence "
+                f"(within {fit['max_relative_error']:.0%})", results["corpus_size"],
                 ["sentences", "length", "tokens", "epoch_ms"])
     print("\ntargets: " + ", ".join(f"{k} {'met' if ok else 'NOT met'} ({results[k]:.3g})"
                                     for k, ok in results["targets_met"].items()))

@@ -34,3 +34,20 @@ def test_quick_benchmark_writes_finite_results(tmp_path: Path) -> None:
         assert all(0 < row[k] < math.inf for k in ("one_seed_ms", "shared_ms", "stacked_ms", "shared_products_ms"))
     assert math.isfinite(results["sst2_fc_shared_seeds_per_seed_over_one"])
     assert set(results["targets_met"]) == set(KEYS[:4])
+    assert set(results["epoch_time_linear_fit"]) == {"fixed_ms", "ns_per_token", "ns_per_sentence",
+                                                     "max_relative_error"}
+
+
+def test_linear_cost_fit_recovers_the_terms() -> None:
+    """Times made exactly of a fixed cost, a cost per token and one per sentence give those back."""
+    from attnlib.benchmark import linear_cost_fit
+
+    rows = [{"sentences": n, "tokens": n * length, "epoch_ms": 0.3 + 2e-6 * n * length + 7e-5 * n}
+            for n in (10**3, 10**4, 10**5) for length in (11, 51, 201)]
+    fit = linear_cost_fit(rows)
+    assert math.isclose(fit["fixed_ms"], 0.3, rel_tol=1e-6)
+    assert math.isclose(fit["ns_per_token"], 2.0, rel_tol=1e-6)
+    assert math.isclose(fit["ns_per_sentence"], 70.0, rel_tol=1e-6)
+    assert fit["max_relative_error"] < 1e-8
+    skewed = [dict(row, epoch_ms=row["epoch_ms"] * (1.1 if row["sentences"] == 10**5 else 1.0)) for row in rows]
+    assert 0.01 < linear_cost_fit(skewed)["max_relative_error"] < 0.1
