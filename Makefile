@@ -44,7 +44,7 @@ browser: venv browser-deps
 test: unit book browser
 
 bench: venv
-	$(PY) bench/run.py
+	$(VENV)/bin/attnlib bench --out .
 
 clean:
 	rm -rf build _build

@@ -2,7 +2,7 @@
 seeds batching (each seed on its own corpus, and several seeds on one SST2 corpus) and scaling
 with corpus size.
 
-``bench/run.py`` (``make bench``) prints these and writes ``bench/results.json``; the book's
+``attnlib bench`` (``make bench``, ``bench/run.py``) prints these and writes ``bench/results.json``; the book's
 performance appendix calls the same functions at build time, with fewer repetitions.
 
 Every timing is a full-batch training epoch (forward, backward, update). The engine runs as
@@ -496,6 +496,50 @@ def linear_cost_fit(rows: Sequence[dict]) -> dict:
     return {"fixed_ms": float(coefficients[0]), "ns_per_token": float(coefficients[1] * 1e6),
             "ns_per_sentence": float(coefficients[2] * 1e6),
             "max_relative_error": float(np.max(np.abs(predicted - ms) / ms))}
+
+
+# ----------------------------------------------------------------------------------------------
+# Report
+# ----------------------------------------------------------------------------------------------
+
+
+def _table(title: str, rows: list[dict], columns: Sequence[str]) -> list[str]:
+    """A plain fixed-width table of ``columns`` of ``rows``, as lines."""
+    lines = ["", title, "  " + "  ".join(f"{c:>17}" for c in columns)]
+    return lines + ["  " + "  ".join(f"{_fmt(row[c]):>17}" for c in columns) for row in rows]
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def format_report(results: dict) -> str:
+    """Every table of :func:`run_all`'s results and the targets' verdicts, as plain text."""
+    machine = results["machine"]
+    lines = [f"device {machine['device']} ({machine['device_name']}), torch {machine['torch']}, "
+             f"{machine['torch_threads']} threads; matmul {machine['matmul_gflops_float32']:.1f} GFLOP/s (float32), "
+             f"{machine['matmul_gflops_float64']:.1f} (float64); copy {machine['copy_gbps']:.1f} GB/s"]
+    padded_columns = ["head", "engine_ms", "reference_ms", "speedup_median", "products_ms", "bound_ms",
+                      "roofline_fraction"]
+    lines += _table(f"{results['sst2_source']}: one training epoch, engine vs padded reference "
+                    "(d_e = 200, d_k = 10, float32)", results["sst2"], padded_columns)
+    lines += _table("synthetic preset: one training epoch, engine vs padded reference (d = 10, float64)",
+                    results["synthetic"], padded_columns)
+    lines += _table("synthetic preset: train() epoch for S seeds at once", results["seeds"],
+                    ["head", "seeds", "epoch_ms", "ms_per_seed", "products_ms"])
+    lines += _table(f"{results['sst2_source']}: {results['sst2_shared'][0]['seeds']} seeds on the one corpus, engine epoch "
+                    "(shared count matrix vs stacked block-diagonally, per seed vs one seed)", results["sst2_shared"],
+                    ["head", "one_seed_ms", "shared_ms", "stacked_ms", "shared_per_seed_over_one",
+                     "shared_speedup_over_stacked"])
+    fit = results["epoch_time_linear_fit"]
+    lines += _table(f"engine epoch vs corpus size (Attn-FC, 1 seed, 1 thread): log-log slope "
+                    f"{results['epoch_time_vs_tokens_exponent']:.3f}; fit {fit['fixed_ms']:.3g} ms + "
+                    f"{fit['ns_per_token']:.3g} ns/token + {fit['ns_per_sentence']:.3g} ns/sentence "
+                    f"(within {fit['max_relative_error']:.0%})", results["corpus_size"],
+                    ["sentences", "length", "tokens", "epoch_ms"])
+    lines += ["", "targets: " + ", ".join(f"{k} {'met' if ok else 'NOT met'} ({results[k]:.3g})"
+                                          for k, ok in results["targets_met"].items())]
+    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
     attnlib run synthetic --seeds 5 --out out/
     attnlib list
     attnlib verify-data
+    attnlib bench --out out/
 """
 
 from __future__ import annotations
@@ -248,6 +249,18 @@ def build_parser() -> argparse.ArgumentParser:
     cache.add_argument("action", choices=("info", "clear"),
                        help="info: location, number of entries and size; clear: remove every entry")
 
+    bench = commands.add_parser("bench", help="benchmark the engine: print the tables, write results.json and the "
+                                              "scaling figure",
+                                description="Time the engine against the padded reference, its roofline fraction, "
+                                            "seeds trained at once and the epoch time against the corpus size; print "
+                                            "the tables and write OUT/bench/results.json and OUT/bench/scaling.png "
+                                            "and .pdf (a few minutes; `make bench` writes into bench/).")
+    bench.add_argument("--quick", action="store_true",
+                       help="every benchmark once at a tiny size (checks that they run; the numbers mean nothing)")
+    bench.add_argument("--reps", type=_positive_int, default=5,
+                       help="alternating repetitions of each engine-vs-reference timing (default 5)")
+    bench.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: ./out)")
+
     verify = commands.add_parser("verify-data", help="check the SST files (location and sha256 checksums)")
     verify.add_argument("--data-dir", type=Path, default=None,
                         help="folder holding train.txt, dev.txt, test.txt (default: $ATTNLIB_DATA_DIR, "
@@ -274,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "cache":
         return _cache_command(args.action)
+    if args.command == "bench":
+        return _bench_command(args)
     try:
         _prepare_run(args)
     except ValueError as error:
@@ -317,6 +332,30 @@ def _prepare_run(args: argparse.Namespace) -> None:
         if unknown:
             raise ValueError(f"--only names unknown SST settings {', '.join(map(repr, unknown))}; "
                              f"known settings: {', '.join(known)}")
+
+
+def _bench_command(args: argparse.Namespace) -> int:
+    """``attnlib bench``: run :func:`attnlib.benchmark.run_all`, print its report, write the results and
+    the scaling figure (with their provenance) into OUT/bench/."""
+    import matplotlib.pyplot as plt
+
+    from attnlib import benchmark
+    from attnlib.files import write_json
+    from attnlib.plots import plot_scaling, save_figure
+    from attnlib.provenance import provenance
+
+    folder = _output_folder(args.out, "bench")
+    started = time.perf_counter()
+    results = benchmark.run_all(args.quick, args.reps, log=lambda stage: print(
+        f"[{time.perf_counter() - started:5.0f} s] {stage}", file=sys.stderr, flush=True))
+    print(benchmark.format_report(results))
+    record = provenance()
+    write_json(folder / "results.json", {**results, "provenance": record})
+    figure = plot_scaling(results["corpus_size"], results["epoch_time_linear_fit"])
+    save_figure(figure, folder / "scaling", provenance=record)
+    plt.close(figure)
+    print(f"wrote {folder} in {time.perf_counter() - started:.0f} s")
+    return 0
 
 
 def _cache_command(action: str) -> int:

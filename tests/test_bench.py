@@ -1,5 +1,5 @@
-"""bench/run.py --quick runs every benchmark of attnlib.benchmark end to end and writes every documented
-result (no timing is checked)."""
+"""bench/run.py --quick (attnlib bench) runs every benchmark of attnlib.benchmark end to end and writes every
+documented result and the scaling figure (no timing is checked); the cost-model fit on exact data."""
 
 from __future__ import annotations
 
@@ -15,10 +15,14 @@ KEYS = ["sst2_fc_speedup_vs_padded", "sst2_tc_speedup_vs_padded", "sst2_fc_roofl
 
 
 def test_quick_benchmark_writes_finite_results(tmp_path: Path) -> None:
-    out = tmp_path / "results.json"
-    done = subprocess.run([sys.executable, str(BENCH), "--quick", "--out", str(out)], capture_output=True,
+    """``bench/run.py`` (``attnlib bench`` into a folder) prints the report and writes the results and figure."""
+    done = subprocess.run([sys.executable, str(BENCH), "--quick", "--out", str(tmp_path)], capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
+    out = tmp_path / "bench" / "results.json"
+    assert "targets: sst2_fc_speedup_vs_padded" in done.stdout and "engine epoch vs corpus size" in done.stdout
+    for name in ("scaling.png", "scaling.pdf", "scaling.provenance.json"):
+        assert (tmp_path / "bench" / name).stat().st_size > 0, name
     results = json.loads(out.read_text())
     for key in KEYS:
         assert isinstance(results[key], float) and math.isfinite(results[key]), key
@@ -34,6 +38,7 @@ def test_quick_benchmark_writes_finite_results(tmp_path: Path) -> None:
         assert all(0 < row[k] < math.inf for k in ("one_seed_ms", "shared_ms", "stacked_ms", "shared_products_ms"))
     assert math.isfinite(results["sst2_fc_shared_seeds_per_seed_over_one"])
     assert set(results["targets_met"]) == set(KEYS[:4])
+    assert results["provenance"]["attnlib_version"]
     assert set(results["epoch_time_linear_fit"]) == {"fixed_ms", "ns_per_token", "ns_per_sentence",
                                                      "max_relative_error"}
 

@@ -3,6 +3,7 @@
 from attnlib.plots.ablation import ABLATION_FIGURES, plot_ablation, plot_general_identity
 from attnlib.plots.beyond import (BEYOND_FIGURES, plot_breaking, plot_capacity, plot_growth, plot_suppression,
                                   plot_sweeps, suppression_table)
+from attnlib.plots.performance import plot_scaling
 from attnlib.plots.sst import (plot_attention_shift, plot_sen_gaps, plot_sen_grid, plot_single_sentence,
                                plot_sst_losses, t1_markdown)
 from attnlib.plots.style import MODEL_COLORS, save_figure, use_style
@@ -16,4 +17,4 @@ __all__ = ["MODEL_COLORS", "SYNTHETIC_FIGURES", "plot_final_distributions", "plo
            "BEYOND_FIGURES", "plot_breaking", "plot_capacity", "plot_growth", "plot_suppression", "plot_sweeps",
            "suppression_table",
            "plot_attention_shift", "plot_sen_gaps", "plot_sen_grid", "plot_single_sentence", "plot_sst_losses",
-           "t1_markdown"]
+           "t1_markdown", "plot_scaling"]
