@@ -56,3 +56,18 @@ def test_linear_cost_fit_recovers_the_terms() -> None:
     assert fit["max_relative_error"] < 1e-8
     skewed = [dict(row, epoch_ms=row["epoch_ms"] * (1.1 if row["sentences"] == 10**5 else 1.0)) for row in rows]
     assert 0.01 < linear_cost_fit(skewed)["max_relative_error"] < 0.1
+
+
+def test_benchmark_refuses_to_time_an_engine_that_disagrees_with_the_reference(monkeypatch) -> None:
+    """The speed-up is only reported for results that agree: a gap over the tolerance is an error."""
+    import pytest
+    import torch
+
+    from attnlib import benchmark
+    from attnlib.config import ModelConfig
+
+    data, _ = benchmark.sst2_data(quick=True)
+    monkeypatch.setattr(benchmark, "agree", lambda engine, reference, epochs: 0.5)
+    with pytest.raises(RuntimeError, match="disagree"):
+        benchmark.padded_case(ModelConfig(head="FC", d_embed=8, d_key=4), data.train, data.n_classes,
+                              torch.float64, machine={}, reps=1)
