@@ -480,7 +480,7 @@ def corpus_table(quick: bool = False, reps: int = 5, grid: Sequence[tuple[int, i
         with threads(1 if engine.device.type == "cpu" else None):
             engine.epochs(1)
             epoch_ms = min(engine.epochs(repeat) for _ in range(timings)) * 1e3
-        rows.append({"sentences": sentences, "length": length + 1, "tokens": tokens,
+        rows.append({"sentences": sentences, "length": length + 1, "classes": config.n_topics, "tokens": tokens,
                      "nonzeros": int(engine.batch.counts.values().numel()), "epoch_ms": epoch_ms})
     return rows
 
@@ -494,10 +494,15 @@ def linear_cost_fit(rows: Sequence[dict]) -> dict:
     ms = np.array([r["epoch_ms"] for r in rows], dtype=float)
     terms = np.column_stack([np.ones_like(ms), tokens, sentences])
     coefficients, _ = nnls(terms / ms[:, None], np.ones_like(ms))
-    predicted = terms @ coefficients
-    return {"fixed_ms": float(coefficients[0]), "ns_per_token": float(coefficients[1] * 1e6),
-            "ns_per_sentence": float(coefficients[2] * 1e6),
-            "max_relative_error": float(np.max(np.abs(predicted - ms) / ms))}
+    fit = {"fixed_ms": float(coefficients[0]), "ns_per_token": float(coefficients[1] * 1e6),
+           "ns_per_sentence": float(coefficients[2] * 1e6)}
+    predicted = cost_model_ms(fit, tokens, sentences)
+    return {**fit, "max_relative_error": float(np.max(np.abs(predicted - ms) / ms))}
+
+
+def cost_model_ms(fit: dict, tokens: np.ndarray, sentences: np.ndarray) -> np.ndarray:
+    """Epoch time (ms) that :func:`linear_cost_fit`'s ``fit`` predicts for corpora of these sizes."""
+    return fit["fixed_ms"] + (fit["ns_per_token"] * tokens + fit["ns_per_sentence"] * sentences) * 1e-6
 
 
 # ----------------------------------------------------------------------------------------------

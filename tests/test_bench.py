@@ -9,6 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
+
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "run.py"
 KEYS = ["sst2_fc_speedup_vs_padded", "sst2_tc_speedup_vs_padded", "sst2_fc_roofline_fraction",
         "synthetic_seeds20_over_seeds1_time", "epoch_time_vs_tokens_exponent"]
@@ -33,6 +36,7 @@ def test_quick_benchmark_writes_finite_results(tmp_path: Path) -> None:
     for row in results["sst2"] + results["synthetic"]:
         assert 0 < row["products_ms"] and 0 < row["bound_ms"] and 0 < row["roofline_fraction"]
     assert results["seeds"] and results["corpus_size"] and results["machine"]["torch"]
+    assert all(row["classes"] >= 2 for row in results["corpus_size"])
     assert {row["head"] for row in results["sst2_shared"]} == {"FC", "TC"}
     for row in results["sst2_shared"]:
         assert all(0 < row[k] < math.inf for k in ("one_seed_ms", "shared_ms", "stacked_ms", "shared_products_ms"))
@@ -58,11 +62,8 @@ def test_linear_cost_fit_recovers_the_terms() -> None:
     assert 0.01 < linear_cost_fit(skewed)["max_relative_error"] < 0.1
 
 
-def test_benchmark_refuses_to_time_an_engine_that_disagrees_with_the_reference(monkeypatch) -> None:
+def test_benchmark_refuses_to_time_an_engine_that_disagrees_with_the_reference(monkeypatch: pytest.MonkeyPatch) -> None:
     """The speed-up is only reported for results that agree: a gap over the tolerance is an error."""
-    import pytest
-    import torch
-
     from attnlib import benchmark
     from attnlib.config import ModelConfig
 

@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
+from attnlib.benchmark import cost_model_ms
 from attnlib.plots.style import PANEL_WIDTH, use_style
 
 
@@ -24,10 +25,9 @@ def plot_scaling(rows: Sequence[Mapping], fit: Mapping[str, float]) -> plt.Figur
         tokens = np.array([row["tokens"] for row in mine], dtype=float)
         sentences = np.array([row["sentences"] for row in mine], dtype=float)
         ms = np.array([row["epoch_ms"] for row in mine], dtype=float)
-        model = fit["fixed_ms"] + (fit["ns_per_token"] * tokens + fit["ns_per_sentence"] * sentences) * 1e-6
         color = colors[length]
         time_ax.loglog(tokens, ms, "o", color=color, label=f"{length} words per sentence")
-        time_ax.loglog(tokens, model, "--", color=color, lw=1)
+        time_ax.loglog(tokens, cost_model_ms(fit, tokens, sentences), "--", color=color, lw=1)
         rate_ax.semilogx(tokens, ms * 1e6 / tokens, "o-", color=color)
     time_ax.plot([], [], "k--", lw=1, label="fixed + per token + per sentence")
     time_ax.set(xlabel="tokens in the corpus", ylabel="epoch time (ms)", title="Epoch time")
