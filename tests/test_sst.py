@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import io
+import os
 import shutil
 import urllib.error
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -264,33 +263,104 @@ def test_9645_line_variant_message(tmp_path: Path) -> None:
     assert "9645-line variant" in message and "keep its first 8544 lines" in message
 
 
-def test_missing_everywhere_offline_message(isolated: dict[str, Path], tmp_path: Path) -> None:
-    explicit = tmp_path / "explicit"
-    explicit.mkdir()
+def test_missing_everywhere_offline_message(isolated: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(sst.ENV_VAR)
 
     def offline(dest: Path) -> None:
         raise urllib.error.URLError("no network")
 
     with pytest.raises(SSTDataError) as info:
-        find_data_dir(explicit, downloader=offline)
+        find_data_dir(downloader=offline)
     message = str(info.value)
-    for path in (explicit, *isolated.values()):
+    assert "\n" not in message
+    for path in (isolated["shared"], isolated["cache"]):
         assert str(path) in message
-    assert SST_URL in message and "no network" in message
+    assert SST_URL in message and "no network" in message and f"${sst.ENV_VAR}" in message
     for f in SST_FILES.values():
-        assert f.member in message and f.sha256 in message
+        assert f.member in message
     assert not list(isolated["cache"].iterdir())
 
 
-def test_download_disabled(isolated: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    def forbidden(dest: Path) -> None:
-        raise AssertionError("must not download")
+def _forbidden(dest: Path) -> None:
+    raise AssertionError("must not download")
 
-    monkeypatch.setattr(sst, "download_sst", forbidden)
+
+def test_named_folder_is_authoritative(isolated: dict[str, Path], tmp_path: Path) -> None:
+    """A folder the user names is the only place looked at; its absence is an error naming it."""
+    explicit = tmp_path / "explicit"
+    explicit.mkdir()
+    (explicit / "dev.txt").write_text("(2 (2 x))\n")
+    cases = [
+        (explicit, f"folder {explicit} named by the data_dir argument (--data-dir) lacks train.txt, test.txt"),
+        (tmp_path / "absent", f"folder {tmp_path / 'absent'} named by the data_dir argument (--data-dir) does not exist"),
+        (explicit / "dev.txt", f"folder {explicit / 'dev.txt'} named by the data_dir argument (--data-dir) is not a folder"),
+        (None, f"folder {isolated['env']} named by ${sst.ENV_VAR} lacks train.txt, dev.txt, test.txt"),
+    ]
+    for named, expected in cases:
+        with pytest.raises(SSTDataError) as info:
+            find_data_dir(named, downloader=_forbidden)
+        assert expected in str(info.value) and "\n" not in str(info.value)
+    assert not list(isolated["cache"].iterdir())
+
+
+def test_named_folders_are_resolved_at_call_time(isolated: dict[str, Path], tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(sst.ENV_VAR, str(tmp_path / "first"))
+    assert sst.candidate_dirs() == [(f"${sst.ENV_VAR}", tmp_path / "first")]
+    monkeypatch.setenv(sst.ENV_VAR, "")
+    assert [path for _, path in sst.candidate_dirs()] == [isolated["shared"], isolated["cache"]]
+
+
+def test_cache_folder_is_resolved_at_call_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ATTNLIB_CACHE_DIR", str(tmp_path / "elsewhere"))
+    assert sst.cache_data_dir() == tmp_path / "elsewhere" / "sst"
+    monkeypatch.delenv("ATTNLIB_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert sst.cache_data_dir() == tmp_path / "xdg" / "attnlib" / "sst"
+
+
+def test_unreadable_named_folder_is_one_line(isolated: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    def denied(path: object) -> list[str]:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(sst.os, "listdir", denied)
+    with pytest.raises(SSTDataError) as info:
+        find_data_dir(downloader=_forbidden)
+    assert str(info.value) == (f"cannot read the SST data folder {isolated['env']} named by ${sst.ENV_VAR}: "
+                               "Permission denied")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a folder whatever its mode")
+def test_unreadable_named_folder_on_disk(isolated: dict[str, Path]) -> None:
+    folder = isolated["env"]
+    folder.chmod(0)
+    try:
+        with pytest.raises(SSTDataError, match=f"cannot read the SST data folder {folder} .*Permission denied"):
+            find_data_dir(downloader=_forbidden)
+    finally:
+        folder.chmod(0o755)
+
+
+def test_unreadable_file_is_one_line_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for f in SST_FILES.values():
+        (tmp_path / f.name).write_text("(2 (2 x))\n")
+
+    def denied(path: Path) -> str:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(sst, "sha256_of", denied)
+    with pytest.raises(SSTDataError) as info:
+        verify_files(tmp_path)
+    assert str(info.value) == f"cannot read SST file {tmp_path / 'train.txt'}: Permission denied"
+
+
+def test_download_disabled(isolated: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sst, "download_sst", _forbidden)
     monkeypatch.delenv(sst.ENV_VAR)
     with pytest.raises(SSTDataError, match="download is disabled") as info:
         find_data_dir(download=False)
-    assert f"${sst.ENV_VAR}: (not set)" in str(info.value)
+    assert f"the shared folder beside the project {isolated['shared']}" in str(info.value)
+    assert f"the user cache {isolated['cache']}" in str(info.value)
 
 
 def test_default_download_is_module_function(isolated: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -301,6 +371,7 @@ def test_default_download_is_module_function(isolated: dict[str, Path], monkeypa
         raise OSError("offline")
 
     monkeypatch.setattr(sst, "download_sst", failing)
+    monkeypatch.delenv(sst.ENV_VAR)
     with pytest.raises(SSTDataError, match="offline"):
         find_data_dir()
     assert calls == [isolated["cache"]]
@@ -315,48 +386,37 @@ def test_env_var_resolution(isolated: dict[str, Path]) -> None:
 
 
 @needs_data
-def test_argument_beats_env_var_and_partial_folders_are_skipped(isolated: dict[str, Path], tmp_path: Path) -> None:
+def test_argument_beats_env_var_and_partial_named_folders_are_errors(isolated: dict[str, Path],
+                                                                     tmp_path: Path) -> None:
     _copy_real(isolated["env"])
+    _copy_real(isolated["shared"])
     explicit = _copy_real(tmp_path / "explicit")
     assert find_data_dir(explicit, download=False) == explicit
     (explicit / "dev.txt").unlink()
-    assert find_data_dir(explicit, download=False) == isolated["env"]
-    _copy_real(isolated["shared"])
+    with pytest.raises(SSTDataError, match=f"folder {explicit} named by the data_dir argument .* lacks dev.txt"):
+        find_data_dir(explicit, download=False)
     (isolated["env"] / "test.txt").unlink()
-    assert find_data_dir(explicit, download=False) == isolated["shared"]
+    with pytest.raises(SSTDataError, match=f"folder {isolated['env']} named by .* lacks test.txt"):
+        find_data_dir(download=False)
 
 
 @needs_data
-def test_injected_downloader_fills_cache(isolated: dict[str, Path]) -> None:
+def test_injected_downloader_fills_cache(isolated: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(sst.ENV_VAR)
     assert find_data_dir(downloader=_copy_real) == isolated["cache"]
     assert load_sst("SST5", download=False).fingerprint() == load_sst("SST5", REAL_DIR).fingerprint()
 
 
 @needs_data
-def test_download_sst_extracts_members_without_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zf:
-        for f in SST_FILES.values():
-            zf.writestr(f.member, (REAL_DIR / f.name).read_bytes())
-    payload = buffer.getvalue()
-
-    class FakeResponse(io.BytesIO):
-        headers = {"Content-Length": str(len(payload))}
-
-    seen: list[tuple[str, float]] = []
-
-    def fake_urlopen(url: str, timeout: float) -> FakeResponse:
-        seen.append((url, timeout))
-        return FakeResponse(payload)
-
-    monkeypatch.setattr(sst.urllib.request, "urlopen", fake_urlopen)
-    dest = tmp_path / "cache" / "sst"
-    sst.download_sst(dest)
-    verify_files(dest)
-    assert seen == [(SST_URL, sst.DOWNLOAD_TIMEOUT_S)]
-    assert SST_URL in capsys.readouterr().err
-    assert sorted(p.name for p in dest.iterdir()) == ["dev.txt", "test.txt", "train.txt"]
+def test_train_cut_mid_line_is_one_line_naming_it(tmp_path: Path) -> None:
+    data = _copy_real(tmp_path / "sst")
+    train = data / "train.txt"
+    raw = train.read_bytes()
+    train.write_bytes(raw[: len(raw) // 2 + 17])
+    with pytest.raises(SSTDataError) as info:
+        load_sst("SST2", data, download=False)
+    message = str(info.value)
+    assert "\n" not in message and str(train) in message and "probably truncated" in message
 
 
 @needs_data

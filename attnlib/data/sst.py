@@ -7,14 +7,16 @@ corrupt or differently-built copy can never load silently (spec §6.2). Sentence
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
 import re
 import shutil
+import socket
 import sys
 import tempfile
-import urllib.request
+import threading
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,7 +39,13 @@ SPLITS = ("train", "dev", "test")
 KINDS = {"SST2": 2, "SST5": 5}
 """Dataset kinds and their number of classes."""
 
-DOWNLOAD_TIMEOUT_S = 15.0
+URL_ENV_VAR = "ATTNLIB_SST_URL"
+"""Environment variable naming another URL for the archive (a mirror, or a local server in tests)."""
+
+DOWNLOAD_DEADLINE_S = 300.0
+"""Seconds the whole download may take, however slowly the server sends it."""
+SOCKET_TIMEOUT_S = 15.0
+"""Seconds one connection attempt or one read may wait for the server."""
 
 
 @dataclass(frozen=True)
@@ -83,104 +91,320 @@ class SSTDataError(ValueError):
 # --------------------------------------------------------------------------- locating the files
 
 
+def sst_url() -> str:
+    """The archive's URL: ``$ATTNLIB_SST_URL`` when set (read at each call), else :data:`SST_URL`."""
+    return os.environ.get(URL_ENV_VAR) or SST_URL
+
+
 def shared_data_dir() -> Path:
     """``../shared/data/sst`` beside the project checkout, where the project keeps the pinned copy."""
     return (Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "sst").resolve()
 
 
 def cache_data_dir() -> Path:
-    """The per-user cache folder that downloads go into."""
-    import platformdirs
+    """``sst/`` in the attnlib cache folder (``$ATTNLIB_CACHE_DIR``, else ``$XDG_CACHE_HOME/attnlib``,
+    else ``~/.cache/attnlib``): where downloads go."""
+    from attnlib.cache import cache_dir
 
-    return Path(platformdirs.user_cache_dir("attnlib")) / "sst"
+    return cache_dir() / "sst"
 
 
-def candidate_dirs(data_dir: str | Path | None = None) -> list[tuple[str, Path | None]]:
-    """The places searched, in order, each with a description; None where a place is unset."""
+def candidate_dirs(data_dir: str | Path | None = None) -> list[tuple[str, Path]]:
+    """The places searched, in order, each with a description, resolved at each call.
+
+    A folder the user names (the argument, else ``$ATTNLIB_DATA_DIR``) is the only place: whoever
+    names a folder means that folder, so it is never replaced by another one. Otherwise the shared
+    folder beside the checkout, then the user cache (which a download fills).
+    """
+    if data_dir is not None and str(data_dir) != "":
+        return [("the data_dir argument (--data-dir)", Path(data_dir).expanduser())]
     env = os.environ.get(ENV_VAR)
-    return [
-        ("argument data_dir", Path(data_dir).expanduser() if data_dir is not None else None),
-        (f"${ENV_VAR}", Path(env).expanduser() if env else None),
-        ("shared folder beside the project", shared_data_dir()),
-        ("user cache", cache_data_dir()),
-    ]
+    if env:
+        return [(f"${ENV_VAR}", Path(env).expanduser())]
+    return [("the shared folder beside the project", shared_data_dir()), ("the user cache", cache_data_dir())]
 
 
 def missing_files(directory: Path) -> list[str]:
-    """Names of the pinned files absent from ``directory``."""
-    return [f.name for f in SST_FILES.values() if not (directory / f.name).is_file()]
+    """Names of the pinned files absent from ``directory``; SSTDataError if it cannot be read."""
+    try:
+        return [f.name for f in SST_FILES.values() if not (directory / f.name).is_file()]
+    except OSError as exc:
+        raise SSTDataError(f"cannot read the SST data folder {directory}: {_reason(exc)}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    """The short cause of an error, without the repr noise."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def _check_named(label: str, path: Path) -> None:
+    """A named folder must exist, be readable and hold the three files; else one line naming it."""
+    expected = "train.txt, dev.txt and test.txt"
+    try:
+        exists, is_dir = path.exists(), path.is_dir()
+        if is_dir:
+            os.listdir(path)
+    except OSError as exc:
+        raise SSTDataError(f"cannot read the SST data folder {path} named by {label}: {_reason(exc)}") from None
+    if not exists:
+        raise SSTDataError(f"the SST data folder {path} named by {label} does not exist (it must hold {expected})")
+    if not is_dir:
+        raise SSTDataError(f"the SST data folder {path} named by {label} is not a folder (it must hold {expected})")
+    missing = missing_files(path)
+    if missing:
+        raise SSTDataError(
+            f"the SST data folder {path} named by {label} lacks {', '.join(missing)} (it must hold {expected}, "
+            f"the members {', '.join(f.member for f in SST_FILES.values())} of {sst_url()})"
+        )
 
 
 def find_data_dir(data_dir: str | Path | None = None, *, download: bool = True,
                   downloader: Callable[[Path], None] | None = None) -> Path:
-    """The first searched folder holding all three files; downloads into the cache if none does.
+    """The folder holding all three files; downloads into the user cache when no folder was named
+    and neither default place holds them.
 
-    ``downloader(dest)`` fetches and extracts the files into ``dest``; it defaults to
-    :func:`download_sst` and exists so tests can replace it (no test touches the network).
+    A named folder (``data_dir``, else ``$ATTNLIB_DATA_DIR``) is authoritative: if it does not
+    exist, cannot be read or lacks a file, that is an error naming it, never a fallback.
+    ``downloader(dest)`` fetches, verifies and installs the files into ``dest``; it defaults to
+    :func:`download_sst` and exists so tests can replace it.
     """
     places = candidate_dirs(data_dir)
-    for _, path in places:
-        if path is not None and not missing_files(path):
-            return path
-    if not download:
-        raise SSTDataError(_not_found_message(places, "automatic download is disabled"))
+    if len(places) == 1:
+        label, path = places[0]
+        _check_named(label, path)
+        return path
+    shared, cache = (path for _, path in places)
+    if not missing_files(shared):
+        return shared
     dest = cache_data_dir()
+    stale = None
+    if not missing_files(dest):
+        try:
+            verify_files(dest)
+            return dest
+        except SSTDataError as exc:  # the cache is ours to repair: fetch a good copy over a bad one
+            stale = exc
+    if not download:
+        raise SSTDataError(_not_found_message(places, "automatic download is disabled", stale))
+    if stale is not None:
+        print(f"attnlib: the cached SST copy in {dest} is not the pinned one; downloading it again", file=sys.stderr)
     try:
         (downloader or download_sst)(dest)
+    except SSTDataError as exc:
+        raise SSTDataError(_not_found_message(places, f"the download failed: {exc}", stale)) from None
     except (OSError, zipfile.BadZipFile, KeyError) as exc:
-        raise SSTDataError(_not_found_message(places, f"download failed: {exc!r}")) from exc
+        raise SSTDataError(_not_found_message(places, f"the download failed: {_reason(exc)}", stale)) from None
     if missing_files(dest):
         raise SSTDataError(_not_found_message(places, f"the download left {', '.join(missing_files(dest))} missing"))
     verify_files(dest)
     return dest
 
 
-def _not_found_message(places: Sequence[tuple[str, Path | None]], why: str) -> str:
-    """Name every place looked in, the canonical source, the members and their pinned sha256."""
-    lines = ["SST data not found: no folder holds all of train.txt, dev.txt and test.txt. Looked in:"]
-    for label, path in places:
-        if path is None:
-            lines.append(f"  - {label}: (not set)")
-        else:
-            lines.append(f"  - {label}: {path} (missing: {', '.join(missing_files(path))})")
-    lines.append(f"Could not fetch {SST_URL}: {why}.")
-    lines.append(
-        "To fix: download that archive, extract the members "
-        + ", ".join(f.member for f in SST_FILES.values())
-        + " into one folder (e.g. the user cache above), or point "
-        + f"${ENV_VAR} at a folder holding them. Expected files:"
+def _not_found_message(places: Sequence[tuple[str, Path]], why: str, stale: SSTDataError | None = None) -> str:
+    """One line: where we looked, why nothing was fetched, and how to fix it."""
+    looked = "; ".join(f"{label} {path}" + (" (not the pinned copy)" if stale and label == "the user cache" else "")
+                       for label, path in places)
+    return (
+        f"SST data not found (looked in {looked}) and {why}. To fix: fetch {sst_url()} (or set ${URL_ENV_VAR} "
+        f"to a mirror), extract its members {', '.join(f.member for f in SST_FILES.values())} into one folder "
+        f"and set ${ENV_VAR} to that folder"
     )
+
+
+# --------------------------------------------------------------------------- downloading
+
+
+ARCHIVE_NAME = "trainDevTestTrees_PTB.zip"
+
+
+def download_sst(dest: str | Path, url: str | None = None, *, deadline_s: float | None = None,
+                 socket_timeout_s: float | None = None, progressbar: bool | None = None) -> None:
+    """Download the archive (with pooch), extract and verify the three members, then install them as ``dest``.
+
+    Everything happens in a temporary folder beside ``dest``; only when every member has its pinned
+    size and sha256 is that folder renamed onto ``dest``, so a bad, truncated or interrupted
+    download leaves ``dest`` as it was and the next attempt downloads again. ``url`` defaults to
+    :func:`sst_url`; ``deadline_s`` (default :data:`DOWNLOAD_DEADLINE_S`) bounds the whole download,
+    ``socket_timeout_s`` (default :data:`SOCKET_TIMEOUT_S`) each connection and read. The progress bar
+    (pooch's, with tqdm) is shown when ``progressbar`` is true, by default only when stderr is a terminal.
+    Every failure is an :class:`SSTDataError` with one line.
+    """
+    dest = Path(dest)
+    url = url or sst_url()
+    deadline_s = DOWNLOAD_DEADLINE_S if deadline_s is None else float(deadline_s)
+    socket_timeout_s = SOCKET_TIMEOUT_S if socket_timeout_s is None else float(socket_timeout_s)
+    if progressbar is None:
+        progressbar = _isatty(sys.stderr)
+    print(f"Downloading the Stanford Sentiment Treebank (Socher et al. 2013) from {url} into {dest}", file=sys.stderr)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".sst-download-", dir=dest.parent))
+    except OSError as exc:
+        raise SSTDataError(f"cannot write the SST cache folder {dest.parent}: {_reason(exc)}") from None
+    try:
+        archive = _fetch(url, staging, deadline_s, socket_timeout_s, progressbar)
+        extracted = _extract_members(archive, staging, url)
+        _install(extracted, dest, staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _isatty(stream: object) -> bool:
+    try:
+        return bool(stream.isatty())  # type: ignore[attr-defined]
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+class _Cancelled(Exception):
+    """Raised inside the download thread once the deadline has passed."""
+
+
+class _Guarded:
+    """The output file of the download, refusing further writes once ``cancel`` is set."""
+
+    def __init__(self, file: object, cancel: threading.Event) -> None:
+        self._file, self._cancel = file, cancel
+
+    def write(self, data: bytes) -> int:
+        if self._cancel.is_set():
+            raise _Cancelled()
+        return self._file.write(data)  # type: ignore[attr-defined]
+
+    def flush(self) -> None:
+        self._file.flush()  # type: ignore[attr-defined]
+
+
+def _fetch(url: str, folder: Path, deadline_s: float, socket_timeout_s: float, progressbar: bool) -> Path:
+    """Download ``url`` into ``folder`` with pooch in a worker thread, waiting at most ``deadline_s``.
+
+    A socket timeout only bounds each read, so a server sending a byte every few seconds would never
+    time out; the deadline bounds the whole transfer. After it, the connection is shut down (which
+    ends a read blocked in the worker) and the worker refuses to write anything more.
+    """
+    import pooch
+    import requests
+
+    cancel = threading.Event()
+    sockets: list[socket.socket] = []
+
+    def keep(response: requests.Response, *args: object, **kwargs: object) -> None:
+        """Keep a duplicate of the connection's socket, to shut it down at the deadline."""
+        try:
+            sockets.append(socket.socket(fileno=os.dup(response.raw.fileno())))
+        except (AttributeError, OSError, ValueError):
+            pass  # no socket to keep: the worker then stops at its next write
+
+    http = pooch.HTTPDownloader(progressbar=progressbar, timeout=socket_timeout_s, hooks={"response": keep})
+
+    def downloader(url: str, output_file: str, pooch_: object, check_only: bool = False) -> None:
+        with open(output_file, "w+b") as out:
+            http(url, _Guarded(out, cancel), pooch_)
+
+    outcome: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            outcome["path"] = pooch.retrieve(url, known_hash=None, fname=ARCHIVE_NAME, path=folder,
+                                             downloader=downloader)
+        except BaseException as exc:  # handed to the waiting thread
+            outcome["error"] = exc
+
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel("WARNING")  # pooch would log the archive's hash and advise pinning it: noise here
+    worker = threading.Thread(target=work, name="attnlib-sst-download", daemon=True)
+    try:
+        worker.start()
+        worker.join(deadline_s)
+    finally:
+        if worker.is_alive():
+            cancel.set()
+        for sock in sockets:
+            if cancel.is_set():
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)  # a read blocked on it returns at once
+            sock.close()
+        logger.setLevel(level)
+    if cancel.is_set():
+        raise SSTDataError(
+            f"the download of {url} did not finish within the {deadline_s:g} s deadline for the whole transfer "
+            f"(the server is too slow or stalled); nothing was written to the cache"
+        )
+    error = outcome.get("error")
+    if isinstance(error, requests.exceptions.HTTPError) and error.response is not None:
+        raise SSTDataError(f"could not download {url}: HTTP {error.response.status_code} "
+                           f"{error.response.reason}; nothing was written to the cache") from None
+    if isinstance(error, requests.exceptions.RequestException):
+        raise SSTDataError(f"could not download {url}: {_request_reason(error)}; nothing was written to the cache") from None
+    if isinstance(error, OSError):
+        raise SSTDataError(f"could not save the download of {url} in {folder}: {_reason(error)}") from None
+    if error is not None:
+        raise error  # type: ignore[misc]  # not an expected failure: keep its traceback
+    return Path(str(outcome["path"]))
+
+
+def _request_reason(error: BaseException) -> str:
+    """The innermost cause of a requests error (e.g. 'Connection refused', 'IncompleteRead(...)'), short."""
+    cause = error
+    for _ in range(10):
+        inner = next((a for a in cause.args if isinstance(a, BaseException)), None) or getattr(cause, "reason", None)
+        if not isinstance(inner, BaseException) or inner is cause:
+            break
+        cause = inner
+    text = re.sub(r"<[^<>]* object at 0x[0-9a-fA-F]+>: ", "", _reason(cause))
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _extract_members(archive: Path, staging: Path, url: str) -> Path:
+    """Check the archive lists the three members at their pinned sizes, extract them with pooch's
+    Unzip into ``staging``, verify their sha256, and return the folder holding them (flat)."""
+    import pooch
+
+    members = [f.member for f in SST_FILES.values()]
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            sizes = {info.filename: info.file_size for info in zf.infolist()}
+    except zipfile.BadZipFile as exc:
+        raise SSTDataError(f"the archive downloaded from {url} is not a valid zip file ({exc}: truncated or "
+                           f"not the SST archive); nothing was written to the cache") from None
     for f in SST_FILES.values():
-        lines.append(f"  {f.name} (archive member {f.member}): sha256 {f.sha256}, {f.lines} lines, {f.bytes} bytes")
-    return "\n".join(lines)
+        if f.member not in sizes:
+            raise SSTDataError(f"the archive downloaded from {url} has no member {f.member}; "
+                               f"nothing was written to the cache")
+        if sizes[f.member] != f.bytes:
+            raise SSTDataError(f"archive member {f.member} downloaded from {url} is {sizes[f.member]} bytes, "
+                               f"the pinned copy {f.bytes}; nothing was written to the cache")
+    try:
+        pooch.Unzip(members=members, extract_dir="extracted")(str(archive), "download", None)
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:  # e.g. a CRC error in a damaged member
+        raise SSTDataError(f"cannot extract the archive downloaded from {url} ({_reason(exc)}); "
+                           f"nothing was written to the cache") from None
+    flat = staging / "sst"
+    flat.mkdir()
+    for f in SST_FILES.values():
+        extracted = staging / "extracted" / f.member
+        actual = sha256_of(extracted)
+        if actual != f.sha256:
+            raise SSTDataError(f"archive member {f.member} downloaded from {url} does not match the pinned copy: "
+                               f"expected sha256 {f.sha256}, got {actual}; nothing was written to the cache")
+        os.replace(extracted, flat / f.name)
+    return flat
 
 
-def download_sst(dest: Path, url: str = SST_URL, timeout: float = DOWNLOAD_TIMEOUT_S) -> None:
-    """Download the canonical archive with a progress bar and extract the three members into ``dest``."""
-    from tqdm import tqdm
-
-    print(f"Downloading the Stanford Sentiment Treebank (Socher et al. 2013) from {url}\n"
-          f"  into {dest}", file=sys.stderr)
-    with tempfile.TemporaryDirectory() as tmp:
-        archive = Path(tmp) / "trainDevTestTrees_PTB.zip"
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(archive, "wb") as out:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc="SST", file=sys.stderr) as bar:
-                while chunk := response.read(1 << 16):
-                    out.write(chunk)
-                    bar.update(len(chunk))
-        dest.mkdir(parents=True, exist_ok=True)
-        _extract_members(archive, dest)
-
-
-def _extract_members(archive: Path, dest: Path) -> None:
-    """Copy ``trees/{train,dev,test}.txt`` out of the archive, each written atomically."""
-    with zipfile.ZipFile(archive) as zf:
-        for f in SST_FILES.values():
-            partial = dest / (f.name + ".part")
-            with zf.open(f.member) as src, open(partial, "wb") as out:
-                shutil.copyfileobj(src, out)
-            partial.replace(dest / f.name)
+def _install(folder: Path, dest: Path, staging: Path) -> None:
+    """Rename the verified ``folder`` onto ``dest``; an old ``dest`` is moved aside first and removed."""
+    previous = staging / "previous"
+    try:
+        if dest.exists() or dest.is_symlink():
+            os.rename(dest, previous)
+        os.rename(folder, dest)
+    except OSError as exc:
+        if previous.exists() and not dest.exists():
+            os.rename(previous, dest)
+        raise SSTDataError(f"cannot install the verified SST files into {dest}: {_reason(exc)}") from None
 
 
 # --------------------------------------------------------------------------- verifying the files
@@ -202,18 +426,22 @@ def _count_lines(path: Path) -> int:
 
 
 def verify_files(directory: str | Path) -> None:
-    """Check that each pinned file exists in ``directory`` and has the pinned sha256; never repair."""
+    """Check that each pinned file exists in ``directory`` and has the pinned sha256; never repair.
+    Every failure, a file that cannot be read included, is one :class:`SSTDataError` line naming the file."""
     directory = Path(directory)
     for split, f in SST_FILES.items():
         path = directory / f.name
-        if not path.is_file():
-            raise SSTDataError(
-                f"SST file {path} is missing. Extract archive member {f.member} of {SST_URL} there "
-                f"(expected sha256 {f.sha256}, {f.lines} lines, {f.bytes} bytes)."
-            )
-        actual = sha256_of(path)
-        if actual != f.sha256:
-            raise SSTDataError(_mismatch_message(split, path, actual))
+        try:
+            if not path.is_file():
+                raise SSTDataError(
+                    f"SST file {path} is missing. Extract archive member {f.member} of {sst_url()} there "
+                    f"(expected sha256 {f.sha256}, {f.lines} lines, {f.bytes} bytes)."
+                )
+            actual = sha256_of(path)
+            if actual != f.sha256:
+                raise SSTDataError(_mismatch_message(split, path, actual))
+        except OSError as exc:
+            raise SSTDataError(f"cannot read SST file {path}: {_reason(exc)}") from None
 
 
 def _mismatch_message(split: str, path: Path, actual: str) -> str:
@@ -234,7 +462,7 @@ def _mismatch_message(split: str, path: Path, actual: str) -> str:
         )
     elif n_lines < f.lines:
         message += " The file has fewer lines than expected; it is probably truncated."
-    return message + f" Re-fetch it from {SST_URL} (member {f.member})."
+    return message + f" Re-fetch it from {sst_url()} (member {f.member})."
 
 
 # --------------------------------------------------------------------------- parsing
@@ -324,12 +552,18 @@ def read_trees(path: str | Path) -> list[tuple[int, list[str]]]:
     """Parse every line of one SST file into (root label, leaves); errors name the file and line."""
     path = Path(path)
     trees = []
-    with open(path, encoding="utf-8", newline="\n") as fh:
-        for number, line in enumerate(fh, start=1):
-            try:
-                trees.append(parse_tree(line))
-            except SSTDataError as exc:
-                raise SSTDataError(f"{path}, line {number}: {exc}") from None
+    number = 0
+    try:
+        with open(path, encoding="utf-8", newline="\n") as fh:
+            for number, line in enumerate(fh, start=1):
+                try:
+                    trees.append(parse_tree(line))
+                except SSTDataError as exc:
+                    raise SSTDataError(f"{path}, line {number}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SSTDataError(f"{path}, line {number + 1}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise SSTDataError(f"cannot read SST file {path}: {_reason(exc)}") from None
     return trees
 
 
@@ -351,7 +585,12 @@ def load_sst(kind: str = "SST2", data_dir: str | Path | None = None, keep_punctu
 
 def _stamp(directory: Path) -> tuple[tuple[int, int], ...]:
     """Size and mtime of each file, so an edited file is verified again rather than served from cache."""
-    stats = [(directory / f.name).stat() for f in SST_FILES.values()]
+    stats = []
+    for f in SST_FILES.values():
+        try:
+            stats.append((directory / f.name).stat())
+        except OSError as exc:
+            raise SSTDataError(f"cannot read SST file {directory / f.name}: {_reason(exc)}") from None
     return tuple((st.st_size, st.st_mtime_ns) for st in stats)
 
 
@@ -424,7 +663,7 @@ def verify_data(data_dir: str | Path | None = None, *, download: bool = True) ->
 
 
 __all__ = [
-    "PAD", "SST_URL", "ENV_VAR", "SST_FILES", "TRAIN_VARIANT_SHA256", "EXPECTED_SIZES", "SSTDataError",
+    "PAD", "SST_URL", "ENV_VAR", "URL_ENV_VAR", "sst_url", "SST_FILES", "TRAIN_VARIANT_SHA256", "EXPECTED_SIZES", "SSTDataError",
     "SSTFile", "find_data_dir", "download_sst", "verify_files", "parse_tree", "tokenize", "read_trees",
     "load_sst", "sentences_text", "verify_data", "shared_data_dir", "cache_data_dir", "candidate_dirs",
 ]
