@@ -1,4 +1,4 @@
-"""SST loading (spec §6): parser, tokeniser, checksums, error messages and the published statistics."""
+"""SST loading: parser, tokeniser, checksums, error messages and the published statistics."""
 
 from __future__ import annotations
 
@@ -12,8 +12,20 @@ import pytest
 
 from attnlib.data import sst
 from attnlib.data.corpus import Dataset
-from attnlib.data.sst import (PAD, SST_FILES, SST_URL, TRAIN_VARIANT_SHA256, SSTDataError, find_data_dir,
-                              load_sst, parse_tree, read_trees, sentences_text, tokenize, verify_files)
+from attnlib.data.sst import (
+    PAD,
+    SST_FILES,
+    SST_URL,
+    TRAIN_VARIANT_SHA256,
+    SSTDataError,
+    find_data_dir,
+    load_sst,
+    parse_tree,
+    read_trees,
+    sentences_text,
+    tokenize,
+    verify_files,
+)
 
 F7_SENTENCE = "a powerful sequel and one of the best films of the year"
 
@@ -130,7 +142,7 @@ def test_read_trees_names_file_and_line(tmp_path: Path) -> None:
         (["a", "--", "b"], ["a", "b"]),
     ],
 )
-def test_tokenize_spec_examples(leaves: list[str], expected: list[str]) -> None:
+def test_tokenize_examples(leaves: list[str], expected: list[str]) -> None:
     assert tokenize(leaves) == expected
 
 

@@ -81,7 +81,7 @@ class _Server:
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+            def do_GET(self) -> None:
                 name = self.path.strip("/").removesuffix(".zip")
                 server.requests.append(name)
                 if name not in server.archives:
@@ -270,8 +270,8 @@ def test_verify_data_never_downloads_for_a_named_folder(server: _Server, places:
     missing = tmp_path / "no-such-folder"
     assert cli.main(["verify-data", "--data-dir", str(missing)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"attnlib: the SST data folder {missing} named by the data_dir argument (--data-dir) does not "
-                   "exist (it must hold train.txt, dev.txt and test.txt)"]
+    assert err == [(f"attnlib: the SST data folder {missing} named by the data_dir argument (--data-dir) does not "
+                    "exist (it must hold train.txt, dev.txt and test.txt)")]
     monkeypatch.setenv(sst.ENV_VAR, str(tmp_path))
     assert cli.main(["verify-data"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
@@ -288,3 +288,53 @@ def test_verify_data_reads_a_named_folder(server: _Server, places: dict[str, Pat
     monkeypatch.setenv(sst.ENV_VAR, str(folder))
     assert verify_data() == folder
     assert server.requests == []
+
+
+# --------------------------------------------------------------------------- malformed files, the real archive
+
+
+@pytest.mark.parametrize("bad_line, fragment", [
+    (b"(3 (3 a) (2 fine) (3 fil", r"train.txt, line 2: leaf token 'fil' is not closed by '\)'"),
+    (b"(3 (3 caf\xe9))", r"train.txt, line 2: not UTF-8 text"),
+])
+def test_malformed_train_is_one_line_naming_it(fake_pins: dict[str, bytes], tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch, bad_line: bytes,
+                                                fragment: str) -> None:
+    """A train.txt whose checksum is pinned but whose text does not parse (here: the pin is the bad file's)."""
+    lines = fake_pins["train"].split(b"\n")
+    lines[1] = bad_line
+    files = dict(fake_pins, train=b"\n".join(lines))
+    monkeypatch.setitem(sst.SST_FILES, "train", replace(sst.SST_FILES["train"], bytes=len(files["train"]),
+                                                        sha256=hashlib.sha256(files["train"]).hexdigest()))
+    for split, data in files.items():
+        (tmp_path / sst.SST_FILES[split].name).write_bytes(data)
+    with pytest.raises(SSTDataError, match=fragment) as info:
+        sst.load_sst("SST5", tmp_path, download=False)
+    assert str(tmp_path / "train.txt") in str(info.value) and "\n" not in str(info.value)
+
+
+def _real_dir() -> Path | None:
+    folder = sst.shared_data_dir()
+    try:
+        sst.verify_files(folder)
+    except SSTDataError:
+        return None
+    return folder
+
+
+@pytest.mark.skipif(_real_dir() is None, reason="the real SST files are not beside the checkout")
+def test_real_members_round_trip(tmp_path: Path) -> None:
+    """The real files, zipped as the published archive lays them out, pass the real pins."""
+    real = _real_dir()
+    assert real is not None
+    archive = _zip({f.member: (real / f.name).read_bytes() for f in sst.SST_FILES.values()})
+    srv = _Server({"real": archive})
+    srv.thread.start()
+    try:
+        dest = tmp_path / "cache" / "sst"
+        sst.download_sst(dest, srv.url("real"))
+        sst.verify_files(dest)
+        assert sorted(p.name for p in dest.iterdir()) == ["dev.txt", "test.txt", "train.txt"]
+    finally:
+        srv.httpd.shutdown()
+        srv.httpd.server_close()

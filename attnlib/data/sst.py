@@ -1,7 +1,7 @@
-"""The Stanford Sentiment Treebank (spec §6): locate, verify, parse and tokenise SST2 / SST5.
+"""The Stanford Sentiment Treebank (Socher et al. 2013): locate, verify, parse and tokenise SST2 / SST5.
 
 The three PTB-tree files are pinned by sha256 and checked before any parsing, so a truncated,
-corrupt or differently-built copy can never load silently (spec §6.2). Sentences become
+corrupt or differently-built copy can never load silently. Sentences become
 :class:`~attnlib.data.corpus.Corpus` objects over one vocabulary shared by train, dev and test.
 """
 
@@ -30,7 +30,7 @@ PAD = "$PAD$"
 """The padding word; always vocabulary index 0."""
 
 SST_URL = "https://nlp.stanford.edu/sentiment/trainDevTestTrees_PTB.zip"
-"""Canonical archive of the PTB-tree release (spec §6.1)."""
+"""Canonical archive of the PTB-tree release, from the Stanford NLP group's sentiment page."""
 
 ENV_VAR = "ATTNLIB_DATA_DIR"
 """Environment variable naming a folder that holds train.txt, dev.txt and test.txt."""
@@ -67,7 +67,7 @@ SST_FILES: dict[str, SSTFile] = {
     "test": SSTFile("test.txt", "trees/test.txt", 2210, 559614,
                     "6e54806dee95cf80cd918e7dfb3f6770f6df24bf826f289a4d1f709e1c8f6761"),
 }
-"""The pinned files of spec §6.2, by split."""
+"""The pinned files, by split: the three members of the archive at :data:`SST_URL`."""
 
 TRAIN_VARIANT_SHA256 = "3287e6df56acb2ccba2bc3ebb7a696c0daee8d2fa00988348bbf37796bc3739d"
 """sha256 of the circulating 9645-line train.txt (the 8544 training trees + the 1101 dev trees)."""
@@ -77,7 +77,7 @@ EXPECTED_SIZES: dict[str, dict[str, int]] = {
     "SST5": {"train": 8544, "dev": 1101, "test": 2210},
     "SST2": {"train": 6920, "dev": 872, "test": 1821},
 }
-"""Sentence counts per split after parsing (spec §6.4)."""
+"""Sentence counts per split after parsing: the published SST5 splits, and SST2 without the neutral roots."""
 
 _LABEL = re.compile(r"(\d+) ")
 _TOKEN = re.compile(r"[^()]+")
@@ -175,7 +175,7 @@ def find_data_dir(data_dir: str | Path | None = None, *, download: bool = True,
         label, path = places[0]
         _check_named(label, path)
         return path
-    shared, cache = (path for _, path in places)
+    shared = places[0][1]
     if not missing_files(shared):
         return shared
     dest = cache_data_dir()
@@ -309,7 +309,7 @@ def _fetch(url: str, folder: Path, deadline_s: float, socket_timeout_s: float, p
         try:
             outcome["path"] = pooch.retrieve(url, known_hash=None, fname=ARCHIVE_NAME, path=folder,
                                              downloader=downloader)
-        except BaseException as exc:  # handed to the waiting thread
+        except BaseException as exc:  # noqa: BLE001 (handed to the waiting thread, which raises it)
             outcome["error"] = exc
 
     logger = pooch.get_logger()
@@ -538,7 +538,7 @@ def _excerpt(s: str, width: int = 80) -> str:
 
 
 def tokenize(leaves: Sequence[str], keep_punctuation: bool = False) -> list[str]:
-    """Spec §6.5: join with spaces, lowercase, delete ``[^\\w\\s]`` (unless kept), split on Unicode whitespace."""
+    """Join the leaves with spaces, lowercase, delete ``[^\\w\\s]`` (unless kept), split on Unicode whitespace."""
     text = " ".join(leaves).lower()
     if not keep_punctuation:
         text = _PUNCTUATION.sub("", text)
@@ -552,16 +552,16 @@ def read_trees(path: str | Path) -> list[tuple[int, list[str]]]:
     """Parse every line of one SST file into (root label, leaves); errors name the file and line."""
     path = Path(path)
     trees = []
-    number = 0
     try:
-        with open(path, encoding="utf-8", newline="\n") as fh:
-            for number, line in enumerate(fh, start=1):
+        with open(path, "rb") as fh:  # lines end at b"\n" only; each is decoded alone to name the bad one
+            for number, raw in enumerate(fh, start=1):
                 try:
-                    trees.append(parse_tree(line))
+                    trees.append(parse_tree(raw.decode("utf-8")))
+                except UnicodeDecodeError as exc:
+                    raise SSTDataError(f"{path}, line {number}: not UTF-8 text ({exc.reason} at byte "
+                                       f"{exc.start + 1} of the line)") from None
                 except SSTDataError as exc:
                     raise SSTDataError(f"{path}, line {number}: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise SSTDataError(f"{path}, line {number + 1}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
         raise SSTDataError(f"cannot read SST file {path}: {_reason(exc)}") from None
     return trees
@@ -572,7 +572,7 @@ def read_trees(path: str | Path) -> list[tuple[int, list[str]]]:
 
 def load_sst(kind: str = "SST2", data_dir: str | Path | None = None, keep_punctuation: bool = False,
              *, download: bool = True) -> Dataset:
-    """SST2 or SST5 (spec §6.4) as train/dev/test corpora over one vocabulary with ``$PAD$`` at 0.
+    """SST2 or SST5 as train/dev/test corpora over one vocabulary with ``$PAD$`` at 0.
 
     Files are verified before parsing. Results are cached in-process per folder, kind and file
     stamps, so repeated calls return the same (treat as read-only) :class:`Dataset`.
@@ -641,7 +641,7 @@ def _labelled_sentences(trees: list[tuple[int, list[str]]], kind: str, keep_punc
 
 
 def _check_sizes(kind: str, labels: dict[str, list[int]]) -> None:
-    """Fail if a split's sentence count differs from the published one (spec §6.4)."""
+    """Fail if a split's sentence count differs from the published one (:data:`EXPECTED_SIZES`)."""
     for split, expected in EXPECTED_SIZES[kind].items():
         if len(labels[split]) != expected:
             raise SSTDataError(f"{kind} {split}: {len(labels[split])} sentences after parsing, expected {expected}")
@@ -663,7 +663,8 @@ def verify_data(data_dir: str | Path | None = None, *, download: bool = True) ->
 
 
 __all__ = [
-    "PAD", "SST_URL", "ENV_VAR", "URL_ENV_VAR", "sst_url", "SST_FILES", "TRAIN_VARIANT_SHA256", "EXPECTED_SIZES", "SSTDataError",
+    "PAD", "SST_URL", "ENV_VAR", "URL_ENV_VAR", "sst_url",
+    "SST_FILES", "TRAIN_VARIANT_SHA256", "EXPECTED_SIZES", "SSTDataError",
     "SSTFile", "find_data_dir", "download_sst", "verify_files", "parse_tree", "tokenize", "read_trees",
     "load_sst", "sentences_text", "verify_data", "shared_data_dir", "cache_data_dir", "candidate_dirs",
 ]
