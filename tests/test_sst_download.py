@@ -128,6 +128,13 @@ def server(archives: dict[str, bytes]) -> Iterator[_Server]:
     srv.httpd.server_close()
 
 
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proxy configured for the network must not be asked for the local server."""
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(name, "127.0.0.1,localhost")
+
+
 @pytest.fixture
 def places(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     """No data anywhere: no $ATTNLIB_DATA_DIR, an empty shared folder, an empty cache in tmp."""
@@ -215,9 +222,19 @@ def test_progress_bar_only_when_asked_or_on_a_terminal(server: _Server, places: 
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     sst.download_sst(places["cache"], server.url("good"), progressbar=True)
     assert "B/s" in capsys.readouterr().err  # tqdm's rate column
-    sst.download_sst(places["cache"], server.url("good"))  # a second download replaces the first
+    (places["cache"] / "test.txt").write_bytes(b"(2 (2 edited))\n")
+    sst.download_sst(places["cache"], server.url("good"))  # replaces the copy that no longer verifies
     assert "B/s" not in capsys.readouterr().err
     sst.verify_files(places["cache"])
+
+
+def test_a_good_copy_installed_meanwhile_is_kept(server: _Server, places: dict[str, Path]) -> None:
+    """Two processes downloading at once: the second keeps the first one's copy, which readers may hold."""
+    sst.download_sst(places["cache"], server.url("good"))
+    inode = (places["cache"] / "train.txt").stat().st_ino
+    sst.download_sst(places["cache"], server.url("good"))
+    assert (places["cache"] / "train.txt").stat().st_ino == inode
+    assert [p.name for p in places["cache"].parent.iterdir()] == ["sst"]
 
 
 def test_a_bad_cached_copy_is_downloaded_again(server: _Server, places: dict[str, Path],

@@ -395,16 +395,32 @@ def _extract_members(archive: Path, staging: Path, url: str) -> Path:
 
 
 def _install(folder: Path, dest: Path, staging: Path) -> None:
-    """Rename the verified ``folder`` onto ``dest``; an old ``dest`` is moved aside first and removed."""
+    """Rename the verified ``folder`` onto ``dest``; an old ``dest`` is moved aside first and removed.
+
+    A ``dest`` that already holds the pinned files (another process installed them meanwhile) is
+    kept, so a reader of that copy never sees it move.
+    """
     previous = staging / "previous"
     try:
         if dest.exists() or dest.is_symlink():
+            if _is_pinned_copy(dest):
+                return
             os.rename(dest, previous)
         os.rename(folder, dest)
     except OSError as exc:
         if previous.exists() and not dest.exists():
             os.rename(previous, dest)
+        if _is_pinned_copy(dest):  # lost a race with another process's install: its copy is as good
+            return
         raise SSTDataError(f"cannot install the verified SST files into {dest}: {_reason(exc)}") from None
+
+
+def _is_pinned_copy(folder: Path) -> bool:
+    try:
+        verify_files(folder)
+    except SSTDataError:
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------- verifying the files
