@@ -263,8 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify = commands.add_parser("verify-data", help="check the SST files (location and sha256 checksums)")
     verify.add_argument("--data-dir", type=Path, default=None,
-                        help="folder holding train.txt, dev.txt, test.txt (default: $ATTNLIB_DATA_DIR, "
-                             "then ../shared/data/sst beside the checkout, then the user cache)")
+                        help="folder holding train.txt, dev.txt, test.txt, used as given: never replaced by "
+                             "another (default: $ATTNLIB_DATA_DIR, else ../shared/data/sst beside the checkout, "
+                             "else the user cache, filled by a download from $ATTNLIB_SST_URL or Stanford)")
     verify.add_argument("--no-download", action="store_true", help="never download the data, only check")
     return parser
 
