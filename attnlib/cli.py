@@ -374,6 +374,13 @@ def _main(argv: list[str] | None) -> int:
     return 0
 
 
+MAX_SEEDS = 100
+"""The most seeds ``--seeds`` accepts for the experiments in :data:`SEED_BOUNDED` (the book uses 3 or 5)."""
+SEED_BOUNDED = ("synthetic", "ablation", "beyond", "all")
+
+BEYOND_SETS_ITSELF = ("train.epochs", "train.record_every", "model.head")
+"""Config fields that every study of ``attnlib run beyond`` sets itself, so a config file's value would be ignored."""
+
 CONFIG_BASES = {"synthetic": "synthetic_preset", "ablation": "ablation_preset", "beyond": "synthetic_preset"}
 """Experiments that take ``--config``, with the preset (in :mod:`attnlib.config`) the file's fields change."""
 
@@ -382,11 +389,22 @@ def _prepare_run(args: argparse.Namespace) -> None:
     """Load ``--config`` into ``args.base`` and check ``--only``; a ValueError says what is wrong."""
     from attnlib import config
 
+    if args.seeds is not None and args.seeds > MAX_SEEDS and args.experiment in SEED_BOUNDED:
+        raise ValueError(f"--seeds is at most {MAX_SEEDS} for {args.experiment} (got {args.seeds}): the seeds train "
+                         f"together in one batched call, whose memory and time grow with their number")
     args.base = None
     if args.config is not None:
         if args.experiment not in CONFIG_BASES:
             raise ValueError(f"--config applies to {', '.join(CONFIG_BASES)}, not to {args.experiment!r}")
         args.base = config.RunConfig.from_file(args.config, getattr(config, CONFIG_BASES[args.experiment])())
+        if args.experiment == "beyond":
+            named = [f"{section}.{name}" for section, fields in config.read_config_file(args.config).items()
+                     if isinstance(fields, dict) for name in fields]
+            fixed = [name for name in named if name in BEYOND_SETS_ITSELF]
+            if fixed:
+                raise ValueError(f"config file {args.config}: {', '.join(fixed)} cannot be changed for beyond: each of "
+                                 f"its studies sets {', '.join(BEYOND_SETS_ITSELF)} itself (its own epoch count and "
+                                 f"recording interval, and every head in turn)")
     if args.only:
         from attnlib.experiments.sst import SETTINGS
 

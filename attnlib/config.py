@@ -204,30 +204,54 @@ class RunConfig:
 
     @classmethod
     def from_file(cls, path: str | Path, base: RunConfig | None = None) -> RunConfig:
-        """:meth:`from_dict` on a JSON file, or a TOML file when its name ends in ``.toml``."""
+        """:meth:`from_dict` on a JSON file, or a TOML file when its name ends in ``.toml``
+        (read by :func:`read_config_file`)."""
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
-            raise ValueError(f"cannot read the config file {path}: {reason}") from None
-        if path.suffix.lower() == ".toml":
-            import tomllib  # Python >= 3.11
-
-            try:
-                mapping = tomllib.loads(text)
-            except tomllib.TOMLDecodeError as error:
-                raise ValueError(f"config file {path} is not valid TOML: {error}") from None
-        else:
-            try:
-                mapping = json.loads(text)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"config file {path} is not valid JSON: {error.msg} at line {error.lineno}, "
-                                 f"column {error.colno}") from None
+        mapping = read_config_file(path)
         try:
             return cls.from_dict(mapping, base)
         except ValueError as error:
             raise ValueError(f"config file {path}: {error}") from None
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs as a dict; a key given twice is refused, as TOML refuses it (JSON itself
+    would keep the last value silently, so a setting written twice would change nothing visibly)."""
+    table: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in table:
+            raise _DuplicateKey(key)
+        table[key] = value
+    return table
+
+
+def read_config_file(path: str | Path) -> Any:
+    """The content of a JSON config file (TOML when the name ends in ``.toml``) as plain data; a
+    ValueError naming the file says why it cannot be read or parsed (duplicate keys included)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise ValueError(f"cannot read the config file {path}: {reason}") from None
+    if path.suffix.lower() == ".toml":
+        import tomllib  # Python >= 3.11
+
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as error:
+            raise ValueError(f"config file {path} is not valid TOML: {error}") from None
+    try:
+        return json.loads(text, object_pairs_hook=_refuse_duplicates)
+    except _DuplicateKey as error:
+        raise ValueError(f"config file {path}: the key {error.args[0]!r} appears twice in one table") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"config file {path} is not valid JSON: {error.msg} at line {error.lineno}, "
+                         f"column {error.colno}") from None
 
 
 def _changed(part: Any, section: str, fields: Any) -> Any:
