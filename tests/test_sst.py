@@ -1,4 +1,4 @@
-"""SST loading (spec §6): parser, tokeniser, checksums, error messages and the published statistics."""
+"""SST loading (the Stanford Sentiment Treebank as the paper uses it, SST2 and SST5): parser, tokeniser, checksums, error messages and the published statistics."""
 
 from __future__ import annotations
 
