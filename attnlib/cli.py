@@ -248,7 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run an experiment and write its figures, tables and metrics",
                               description="Run an experiment at the paper's settings and write its figures "
-                                          "(PNG and PDF), tidy tables (CSV) and metrics.json into OUT/EXPERIMENT/.")
+                                          "(PNG and PDF), tidy tables (CSV) and metrics.json into OUT/EXPERIMENT/. The "
+                                          "folder is built beside its final place and replaces any previous "
+                                          "OUT/EXPERIMENT/ as a whole at the end, so an interrupted run leaves the "
+                                          "previous folder or none.")
     run.add_argument("experiment", choices=sorted(EXPERIMENTS), help="which experiment (see 'attnlib list')")
     run.add_argument("--seeds", type=_positive_int, default=None,
                      help="number of seeds; seeds 0..N-1 are used (default: as in the book, 5 for synthetic "

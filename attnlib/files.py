@@ -127,7 +127,8 @@ def replaced_folder(folder: Path, keep_others: bool = False) -> Iterator[Path]:
         yield staging
         if keep_others and folder.is_dir():
             for entry in folder.iterdir():
-                if not os.path.lexists(staging / entry.name):
+                ours = entry.name.startswith(".") and (PARTIAL in entry.name or PREVIOUS in entry.name)
+                if not ours and not os.path.lexists(staging / entry.name):  # leftovers are not carried
                     _link_copy(entry, staging / entry.name)
         _swap(staging, folder)
     finally:
