@@ -454,3 +454,32 @@ def test_nothing_in_attnlib_loads_pickles() -> None:
     problems = {str(path.relative_to(package)): found for path in sorted(package.rglob("*.py"))
                 if (found := unsafe_loads(ast.parse(path.read_text(encoding="utf-8"))))}
     assert not problems, problems
+
+
+def test_run_all_interrupted_keeps_the_previous_out_together(tmp_path, capsys, monkeypatch) -> None:
+    """run all writes several experiment folders and a scorecard computed from them: interrupted after
+    the first experiment, OUT still holds the previous experiments with the previous scorecard (and the
+    entries run all does not write, here a bench folder), and nothing is left beside it."""
+    import pandas as pd
+
+    out = tmp_path / "out"
+    for name in ("synthetic", "ablation", "bench"):
+        (out / name).mkdir(parents=True)
+        write(out / name / "metrics.json", f'"previous {name}"\n')
+    write(out / "scorecard.md", "previous scorecard\n")
+    before = tree(out)
+
+    def experiment(name, interrupt=False):
+        def run(args):
+            if interrupt:
+                raise KeyboardInterrupt
+            folder = cli._output_folder(args.out, name)
+            cli._write_outputs(folder, {"t": pd.DataFrame({"a": [1]})}, {}, {"new": name})
+            return folder
+        return run
+
+    monkeypatch.setitem(cli.EXPERIMENTS, "synthetic", ("", experiment("synthetic")))
+    monkeypatch.setitem(cli.EXPERIMENTS, "ablation", ("", experiment("ablation", interrupt=True)))
+    assert main(["run", "all", "--out", str(out), "--quiet"]) == 130
+    assert capsys.readouterr().err == "attnlib: interrupted\n"
+    assert tree(out) == before and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
