@@ -67,7 +67,7 @@ def connect_ex(self, address):
 
 
 def getaddrinfo(host, *args, **kwargs):
-    if not _loopback(host):
+    if not _loopback(host) and host != socket.gethostname():  # this machine's own name is looked up locally
         try:
             ipaddress.ip_address(str(host))  # a numeric address needs no lookup; its connection is checked
         except ValueError:
