@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import matplotlib
 
@@ -190,36 +191,44 @@ def run_all_command(args: argparse.Namespace) -> Path:
     always describes the folders beside it."""
     from attnlib.experiments import step_size_study
     from attnlib.experiments.sst import SSTResult
-    from attnlib.files import replaced_folder
     from attnlib.scorecard import SCORECARD_SST_SETTINGS, assemble, keys_parallel_deviation
 
     names = ("synthetic", "ablation", "beyond", "sst")
-    out = args.out
-    if out.resolve() in (Path.cwd().resolve(), *Path.cwd().resolve().parents):
-        raise SystemExit(f"attnlib: cannot write to the output folder {out}: run all replaces it as a whole, so it "
-                         f"must not be the current folder or hold it; give --out a folder of its own")
-    _output_folder(out, ".", entries=[*names, "scorecard.json", "scorecard.csv", "scorecard.md"])
     args.results = {}
-    # OUT is built as a whole beside itself (other entries of an existing OUT are carried over), so an
-    # interrupted run leaves the previous experiments and scorecard together, never some old, some new
-    with replaced_folder(out, keep_others=True) as staging:
-        args.out = staging
-        try:
-            for name in names:
-                started = time.perf_counter()
-                folder = EXPERIMENTS[name][1](args)
-                shown = out / folder.relative_to(staging) if folder.is_relative_to(staging) else folder
-                print(f"{name}: wrote {shown} in {time.perf_counter() - started:.0f} s", flush=True)
-            sst = args.results["sst"]
-            sst_for_card = SSTResult({s: sst.runs[s] for s in SCORECARD_SST_SETTINGS if s in sst.runs})
-            card = assemble(args.results["synthetic"], args.results["ablation"], sst_for_card,
-                            keys_parallel_deviation(), step_size_study())
-            card.write(staging)
-        finally:
-            args.out = out
+    with _whole_out(args, [*names, "scorecard.json", "scorecard.csv", "scorecard.md"]) as shown:
+        for name in names:
+            started = time.perf_counter()
+            folder = EXPERIMENTS[name][1](args)
+            print(f"{name}: wrote {shown(folder)} in {time.perf_counter() - started:.0f} s", flush=True)
+        sst = args.results["sst"]
+        sst_for_card = SSTResult({s: sst.runs[s] for s in SCORECARD_SST_SETTINGS if s in sst.runs})
+        card = assemble(args.results["synthetic"], args.results["ablation"], sst_for_card,
+                        keys_parallel_deviation(), step_size_study())
+        card.write(args.out)
     counts = card.table.verdict.value_counts()
     print("scorecard: " + ", ".join(f"{n} {v}" for v, n in counts.items()), flush=True)
     return args.out
+
+
+@contextmanager
+def _whole_out(args: argparse.Namespace, entries: list[str]) -> Iterator[Callable[[Path], Path]]:
+    """Inside the block ``args.out`` is a new OUT being built beside the old one (checked first: the
+    ``entries`` it replaces must be writable); at its end the new OUT replaces the old one as a whole,
+    keeping the old one's other entries, so an interrupted run leaves the previous experiments and
+    scorecard together, never some old, some new. Yields a function giving a path's final name."""
+    from attnlib.files import replaced_folder
+
+    out = args.out
+    if out.resolve() in (Path.cwd().resolve(), *Path.cwd().resolve().parents):
+        raise SystemExit(f"attnlib: cannot write to the output folder {out}: it is replaced as a whole, so it "
+                         f"must not be the current folder or hold it; give --out a folder of its own")
+    _output_folder(out, ".", entries=entries)
+    with replaced_folder(out, keep_others=True) as staging:
+        args.out = staging
+        try:
+            yield lambda path: out / path.relative_to(staging) if path.is_relative_to(staging) else path
+        finally:
+            args.out = out
 
 
 def _keep(args: argparse.Namespace, name: str, result: object) -> None:

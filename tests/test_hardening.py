@@ -483,3 +483,14 @@ def test_run_all_interrupted_keeps_the_previous_out_together(tmp_path, capsys, m
     assert main(["run", "all", "--out", str(out), "--quiet"]) == 130
     assert capsys.readouterr().err == "attnlib: interrupted\n"
     assert tree(out) == before and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_run_all_refuses_to_replace_the_current_folder(tmp_path, capsys, monkeypatch) -> None:
+    """run all replaces OUT as a whole: the folder a user works in (or one holding it) is refused."""
+    monkeypatch.setitem(cli.EXPERIMENTS, "synthetic", ("", lambda args: pytest.fail("the experiment ran")))
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    for out in (".", str(tmp_path)):
+        code, err = refused(["run", "all", "--out", out, "--quiet"], capsys)
+        assert code == 1 and "must not be the current folder" in one_line(err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]
