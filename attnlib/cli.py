@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import matplotlib
 
@@ -30,41 +31,53 @@ def experiment(name: str, summary: str):
     return register
 
 
-def _output_folder(root: Path, name: str) -> Path:
-    """``root/name``, created; a clear error when it cannot be written."""
-    folder = root / name
+def _output_folder(root: Path, name: str, entries: list[str] | None = None) -> Path:
+    """``root/name``, checked before any work: it can be built beside itself and swapped into place as a
+    whole (see :func:`attnlib.files.check_replaceable`; ``entries`` limits the check to what is replaced),
+    else one clear error. Nothing is created here: :func:`_write_outputs` writes the folder at the end."""
+    from attnlib.files import check_replaceable
+
+    folder = root / name if name != "." else root
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".write-test"
-        probe.write_text("")
-        probe.unlink()
+        check_replaceable(folder, entries)
     except OSError as error:
-        raise SystemExit(f"attnlib: cannot write to the output folder {folder}: {error.strerror or error}")
+        where = f"{error.filename}: " if error.filename and Path(error.filename) != folder else ""
+        raise SystemExit(f"attnlib: cannot write to the output folder {folder}: {where}{error.strerror or error}")
     return folder
 
 
-def _write_outputs(folder: Path, tables: dict, figures: dict, metrics: dict, provenance: dict | None = None) -> None:
-    """Write tidy tables (CSV), figures (PNG and PDF, then closed) and metrics.json into ``folder``.
+def _write_outputs(folder: Path, tables: dict, figures: dict, metrics: dict, provenance: dict | None = None,
+                   texts: dict[str, str] | None = None) -> None:
+    """Write tidy tables (CSV), figures (PNG and PDF, then closed), ``texts`` (file name to content) and
+    metrics.json as the new ``folder``.
 
-    A figure may be given as a function that draws it, so that many figures never stay open together.
+    The folder is built as a whole beside the old one and renamed into place at the end
+    (:func:`attnlib.files.replaced_folder`), so an interrupted run leaves the previous folder or none,
+    never old and new files mixed. A figure may be given as a function that draws it, so that many
+    figures never stay open together.
 
     ``provenance`` (a result's ``provenance()``) goes into every figure's metadata and sidecar and
     under the key ``provenance`` of metrics.json, beside the unchanged metric keys.
     """
     import matplotlib.pyplot as plt
 
-    from attnlib.files import write_json, write_text
+    from attnlib.files import replaced_folder, write_json, write_text
     from attnlib.plots import save_figure
 
-    for name, table in tables.items():
-        write_text(folder / f"{name}.csv", table.to_csv(index=False, float_format="%.9g"))
-    for name, figure in figures.items():
-        figure = figure() if callable(figure) else figure  # drawn only now: one open figure at a time
-        save_figure(figure, folder / name, provenance=provenance)
-        plt.close(figure)
-    if provenance is not None:
-        metrics = {**metrics, "provenance": provenance}
-    write_json(folder / "metrics.json", metrics)
+    with replaced_folder(folder) as staging:
+        for name, table in tables.items():
+            write_text(staging / f"{name}.csv", table.to_csv(index=False, float_format="%.9g"))
+        for name, text in (texts or {}).items():
+            write_text(staging / name, text)
+        for name, figure in figures.items():
+            figure = figure() if callable(figure) else figure  # drawn only now: one open figure at a time
+            try:
+                save_figure(figure, staging / name, provenance=provenance)
+            finally:
+                plt.close(figure)
+        if provenance is not None:
+            metrics = {**metrics, "provenance": provenance}
+        write_json(staging / "metrics.json", metrics)
 
 
 @experiment("synthetic", "F1-F3: SEN curves, loss curves and final score/norm distributions on the synthetic data")
@@ -159,7 +172,6 @@ def run_sst_command(args: argparse.Namespace) -> Path:
         tables["f6_curves"] = pd.concat([r.shift_curves() for r in sst2], ignore_index=True)
         tables["f7_sentence"] = pd.concat([r.single_sentence() for r in sst2], ignore_index=True)
         tables["f7_crossings"] = pd.concat([r.f7_crossings() for r in sst2], ignore_index=True)
-    (folder / "t1.md").write_text(t1_markdown(result.table()) + "\n")
     figures = {"t1_losses": plot_sst_losses(result), "f5_gaps": plot_sen_gaps(result)}
     for (kind, head, variant), run in runs.items():
         figures[f"f5_top12_{kind}_{head}_{variant}"] = partial(plot_sen_grid, run, 12)
@@ -167,31 +179,56 @@ def run_sst_command(args: argparse.Namespace) -> Path:
     if sst2:
         figures["f6_attention_shift"] = plot_attention_shift(sst2)
         figures["f7_single_sentence"] = plot_single_sentence(sst2)
-    _write_outputs(folder, tables, figures, result.metrics(), result.provenance())
+    _write_outputs(folder, tables, figures, result.metrics(), result.provenance(),
+                   texts={"t1.md": t1_markdown(result.table()) + "\n"})
     _keep(args, "sst", result)
     return folder
 
 
 @experiment("all", "every experiment above, then the reproduction scorecard (scorecard.json, .csv, .md)")
 def run_all_command(args: argparse.Namespace) -> Path:
-    """Each experiment into OUT/NAME/, then OUT/scorecard.* from the same results (spec §7.4)."""
+    """Each experiment into OUT/NAME/, then OUT/scorecard.* from the same results, so the scorecard
+    always describes the folders beside it."""
     from attnlib.experiments import step_size_study
     from attnlib.experiments.sst import SSTResult
     from attnlib.scorecard import SCORECARD_SST_SETTINGS, assemble, keys_parallel_deviation
 
+    names = ("synthetic", "ablation", "beyond", "sst")
     args.results = {}
-    for name in ("synthetic", "ablation", "beyond", "sst"):
-        started = time.perf_counter()
-        folder = EXPERIMENTS[name][1](args)
-        print(f"{name}: wrote {folder} in {time.perf_counter() - started:.0f} s", flush=True)
-    sst = args.results["sst"]
-    sst_for_card = SSTResult({s: sst.runs[s] for s in SCORECARD_SST_SETTINGS if s in sst.runs})
-    card = assemble(args.results["synthetic"], args.results["ablation"], sst_for_card, keys_parallel_deviation(),
-                    step_size_study())
-    card.write(_output_folder(args.out, "."))
+    with _whole_out(args, [*names, "scorecard.json", "scorecard.csv", "scorecard.md"]) as shown:
+        for name in names:
+            started = time.perf_counter()
+            folder = EXPERIMENTS[name][1](args)
+            print(f"{name}: wrote {shown(folder)} in {time.perf_counter() - started:.0f} s", flush=True)
+        sst = args.results["sst"]
+        sst_for_card = SSTResult({s: sst.runs[s] for s in SCORECARD_SST_SETTINGS if s in sst.runs})
+        card = assemble(args.results["synthetic"], args.results["ablation"], sst_for_card,
+                        keys_parallel_deviation(), step_size_study())
+        card.write(args.out)
     counts = card.table.verdict.value_counts()
     print("scorecard: " + ", ".join(f"{n} {v}" for v, n in counts.items()), flush=True)
     return args.out
+
+
+@contextmanager
+def _whole_out(args: argparse.Namespace, entries: list[str]) -> Iterator[Callable[[Path], Path]]:
+    """Inside the block ``args.out`` is a new OUT being built beside the old one (checked first: the
+    ``entries`` it replaces must be writable); at its end the new OUT replaces the old one as a whole,
+    keeping the old one's other entries, so an interrupted run leaves the previous experiments and
+    scorecard together, never some old, some new. Yields a function giving a path's final name."""
+    from attnlib.files import replaced_folder
+
+    out = args.out
+    if out.resolve() in (Path.cwd().resolve(), *Path.cwd().resolve().parents):
+        raise SystemExit(f"attnlib: cannot write to the output folder {out}: it is replaced as a whole, so it "
+                         f"must not be the current folder or hold it; give --out a folder of its own")
+    _output_folder(out, ".", entries=entries)
+    with replaced_folder(out, keep_others=True) as staging:
+        args.out = staging
+        try:
+            yield lambda path: out / path.relative_to(staging) if path.is_relative_to(staging) else path
+        finally:
+            args.out = out
 
 
 def _keep(args: argparse.Namespace, name: str, result: object) -> None:
@@ -220,7 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run an experiment and write its figures, tables and metrics",
                               description="Run an experiment at the paper's settings and write its figures "
-                                          "(PNG and PDF), tidy tables (CSV) and metrics.json into OUT/EXPERIMENT/.")
+                                          "(PNG and PDF), tidy tables (CSV) and metrics.json into OUT/EXPERIMENT/. The "
+                                          "folder is built beside its final place and replaces any previous "
+                                          "OUT/EXPERIMENT/ as a whole at the end, so an interrupted run leaves the "
+                                          "previous folder or none.")
     run.add_argument("experiment", choices=sorted(EXPERIMENTS), help="which experiment (see 'attnlib list')")
     run.add_argument("--seeds", type=_positive_int, default=None,
                      help="number of seeds; seeds 0..N-1 are used (default: as in the book, 5 for synthetic "
@@ -271,6 +311,47 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line; every expected failure is one ``attnlib: ...`` line on stderr and a non-zero exit
+    (1, 2 for bad input, 130 when interrupted), never a traceback."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("attnlib: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        message = _expected_failure(error)
+        if message is None:
+            raise
+        print(f"attnlib: {message}", file=sys.stderr)
+        return 1
+
+
+def _expected_failure(error: BaseException) -> str | None:
+    """The one-line message for a failure a user can meet and fix (bad data, a diverging config, a folder
+    that cannot be read or written, not enough memory), or None for anything else (a bug: its traceback
+    is kept). A failed sweep task is judged by the failure inside it."""
+    from attnlib.data import SSTDataError
+    from attnlib.sweep import SweepError
+    from attnlib.train import TrainingDiverged
+
+    if isinstance(error, SweepError):
+        return _expected_failure(error.error) if error.error is not None else None
+    if isinstance(error, (SSTDataError, TrainingDiverged)):
+        return str(error)
+    if isinstance(error, MemoryError) or (isinstance(error, RuntimeError) and "can't allocate memory" in str(error)):
+        import re
+
+        asked = re.search(r"tried to allocate (\d+) bytes", str(error))
+        detail = f"{int(asked.group(1)) / 2**30:.1f} GiB asked for" if asked else str(error).splitlines()[0]
+        return (f"not enough memory for this run ({detail}); reduce the sizes in the config "
+                f"(e.g. model.d_embed, data.n_nontopic, data.n_train) or the number of seeds")
+    if isinstance(error, OSError):
+        where = f"{error.filename}: " if error.filename else ""
+        return f"{where}{error.strerror or error}"
+    return None
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "list":
         width = max(map(len, EXPERIMENTS))
@@ -298,19 +379,20 @@ def main(argv: list[str] | None = None) -> int:
     from contextlib import nullcontext
 
     from attnlib import cache
-    from attnlib.data import SSTDataError
-    from attnlib.train import TrainingDiverged
 
     started = time.perf_counter()
-    try:
-        with cache.disabled() if args.no_cache else nullcontext():
-            folder = EXPERIMENTS[args.experiment][1](args)
-    except (TrainingDiverged, SSTDataError) as error:
-        print(f"attnlib: {error}", file=sys.stderr)
-        return 1
+    with cache.disabled() if args.no_cache else nullcontext():
+        folder = EXPERIMENTS[args.experiment][1](args)
     print(f"wrote {folder} in {time.perf_counter() - started:.0f} s")
     return 0
 
+
+MAX_SEEDS = 100
+"""The most seeds ``--seeds`` accepts for the experiments in :data:`SEED_BOUNDED` (the book uses 3 or 5)."""
+SEED_BOUNDED = ("synthetic", "ablation", "beyond", "all")
+
+BEYOND_SETS_ITSELF = ("train.epochs", "train.record_every", "model.head")
+"""Config fields that every study of ``attnlib run beyond`` sets itself, so a config file's value would be ignored."""
 
 CONFIG_BASES = {"synthetic": "synthetic_preset", "ablation": "ablation_preset", "beyond": "synthetic_preset"}
 """Experiments that take ``--config``, with the preset (in :mod:`attnlib.config`) the file's fields change."""
@@ -320,11 +402,22 @@ def _prepare_run(args: argparse.Namespace) -> None:
     """Load ``--config`` into ``args.base`` and check ``--only``; a ValueError says what is wrong."""
     from attnlib import config
 
+    if args.seeds is not None and args.seeds > MAX_SEEDS and args.experiment in SEED_BOUNDED:
+        raise ValueError(f"--seeds is at most {MAX_SEEDS} for {args.experiment} (got {args.seeds}): the seeds train "
+                         f"together in one batched call, whose memory and time grow with their number")
     args.base = None
     if args.config is not None:
         if args.experiment not in CONFIG_BASES:
             raise ValueError(f"--config applies to {', '.join(CONFIG_BASES)}, not to {args.experiment!r}")
         args.base = config.RunConfig.from_file(args.config, getattr(config, CONFIG_BASES[args.experiment])())
+        if args.experiment == "beyond":
+            named = [f"{section}.{name}" for section, fields in config.read_config_file(args.config).items()
+                     if isinstance(fields, dict) for name in fields]
+            fixed = [name for name in named if name in BEYOND_SETS_ITSELF]
+            if fixed:
+                raise ValueError(f"config file {args.config}: {', '.join(fixed)} cannot be changed for beyond: each of "
+                                 f"its studies sets {', '.join(BEYOND_SETS_ITSELF)} itself (its own epoch count and "
+                                 f"recording interval, and every head in turn)")
     if args.only:
         from attnlib.experiments.sst import SETTINGS
 
@@ -341,7 +434,7 @@ def _bench_command(args: argparse.Namespace) -> int:
     import matplotlib.pyplot as plt
 
     from attnlib import benchmark
-    from attnlib.files import write_json
+    from attnlib.files import replaced_folder, write_json
     from attnlib.plots import plot_scaling, save_figure
     from attnlib.provenance import provenance
 
@@ -351,10 +444,11 @@ def _bench_command(args: argparse.Namespace) -> int:
         f"[{time.perf_counter() - started:5.0f} s] {stage}", file=sys.stderr, flush=True))
     print(benchmark.format_report(results))
     record = provenance()
-    write_json(folder / "results.json", {**results, "provenance": record})
-    figure = plot_scaling(results["corpus_size"], results["epoch_time_linear_fit"])
-    save_figure(figure, folder / "scaling", provenance=record)
-    plt.close(figure)
+    with replaced_folder(folder) as staging:  # the folder as a whole, never half old, half new
+        write_json(staging / "results.json", {**results, "provenance": record})
+        figure = plot_scaling(results["corpus_size"], results["epoch_time_linear_fit"])
+        save_figure(figure, staging / "scaling", provenance=record)
+        plt.close(figure)
     print(f"wrote {folder} in {time.perf_counter() - started:.0f} s")
     return 0
 

@@ -1,6 +1,6 @@
 """Configuration: one frozen dataclass per concern, validated on construction, plus named presets.
 
-Every option the spec's project decisions (paper.md §2.7) leave open is a field here, so an
+Every option that the paper and the authors' code leave open is a field here, so an
 experiment is fully described by a :class:`RunConfig` and its hash.
 """
 
@@ -41,7 +41,7 @@ def _is_real(value: Any) -> bool:
 
 @dataclass(frozen=True)
 class SyntheticDataConfig:
-    """The topic-word generator (spec §4): K topics, topic words per topic, m non-topic words per sentence."""
+    """The topic-word generator of the paper's synthetic data: K topics, topic words per topic, m non-topic words per sentence."""
 
     n_topics: int = 4
     words_per_topic: int = 2
@@ -50,7 +50,7 @@ class SyntheticDataConfig:
     n_train: int = 800
     n_test: int = 200
     m_range: tuple[int, int] | None = None
-    """Variable-m mode (spec §7.2): per-sentence m drawn uniformly from [lo, hi]; None means fixed m."""
+    """Variable-m mode (a study beyond the paper): per-sentence m drawn uniformly from [lo, hi]; None means fixed m."""
 
     def __post_init__(self) -> None:
         _require(_is_int(self.n_topics) and self.n_topics >= 2, "SyntheticDataConfig.n_topics", "an integer >= 2", self.n_topics)
@@ -77,12 +77,12 @@ SST_KINDS = ("SST2", "SST5")
 
 @dataclass(frozen=True)
 class SSTDataConfig:
-    """The Stanford Sentiment Treebank as the paper uses it (spec §6): which task, padding, tokenisation."""
+    """The Stanford Sentiment Treebank as the paper uses it: which task, padding, tokenisation."""
 
     kind: str = "SST2"
     mask_padding: bool = True
     """True: padding is masked (weight 0). False: the code's behaviour, `$PAD$` is an ordinary trainable
-    word and every sentence is padded to the longest length (spec decision 7)."""
+    word and every sentence is padded to the longest length (as in the authors' code)."""
     keep_punctuation: bool = False
     m: int | None = None
     """m in the identity for F5; None uses each word's own m_w = mean length of its sentences - 1."""
@@ -98,7 +98,7 @@ class SSTDataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The attention classifier (spec §2.2): dimensions, initialisation and which head."""
+    """The attention classifier: dimensions, initialisation and which head."""
 
     head: str = "FC"
     d_embed: int = 10
@@ -135,7 +135,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Full-batch gradient descent (spec §2.5): learning rate, epochs, precision, frozen groups, early stopping."""
+    """Full-batch gradient descent, as in the paper: learning rate, epochs, precision, frozen groups, early stopping."""
 
     lr: float = 0.1
     epochs: int = 5000
@@ -204,30 +204,54 @@ class RunConfig:
 
     @classmethod
     def from_file(cls, path: str | Path, base: RunConfig | None = None) -> RunConfig:
-        """:meth:`from_dict` on a JSON file, or a TOML file when its name ends in ``.toml``."""
+        """:meth:`from_dict` on a JSON file, or a TOML file when its name ends in ``.toml``
+        (read by :func:`read_config_file`)."""
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
-            raise ValueError(f"cannot read the config file {path}: {reason}") from None
-        if path.suffix.lower() == ".toml":
-            import tomllib  # Python >= 3.11
-
-            try:
-                mapping = tomllib.loads(text)
-            except tomllib.TOMLDecodeError as error:
-                raise ValueError(f"config file {path} is not valid TOML: {error}") from None
-        else:
-            try:
-                mapping = json.loads(text)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"config file {path} is not valid JSON: {error.msg} at line {error.lineno}, "
-                                 f"column {error.colno}") from None
+        mapping = read_config_file(path)
         try:
             return cls.from_dict(mapping, base)
         except ValueError as error:
             raise ValueError(f"config file {path}: {error}") from None
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs as a dict; a key given twice is refused, as TOML refuses it (JSON itself
+    would keep the last value silently, so a setting written twice would change nothing visibly)."""
+    table: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in table:
+            raise _DuplicateKey(key)
+        table[key] = value
+    return table
+
+
+def read_config_file(path: str | Path) -> Any:
+    """The content of a JSON config file (TOML when the name ends in ``.toml``) as plain data; a
+    ValueError naming the file says why it cannot be read or parsed (duplicate keys included)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise ValueError(f"cannot read the config file {path}: {reason}") from None
+    if path.suffix.lower() == ".toml":
+        import tomllib  # Python >= 3.11
+
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as error:
+            raise ValueError(f"config file {path} is not valid TOML: {error}") from None
+    try:
+        return json.loads(text, object_pairs_hook=_refuse_duplicates)
+    except _DuplicateKey as error:
+        raise ValueError(f"config file {path}: the key {error.args[0]!r} appears twice in one table") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"config file {path} is not valid JSON: {error.msg} at line {error.lineno}, "
+                         f"column {error.colno}") from None
 
 
 def _changed(part: Any, section: str, fields: Any) -> Any:
@@ -282,22 +306,22 @@ def _convert(value: Any, annotation: str) -> tuple[bool, Any]:
 
 
 def synthetic_preset(head: str = "FC", **model_changes: Any) -> RunConfig:
-    """The paper's synthetic setting (spec §5.0) for one head: d = 10, query std 0.3, lr 0.1, 5000 epochs."""
+    """The paper's synthetic setting for one head: d = 10, query std 0.3, lr 0.1, 5000 epochs."""
     return RunConfig(model=ModelConfig(head=head, **model_changes))
 
 
 def ablation_preset(head: str = "FC", freeze: tuple[str, ...] = ()) -> RunConfig:
-    """The ablation setting of F4 (spec §5): embedding init std 0.1, 6000 epochs, optional frozen groups."""
+    """The ablation setting of F4: embedding init std 0.1, 6000 epochs, optional frozen groups."""
     return RunConfig(model=ModelConfig(head=head, embed_init_std=0.1), train=TrainConfig(epochs=6000, freeze=freeze))
 
 
 SST_VARIANTS = ("default", "patience2000", "unmasked", "code")
 """T1's variants: the paper's setting, the authors' code's patience, the code's unmasked padding, and all of
-the code's settings at once (spec T1's diagnostic: unmasked, patience 2000, embedding std 1e-6, d_e = 100 for TC)."""
+the code's settings at once (a diagnostic for T1: unmasked, patience 2000, embedding std 1e-6, d_e = 100 for TC)."""
 
 
 def sst_preset(kind: str = "SST2", head: str = "FC", variant: str = "default") -> RunConfig:
-    """T1's setting (spec §5): d_e = 200, d_k = d_q = 10, lr 0.1, early stopping on the dev loss
+    """T1's setting as the paper describes it: d_e = 200, d_k = d_q = 10, lr 0.1, early stopping on the dev loss
     (patience 100, or 2000 as in the authors' code), epoch cap 100,000, float32, snapshots every 100."""
     _require(variant in SST_VARIANTS, "sst_preset variant", f"one of {list(SST_VARIANTS)}", variant)
     code = variant == "code"

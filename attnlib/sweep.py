@@ -26,8 +26,16 @@ Result = TypeVar("Result")
 
 
 class SweepError(RuntimeError):
-    """A task of a sweep failed; the message names the task, ``__cause__`` is the original error when
-    the task ran in this process (a worker's traceback is appended by joblib)."""
+    """A task of a sweep failed; the message names the task, ``error`` is the original error (also when
+    the task ran in a worker process: it travels with this one), ``__cause__`` too when the task ran in
+    this process. The command line reports an expected ``error`` (bad data, divergence) as its own one line."""
+
+    def __init__(self, message: str, error: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.error = error
+
+    def __reduce__(self):  # pickled with the original error, so it survives a worker process
+        return type(self), (self.args[0], self.error)
 
 
 def _name(function: Callable[..., Any]) -> str:
@@ -47,7 +55,7 @@ def _run_task(function: Callable[..., Result], index: int, arguments: tuple, key
         return function(*arguments, **keywords)
     except Exception as error:
         raise SweepError(f"sweep: task {index} {_name(function)}({_describe(arguments)}) failed with "
-                         f"{type(error).__name__}: {error}") from error
+                         f"{type(error).__name__}: {error}", error) from error
 
 
 def sweep(function: Callable[..., Result], tasks: Iterable[tuple], n_jobs: int | None = None,
@@ -68,4 +76,5 @@ def sweep(function: Callable[..., Result], tasks: Iterable[tuple], n_jobs: int |
     except SweepError:
         raise
     except Exception as error:  # a failure outside the task itself: pickling, a lost worker, the cluster
-        raise SweepError(f"sweep of {len(tasks)} {_name(function)} tasks failed with {type(error).__name__}: {error}") from error
+        raise SweepError(f"sweep of {len(tasks)} {_name(function)} tasks failed with {type(error).__name__}: {error}",
+                         error) from error

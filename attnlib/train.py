@@ -164,13 +164,28 @@ def cpu_threads(device: torch.device, size: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _check_finite(loss: Tensor, epoch: int, lr: float) -> None:
+def _check_finite(loss: Tensor, epoch: int, lr: float, model: ModelConfig | None = None) -> None:
     """Non-finite parameters make the loss non-finite, so checking the loss each epoch suffices."""
     if not bool(torch.isfinite(loss).all()):
         raise TrainingDiverged(
             f"training diverged at epoch {epoch}: the training loss is no longer finite "
-            f"(loss per seed {loss.tolist()}); the learning rate ({lr}) is most likely too large"
+            f"(loss per seed {loss.tolist()}); {_likely_cause(lr, model)}"
         )
+
+
+INIT_SCALE_LIMIT = 10.0
+"""An initial scale above this is far beyond any setting of the paper (query std 0.3, embedding std <= 0.1)."""
+
+
+def _likely_cause(lr: float, model: ModelConfig | None) -> str:
+    """What most likely made training diverge: an initial scale far too large (a huge query or huge
+    embeddings make the scores or logits overflow whatever the step size), else the learning rate."""
+    scales = {} if model is None else {"model.query_std": model.query_std, "model.embed_init_std": model.embed_init_std,
+                                       "model.key_init_std": model.key_init_std}
+    large = [f"{name} = {value:g}" for name, value in scales.items() if value > INIT_SCALE_LIMIT]
+    if large:
+        return f"the initial scale ({', '.join(large)}) is most likely too large, not the learning rate ({lr})"
+    return f"the learning rate ({lr}) is most likely too large"
 
 
 def _progress(total: int, description: str, quiet: bool):
@@ -235,7 +250,7 @@ def train(model: ModelConfig, config: TrainConfig, datasets: Sequence[Dataset], 
         for epoch in range(epochs + 1):
             inputs = attention_inputs(params, train_batch)
             fwd = forward(model.head, params, train_batch, inputs)
-            _check_finite(fwd.loss, epoch, config.lr)
+            _check_finite(fwd.loss, epoch, config.lr, model)
             loss_log[epoch] = torch.where(active, fwd.loss, loss_log[epoch])
             accuracy_log[epoch] = torch.where(active, fwd.accuracy, accuracy_log[epoch])
             if record_index < len(record_epochs) and record_epochs[record_index] == epoch:

@@ -63,7 +63,7 @@ def test_suppression_columns_and_dips_within_the_bound(suppression) -> None:
             "p4_bound", "dip_over_bound", "norm_dip_from_identity"} <= set(dips.columns)
     assert len(dips) == 2 * 2 * len(SEEDS) * 8
     assert (dips.score_dip >= 0).all() and (dips.norm_dip >= 0).all()
-    # dips exist for some topic words (P4: an initial embedding the classifier sends to another topic)
+    # dips exist for some topic words (an initial embedding the classifier sends to another topic)
     assert (dips.score_dip > 0).any()
     dipped = dips[dips.score_dip > 0]
     assert dipped.score_dip_epoch.notna().all() and (dipped.dip_over_bound < 1.0).all()
@@ -100,7 +100,7 @@ def test_sweeps_columns_and_the_family(sweeps) -> None:
             "final_topic_score_mean", "epochs_to_train_loss_0.1"} <= set(summary.columns)
     m_rows = summary[summary.sweep == "m"]
     assert sorted(m_rows.value.unique()) == [5.0, 20.0] and (m_rows.m == m_rows.value).all()
-    # each m follows its own curve better than the m = 20 curve (P7: a smaller m lifts the curve)
+    # each m follows its own curve better than the m = 20 curve (a smaller m lifts the curve: phi_m(s) = s + (e^s - 1) / m)
     five = m_rows[m_rows.value == 5.0]
     assert (five.max_abs_residual < five.max_abs_residual_m20).all()
     q_rows = summary[summary.sweep == "query_std"].set_index(["value", "seed"]).query_norm

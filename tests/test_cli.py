@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from attnlib.cli import main
+from conftest import immutable
 
 MODELS = ("Attn-FC", "Attn-TC", "Attn-TL")
 KEYS = ("test_accuracy", "final_train_loss", "epochs_to_train_loss_0.1", "sen_max_abs_residual",
@@ -42,11 +42,12 @@ def test_bad_input_is_refused(argv, message, capsys) -> None:
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only folders")
 def test_unwritable_output_folder(tmp_path: Path) -> None:
-    tmp_path.chmod(0o500)
-    with pytest.raises(SystemExit, match="cannot write"):
-        main(["run", "synthetic", "--seeds", "1", "--out", str(tmp_path / "x"), "--quiet"])
+    """Refused before any training: the run would otherwise take minutes and then fail to write."""
+    with immutable(tmp_path):
+        with pytest.raises(SystemExit, match="cannot write"):
+            main(["run", "synthetic", "--seeds", "1", "--out", str(tmp_path / "x"), "--quiet"])
+        assert list(tmp_path.iterdir()) == []
 
 
 def test_output_under_a_file_is_refused(tmp_path: Path) -> None:

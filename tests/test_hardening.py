@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import ast
 import json
+import os
+import shutil
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +21,8 @@ from attnlib import cli
 from attnlib.cli import main
 from attnlib.config import RunConfig, synthetic_preset
 from attnlib.data import SSTDataError, sst
+from attnlib.train import TrainingDiverged
+from conftest import immutable
 
 TINY = {"data": {"n_nontopic": 40, "n_train": 24, "n_test": 8, "m": 6}, "train": {"epochs": 10}}
 """A config file's content for a synthetic run that takes well under a second to train."""
@@ -48,6 +54,8 @@ def refused(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str]:
     (["run", "synthetic", "--seeds", "0"], ["--seeds", "whole number >= 1", "0"]),
     (["run", "synthetic", "--seeds", "abc"], ["--seeds", "whole number >= 1", "'abc'"]),
     (["run", "synthetic", "--seeds", "-3"], ["--seeds", "whole number >= 1"]),
+    (["run", "synthetic", "--seeds", "101"], ["attnlib: ", "--seeds is at most 100 for synthetic", "101"]),
+    (["run", "beyond", "--seeds", "1000000"], ["attnlib: ", "--seeds is at most 100 for beyond"]),
     (["run", "sst", "--only", "SST2_FC_default,SST3_FC_default"],
      ["attnlib: ", "'SST3_FC_default'", "SST2_FC_default", "SST5_TC_unmasked"]),
     (["cache", "empty"], ["invalid choice", "'empty'", "clear"]),
@@ -81,6 +89,10 @@ def test_only_names_settings_without_running_anything(capsys, monkeypatch) -> No
     ("invalid.json", '{"train": {"lr": 0.1,}}', ["not valid JSON", "line 1", "column"]),
     ("invalid.toml", '[train]\nlr = = 0.1\n', ["not valid TOML"]),
     ("unknown_field.toml", '[model]\nd_embd = 20\n', ["model.d_embd", "ModelConfig allows", "d_embed"]),
+    # JSON alone would keep the last of two values silently; TOML refuses them, and so does the reader
+    ("duplicate.json", '{"train": {"lr": 0.1, "epochs": 5, "lr": 0.2}}', ["the key 'lr' appears twice"]),
+    ("duplicate_section.json", '{"train": {"lr": 0.1}, "train": {"epochs": 5}}', ["the key 'train' appears twice"]),
+    ("duplicate.toml", '[train]\nlr = 0.1\nlr = 0.2\n', ["not valid TOML"]),
 ])
 def test_bad_config_files(name, text, fragments, tmp_path, capsys) -> None:
     path = write(tmp_path / name, text)
@@ -158,6 +170,28 @@ def test_divergence_is_one_clear_error(tmp_path, capsys) -> None:
     code, err = refused(["run", "synthetic", "--seeds", "1", "--quiet", "--no-cache", "--config", str(config),
                          "--out", str(tmp_path / "out")], capsys)
     assert code == 1 and err.startswith("attnlib: training diverged at epoch") and "learning rate" in err
+    assert "query_std" not in err
+
+
+def test_divergence_from_a_huge_query_names_the_query(tmp_path, capsys) -> None:
+    """A huge query makes the scores overflow at any step size: blaming the learning rate would mislead."""
+    config = write(tmp_path / "huge_query.json", json.dumps({**TINY, "model": {"query_std": 1e6}}))
+    code, err = refused(["run", "synthetic", "--seeds", "1", "--quiet", "--no-cache", "--config", str(config),
+                         "--out", str(tmp_path / "out")], capsys)
+    assert code == 1 and err.startswith("attnlib: training diverged at epoch")
+    assert "model.query_std = 1e+06" in err and "not the learning rate" in err
+
+
+def test_beyond_refuses_the_fields_its_studies_set_themselves(tmp_path, capsys, monkeypatch) -> None:
+    """Each study of run beyond sets its own epochs, recording interval and heads: a config file's value
+    would be ignored without a word, so it is refused; other fields reach the studies."""
+    monkeypatch.setitem(cli.EXPERIMENTS, "beyond", ("", lambda args: pytest.fail("the experiment ran")))
+    for fields in ({"train": {"epochs": 10}}, {"train": {"record_every": 5}}, {"model": {"head": "TC"}}):
+        path = write(tmp_path / "c.json", json.dumps(fields))
+        code, err = refused(["run", "beyond", "--config", str(path), "--out", str(tmp_path)], capsys)
+        named = next(f"{section}.{name}" for section, table in fields.items() for name in table)
+        assert code == 2 and err.startswith(f"attnlib: config file {path}: {named} cannot be changed for beyond")
+        assert len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("argv", [["run", "nonsense"], ["run", "synthetic", "--config", "{config}"]])
@@ -168,6 +202,199 @@ def test_no_traceback_from_the_installed_command(argv, tmp_path) -> None:
     done = subprocess.run([sys.executable, "-m", "attnlib", *argv], capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert "attnlib" in done.stderr and done.stdout == ""
+
+
+# --------------------------------------------------------------------------- one line for every failure
+
+
+def one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("attnlib: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_an_unwritable_metrics_file_is_refused_before_anything_is_written(tmp_path, capsys) -> None:
+    """The whole folder is replaced at the end of a run, so a file in it that cannot be replaced is found
+    before training, not after new figures were written."""
+    config = write(tmp_path / "tiny.json", json.dumps(TINY))
+    folder = tmp_path / "out" / "synthetic"
+    folder.mkdir(parents=True)
+    write(folder / "metrics.json", "{}")
+    with immutable(folder / "metrics.json"):
+        code, err = refused(["run", "synthetic", "--seeds", "1", "--quiet", "--config", str(config),
+                             "--out", str(tmp_path / "out")], capsys)
+    assert code == 1 and str(folder / "metrics.json") in one_line(err) and "cannot write" in err
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["synthetic"]
+    assert [p.name for p in folder.iterdir()] == ["metrics.json"] and (folder / "metrics.json").read_text() == "{}"
+
+
+@pytest.mark.parametrize("error", [SSTDataError("SST file /data/sst/train.txt has 378 of 8544 lines"),
+                                   TrainingDiverged("training diverged at epoch 3: the loss is no longer finite")])
+def test_a_failure_inside_the_sweep_is_its_own_one_line(error, tmp_path, capsys, monkeypatch) -> None:
+    """run sst trains its settings through attnlib.sweep, which wraps a task's failure; the user sees the
+    failure itself, as when it happens outside a sweep."""
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(cli, "_sst_setting", fail)
+    code, err = refused(["run", "sst", "--only", "SST2_FC_default", "--out", str(tmp_path / "out"), "--quiet"], capsys)
+    assert code == 1 and one_line(err) == f"attnlib: {error}"
+    assert not (tmp_path / "out" / "sst").exists()
+
+
+def test_sst_files_that_do_not_match_through_run_sst(tmp_path, capsys, monkeypatch) -> None:
+    """A truncated train.txt reaches run sst's sweep as a data error: one line naming the file."""
+    data = tmp_path / "sst"
+    data.mkdir()
+    for name in ("train.txt", "dev.txt", "test.txt"):
+        write(data / name, "(3 (2 a) (3 good))\n(1 (2 a) (1 bad))\n")  # two lines: far too short
+    monkeypatch.setenv("ATTNLIB_DATA_DIR", str(data))
+    code, err = refused(["run", "sst", "--only", "SST2_FC_default", "--store", str(tmp_path / "store"),
+                         "--out", str(tmp_path / "out"), "--quiet"], capsys)
+    assert code == 1 and str(data / "train.txt") in one_line(err)
+    assert not (tmp_path / "out" / "sst").exists() and not (tmp_path / "store").exists()
+
+
+def test_absurd_sizes_are_one_line(tmp_path, capsys) -> None:
+    config = write(tmp_path / "huge.json", json.dumps({**TINY, "model": {"d_embed": 10**9}}))
+    code, err = refused(["run", "synthetic", "--seeds", "1", "--quiet", "--no-cache", "--config", str(config),
+                         "--out", str(tmp_path / "out")], capsys)
+    assert code == 1 and one_line(err).startswith("attnlib: not enough memory for this run")
+    assert "model.d_embed" in err and not (tmp_path / "out" / "synthetic").exists()
+
+
+def test_a_folder_that_cannot_be_read_is_one_line(tmp_path, capsys, monkeypatch) -> None:
+    """Permission errors (data, cache or output folders) name the path; root reads anything, so the
+    error is raised by the experiment here."""
+    def unreadable(args):
+        raise PermissionError(13, "Permission denied", "/data/sst/train.txt")
+
+    monkeypatch.setitem(cli.EXPERIMENTS, "synthetic", ("", unreadable))
+    code, err = refused(["run", "synthetic", "--out", str(tmp_path)], capsys)
+    assert code == 1 and one_line(err) == "attnlib: /data/sst/train.txt: Permission denied"
+
+
+CHILD = """
+import os, signal, sys, time
+
+import attnlib.experiments.synthetic as synthetic
+from attnlib import files
+from attnlib.cli import main
+
+phase, argv = sys.argv[1], sys.argv[2:]
+
+
+def pause():
+    if phase == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    print("paused", flush=True)
+    time.sleep(600)  # until the test interrupts it
+
+
+train, write_text, writes = synthetic.cached_train, files.write_text, []
+if phase == "training":
+    synthetic.cached_train = lambda *args, **kwargs: pause() or train(*args, **kwargs)
+else:  # writing, kill: the third file of the new folder
+    files.write_text = lambda *args: (writes.append(1), len(writes) == 3 and pause(), write_text(*args))[-1]
+raise SystemExit(main(argv))
+"""
+"""``attnlib run ...`` in a child process that stops (phase ``training``: in its first training call;
+``writing``: at its third output file) and says ``paused`` until it is interrupted, or kills itself
+with SIGKILL at its third output file (phase ``kill``)."""
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _previous_run(tmp_path: Path) -> tuple[Path, list[str]]:
+    """A previous run's folder tmp/out/synthetic (files that a new run replaces or does not write), and
+    the arguments of a new run into the same folder."""
+    folder = tmp_path / "out" / "synthetic"
+    folder.mkdir(parents=True)
+    write(folder / "metrics.json", '{"seeds": [0], "provenance": {"config_hashes": {"Attn-FC": "previous"}}}\n')
+    write(folder / "losses.csv", "epoch,loss\n0,1.4\n")
+    write(folder / "only_in_the_previous_run.csv", "a table the new run does not write\n")
+    config = write(tmp_path / "tiny.json", json.dumps(TINY))
+    return folder, ["run", "synthetic", "--seeds", "1", "--quiet", "--config", str(config), "--out", str(tmp_path / "out")]
+
+
+@pytest.mark.parametrize("phase, previous", [("training", False), ("writing", True)])
+def test_sigint_is_one_line_exit_130_and_no_half_written_folder(phase, previous, tmp_path) -> None:
+    """Ctrl-C while training or while writing the outputs: exit 130, the one line "attnlib: interrupted",
+    and the output folder is the previous run's (byte for byte) or absent, with nothing left beside it."""
+    folder, argv = _previous_run(tmp_path)
+    if not previous:
+        shutil.rmtree(folder.parent)
+    before = tree(folder) if previous else None
+    env = {**os.environ, "ATTNLIB_CACHE_DIR": str(tmp_path / "empty-cache")}
+    child = subprocess.Popen([sys.executable, "-c", CHILD, phase, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=env)
+    try:
+        assert child.stdout.readline() == "paused\n", child.stderr.read()
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=300)
+    finally:
+        child.kill()
+    assert child.returncode == 130 and err == "attnlib: interrupted\n", err
+    if previous:
+        assert tree(folder) == before
+    else:
+        assert not folder.exists()
+    assert sorted(p.name for p in folder.parent.iterdir()) == (["synthetic"] if previous else [])
+
+
+def test_a_run_killed_while_writing_leaves_the_previous_folder_and_the_next_run_cleans_up(tmp_path) -> None:
+    folder, argv = _previous_run(tmp_path)
+    before = tree(folder)
+    done = subprocess.run([sys.executable, "-c", CHILD, "kill", *argv], capture_output=True, text=True, timeout=600)
+    assert done.returncode == -signal.SIGKILL
+    assert tree(folder) == before
+    left = [p.name for p in folder.parent.iterdir() if p.name != "synthetic"]
+    assert len(left) == 1 and left[0].startswith(".synthetic.partial-")  # hidden, and never read as a result
+    assert main(argv) == 0
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["synthetic"]
+    assert not (folder / "only_in_the_previous_run.csv").exists() and (folder / "f1_sen_curves.png").exists()
+    hashes = json.loads((folder / "metrics.json").read_text())["provenance"]["config_hashes"]
+    assert all(json.loads(p.read_text()).get("provenance", {}).get("config_hashes", hashes) == hashes
+               for p in folder.glob("*.json"))
+
+
+# --------------------------------------------------------------------------- isolation of the tests
+
+
+def test_tests_never_use_the_user_cache() -> None:
+    import conftest
+    from attnlib import cache
+
+    assert cache.cache_dir() == conftest.CACHE_DIR
+    assert conftest.XDG_CACHE_DIR in sst.cache_data_dir().parents  # where a download would go
+    assert Path.home() / ".cache" not in sst.cache_data_dir().parents
+
+
+def test_the_network_is_refused_and_loopback_works() -> None:
+    import conftest
+
+    blocked = conftest._network["BLOCKED"]
+    with pytest.raises(OSError, match="must not use the network"):
+        socket.create_connection(("192.0.2.1", 80), timeout=5)  # TEST-NET-1: never routed
+    with pytest.raises(OSError, match="must not use the network"):
+        socket.getaddrinfo("nlp.stanford.edu", 443)
+    assert len(blocked) == 2
+    blocked.clear()  # refused on purpose: this test must not fail for it
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        with socket.create_connection(server.getsockname(), timeout=5) as client:
+            connection, _ = server.accept()
+            with connection:
+                client.sendall(b"ok")
+                assert connection.recv(2) == b"ok"
+    assert not blocked
+
+
+def test_child_processes_are_refused_the_network_too() -> None:
+    done = subprocess.run([sys.executable, "-c", "import socket; socket.create_connection(('192.0.2.1', 80), timeout=5)"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "must not use the network" in done.stderr
 
 
 # --------------------------------------------------------------------------- SST sentences
@@ -227,3 +454,43 @@ def test_nothing_in_attnlib_loads_pickles() -> None:
     problems = {str(path.relative_to(package)): found for path in sorted(package.rglob("*.py"))
                 if (found := unsafe_loads(ast.parse(path.read_text(encoding="utf-8"))))}
     assert not problems, problems
+
+
+def test_run_all_interrupted_keeps_the_previous_out_together(tmp_path, capsys, monkeypatch) -> None:
+    """run all writes several experiment folders and a scorecard computed from them: interrupted after
+    the first experiment, OUT still holds the previous experiments with the previous scorecard (and the
+    entries run all does not write, here a bench folder), and nothing is left beside it."""
+    import pandas as pd
+
+    out = tmp_path / "out"
+    for name in ("synthetic", "ablation", "bench"):
+        (out / name).mkdir(parents=True)
+        write(out / name / "metrics.json", f'"previous {name}"\n')
+    write(out / "scorecard.md", "previous scorecard\n")
+    before = tree(out)
+
+    def experiment(name, interrupt=False):
+        def run(args):
+            if interrupt:
+                raise KeyboardInterrupt
+            folder = cli._output_folder(args.out, name)
+            cli._write_outputs(folder, {"t": pd.DataFrame({"a": [1]})}, {}, {"new": name})
+            return folder
+        return run
+
+    monkeypatch.setitem(cli.EXPERIMENTS, "synthetic", ("", experiment("synthetic")))
+    monkeypatch.setitem(cli.EXPERIMENTS, "ablation", ("", experiment("ablation", interrupt=True)))
+    assert main(["run", "all", "--out", str(out), "--quiet"]) == 130
+    assert capsys.readouterr().err == "attnlib: interrupted\n"
+    assert tree(out) == before and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_run_all_refuses_to_replace_the_current_folder(tmp_path, capsys, monkeypatch) -> None:
+    """run all replaces OUT as a whole: the folder a user works in (or one holding it) is refused."""
+    monkeypatch.setitem(cli.EXPERIMENTS, "synthetic", ("", lambda args: pytest.fail("the experiment ran")))
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    for out in (".", str(tmp_path)):
+        code, err = refused(["run", "all", "--out", out, "--quiet"], capsys)
+        assert code == 1 and "must not be the current folder" in one_line(err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]

@@ -1,4 +1,4 @@
-"""The scorecard: complete (every experiment ID of the spec has rows) and its verdicts follow from the numbers."""
+"""The scorecard: complete (every reproduced figure, table and check has rows) and its verdicts follow from the numbers."""
 
 from __future__ import annotations
 

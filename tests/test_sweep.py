@@ -42,8 +42,11 @@ def test_no_tasks_give_no_results() -> None:
 
 @pytest.mark.parametrize("n_jobs", [1, 2])
 def test_a_failing_task_is_named_in_the_error(n_jobs: int) -> None:
-    with pytest.raises(SweepError, match=r"task 3 fail_on_three\(3\) failed with ValueError: three is not allowed"):
+    """The error names the task and carries the original failure, also from a worker process, so the
+    command line can report a data error or a divergence as its own one line."""
+    with pytest.raises(SweepError, match=r"task 3 fail_on_three\(3\) failed with ValueError: three is not allowed") as info:
         sweep(fail_on_three, [(v,) for v in range(5)], n_jobs=n_jobs)
+    assert type(info.value.error) is ValueError and str(info.value.error) == "three is not allowed"
 
 
 def test_partials_are_named_too() -> None:

@@ -1,4 +1,5 @@
-"""The synthetic generator: counts, one topic word per sentence, labels, seeding (spec §4)."""
+"""The paper's synthetic topic-word data (K = 4 topics of 2 words each, m = 20 non-topic words per sentence
+from 5000): counts, one topic word per sentence, labels, seeding."""
 
 from __future__ import annotations
 
@@ -32,13 +33,16 @@ def test_one_topic_word_of_the_right_topic_and_m_others() -> None:
 
 
 def test_statistics_match_the_spec() -> None:
-    """About 100 training sentences per topic word, about 4% of non-topic words unseen in training."""
+    """About 100 training sentences per topic word (800 sentences over 8 topic words), about 4% of the
+    non-topic words unseen in training ((1 - 1/5000) ** (800 * 20) = e ** -3.2), 200 sentences per label."""
     data = generate_synthetic(CONFIG, seed=2)
     per_topic_word = np.asarray(data.train.counts[:, :8].sum(0)).ravel()
     assert np.all(np.abs(per_topic_word - 100) < 5 * 9.4)
     unseen = (np.asarray(data.train.counts[:, 8:].sum(0)).ravel() == 0).mean()
     assert 0.02 < unseen < 0.07
-    assert set(np.bincount(data.train.labels)) and len(np.unique(data.train.labels)) == 4
+    # labels are uniform over the 4 topics: 200 sentences each, binomial sd sqrt(800 / 4 * 3 / 4) = 12.2
+    per_label = np.bincount(data.train.labels, minlength=4)
+    assert len(per_label) == 4 and np.all(np.abs(per_label - 200) < 5 * 12.2)
 
 
 def test_seeding_is_deterministic() -> None:

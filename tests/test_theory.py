@@ -1,4 +1,5 @@
-"""The identity (spec §3): formulas, and how well trained models follow it."""
+"""The score / embedding-norm identity along gradient flow, |q|^2 (|v_w|^2 - |v_w(0)|^2) = 2 (phi_m(s_w) - phi_m(s_w(0)))
+with phi_m(s) = s + (e^s - 1) / m: formulas, and how well trained models follow it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from attnlib.experiments import run_synthetic, step_size_study
 
 
 def test_curve_values_from_the_spec() -> None:
-    """P5: sqrt(2 phi_20(s)) at s = 1, 3, 4, 5 and the matching attention weights."""
+    """sqrt(2 phi_20(s)) at s = 1, 3, 4, 5, worked out by hand from phi_m(s) = s + (e^s - 1) / m (e.g.
+    sqrt(2 (1 + (e - 1) / 20)) = 1.47), and the matching attention weights."""
     s = np.array([1.0, 3.0, 4.0, 5.0])
     np.testing.assert_allclose(theory.sen_norm(s, 20), [1.47, 2.81, 3.66, 4.97], atol=0.01)
     np.testing.assert_allclose(theory.attention_weight(s, 20), [0.12, 0.50, 0.73, 0.88], atol=0.01)
@@ -25,7 +27,7 @@ def test_general_form_reduces_and_is_consistent() -> None:
 
 
 def test_larger_m_lowers_the_curve() -> None:
-    """P7: for s > 0 the curve decreases with m."""
+    """For s > 0 the curve decreases with m: the term (e^s - 1) / m of phi_m(s) is positive and shrinks."""
     s = np.linspace(0.1, 5, 20)
     assert np.all(theory.sen_norm(s, 5) > theory.sen_norm(s, 20)) and np.all(theory.sen_norm(s, 20) > theory.sen_norm(s, 40))
 
