@@ -25,3 +25,38 @@ def per_model_table(summary: pd.DataFrame, columns: dict[str, tuple[str, int, fl
         rows[model] = {heading: mean_spread(part[column], digits, scale)
                        for column, (heading, digits, scale) in columns.items()}
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def accuracy_standard_error(accuracy: float, n: int) -> float:
+    """Binomial standard error of an accuracy (a fraction in [0, 1]) measured on ``n`` independent test
+    examples: the spread that the finite test set alone adds to the number (as a fraction)."""
+    if n <= 0 or not 0.0 <= accuracy <= 1.0:
+        raise ValueError("attnlib: the accuracy must be a fraction in [0, 1] on at least one example")
+    return float(np.sqrt(accuracy * (1.0 - accuracy) / n))
+
+
+def t1_paper_layout(table: pd.DataFrame, tolerance: float, variant: str = "default",
+                    datasets: Sequence[str] = ("SST2", "SST5"),
+                    models: Sequence[str] = ("Attn-FC", "Attn-TC")) -> pd.DataFrame:
+    """The paper's T1 layout: one row per dataset, per model our mean ± std over seeds beside the paper's value.
+
+    ``table`` is :meth:`attnlib.experiments.sst.SSTResult.table` (accuracies in %). Our cell also says how far
+    the mean is from the paper's and whether that is within ``tolerance`` points; a cell with no run in
+    ``table`` reads "not run". Columns: ``dataset``, then ``<model>: ours (%)`` and ``<model>: paper (%)``.
+    """
+    part = table[table.variant == variant].set_index(["dataset", "model"])
+    rows = []
+    for kind in datasets:
+        row = {"dataset": kind}
+        for model in models:
+            if (kind, model) in part.index:
+                r = part.loc[(kind, model)]
+                verdict = "within" if abs(r["diff"]) <= tolerance else "outside"
+                row[f"{model}: ours (%)"] = (f"{r.test_mean:.2f} ± {r.test_std:.2f} "
+                                             f"({r['diff']:+.2f}, {verdict} ±{tolerance:g})")
+                row[f"{model}: paper (%)"] = f"{r.paper:.2f}"
+            else:
+                row[f"{model}: ours (%)"] = "not run"
+                row[f"{model}: paper (%)"] = ""
+        rows.append(row)
+    return pd.DataFrame(rows)
