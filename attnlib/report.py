@@ -60,3 +60,43 @@ def t1_paper_layout(table: pd.DataFrame, tolerance: float, variant: str = "defau
                 row[f"{model}: paper (%)"] = ""
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+CLAIMS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "C1": ("A persisting identity ties a topic word's score to its embedding norm, whatever the classifier",
+           ("F1", "N1", "N2", "N6", "F5")),
+    "C2": ("Score and norm promote each other: freezing either one slows or stops learning", ("F4",)),
+    "C3": ("With a fixed linear classifier, score and norm only grow and attention goes to the topic words "
+           "(the numerical side of the convergence result; the proof is not checked here)", ("N3", "N4")),
+    "C4": ("The empirical findings: every model learns the synthetic task, the fixed classifier fastest and with "
+           "the highest scores; on SST attention moves from frequent to pure words; the SST test accuracies",
+           ("F2", "F3", "F6", "F7", "T1")),
+}
+"""The paper's claims and the experiments (scorecard IDs) that test each one."""
+
+
+def combine_verdicts(verdicts: Sequence[str]) -> str:
+    """One verdict for several: *reported* if none is gated, *reproduced* if every gated one is, *not reproduced*
+    if every gated one is not, else *partly* (the rule the scorecard applies to an experiment's rows)."""
+    gated = [v for v in verdicts if v != "reported"]
+    if not gated:
+        return "reported"
+    if all(v == "reproduced" for v in gated):
+        return "reproduced"
+    if all(v == "not reproduced" for v in gated):
+        return "not reproduced"
+    return "partly"
+
+
+def claim_verdicts(experiments: pd.DataFrame, claims: dict[str, tuple[str, tuple[str, ...]]] = CLAIMS) -> pd.DataFrame:
+    """One line per claim from the per-experiment verdicts (:func:`attnlib.scorecard.experiment_verdicts`):
+    columns ``claim``, ``statement``, ``verdict`` and ``evidence`` ("F1 reproduced, F5 partly", in the claim's
+    order; experiments absent from ``experiments`` are left out)."""
+    by_id = dict(zip(experiments["id"], experiments["verdict"]))
+    rows = []
+    for claim, (statement, ids) in claims.items():
+        present = [i for i in ids if i in by_id]
+        rows.append({"claim": claim, "statement": statement,
+                     "verdict": combine_verdicts([by_id[i] for i in present]) if present else "not run",
+                     "evidence": ", ".join(f"{i} {by_id[i]}" for i in present)})
+    return pd.DataFrame(rows)

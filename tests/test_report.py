@@ -47,3 +47,33 @@ def test_accuracy_standard_error_is_binomial():
         accuracy_standard_error(80.0, 100)
     with pytest.raises(ValueError):
         accuracy_standard_error(0.5, 0)
+
+
+def test_combine_verdicts_follows_the_scorecard_rule():
+    from attnlib.report import combine_verdicts
+    assert combine_verdicts(["reported", "reported"]) == "reported"
+    assert combine_verdicts(["reproduced", "reported", "reproduced"]) == "reproduced"
+    assert combine_verdicts(["not reproduced", "reported"]) == "not reproduced"
+    assert combine_verdicts(["reproduced", "not reproduced"]) == "partly"
+    assert combine_verdicts(["partly"]) == "partly"
+
+
+def test_claim_verdicts_from_experiment_verdicts():
+    from attnlib.report import CLAIMS, claim_verdicts
+    experiments = pd.DataFrame({"id": ["F1", "N1", "F5", "F4", "F7"],
+                                "verdict": ["reproduced", "reproduced", "partly", "reproduced", "reported"]})
+    out = claim_verdicts(experiments).set_index("claim")
+    assert list(out.index) == list(CLAIMS)
+    assert out.loc["C1", "verdict"] == "partly"
+    assert out.loc["C1", "evidence"] == "F1 reproduced, N1 reproduced, F5 partly"
+    assert out.loc["C2", "verdict"] == "reproduced"
+    assert out.loc["C3", "verdict"] == "not run" and out.loc["C3", "evidence"] == ""
+    assert out.loc["C4", "verdict"] == "reported"
+
+
+def test_every_scorecard_id_belongs_to_a_claim():
+    from attnlib import scorecard
+    from attnlib.report import CLAIMS
+    claimed = {i for _, ids in CLAIMS.values() for i in ids}
+    assert claimed <= set(scorecard.EXPERIMENT_IDS)
+    assert set(scorecard.EXPERIMENT_IDS) - claimed == {"N5"}  # the keys-parallel fact is the engine's, no claim
