@@ -25,3 +25,78 @@ def per_model_table(summary: pd.DataFrame, columns: dict[str, tuple[str, int, fl
         rows[model] = {heading: mean_spread(part[column], digits, scale)
                        for column, (heading, digits, scale) in columns.items()}
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def accuracy_standard_error(accuracy: float, n: int) -> float:
+    """Binomial standard error of an accuracy (a fraction in [0, 1]) measured on ``n`` independent test
+    examples: the spread that the finite test set alone adds to the number (as a fraction)."""
+    if n <= 0 or not 0.0 <= accuracy <= 1.0:
+        raise ValueError("attnlib: the accuracy must be a fraction in [0, 1] on at least one example")
+    return float(np.sqrt(accuracy * (1.0 - accuracy) / n))
+
+
+def t1_paper_layout(table: pd.DataFrame, tolerance: float, variant: str = "default",
+                    datasets: Sequence[str] = ("SST2", "SST5"),
+                    models: Sequence[str] = ("Attn-FC", "Attn-TC")) -> pd.DataFrame:
+    """The paper's T1 layout: one row per dataset, per model our mean ± std over seeds beside the paper's value.
+
+    ``table`` is :meth:`attnlib.experiments.sst.SSTResult.table` (accuracies in %). Our cell also says how far
+    the mean is from the paper's and whether that is within ``tolerance`` points; a cell with no run in
+    ``table`` reads "not run". Columns: ``dataset``, then ``<model>: ours (%)`` and ``<model>: paper (%)``.
+    """
+    part = table[table.variant == variant].set_index(["dataset", "model"])
+    rows = []
+    for kind in datasets:
+        row = {"dataset": kind}
+        for model in models:
+            if (kind, model) in part.index:
+                r = part.loc[(kind, model)]
+                verdict = "within" if abs(r["diff"]) <= tolerance else "outside"
+                row[f"{model}: ours (%)"] = (f"{r.test_mean:.2f} ± {r.test_std:.2f} "
+                                             f"({r['diff']:+.2f}, {verdict} ±{tolerance:g})")
+                row[f"{model}: paper (%)"] = f"{r.paper:.2f}"
+            else:
+                row[f"{model}: ours (%)"] = "not run"
+                row[f"{model}: paper (%)"] = ""
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+CLAIMS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "C1": ("A persisting identity ties a topic word's score to its embedding norm, whatever the classifier",
+           ("F1", "N1", "N2", "N6", "F5")),
+    "C2": ("Score and norm promote each other: freezing either one slows or stops learning", ("F4",)),
+    "C3": ("With a fixed linear classifier, score and norm only grow and attention goes to the topic words "
+           "(the numerical side of the convergence result; the proof is not checked here)", ("N3", "N4")),
+    "C4": ("The empirical findings: every model learns the synthetic task, the fixed classifier fastest and with "
+           "the highest scores; on SST attention moves from frequent to pure words; the SST test accuracies",
+           ("F2", "F3", "F6", "F7", "T1")),
+}
+"""The paper's claims and the experiments (scorecard IDs) that test each one."""
+
+
+def combine_verdicts(verdicts: Sequence[str]) -> str:
+    """One verdict for several: *reported* if none is gated, *reproduced* if every gated one is, *not reproduced*
+    if every gated one is not, else *partly* (the rule the scorecard applies to an experiment's rows)."""
+    gated = [v for v in verdicts if v != "reported"]
+    if not gated:
+        return "reported"
+    if all(v == "reproduced" for v in gated):
+        return "reproduced"
+    if all(v == "not reproduced" for v in gated):
+        return "not reproduced"
+    return "partly"
+
+
+def claim_verdicts(experiments: pd.DataFrame, claims: dict[str, tuple[str, tuple[str, ...]]] = CLAIMS) -> pd.DataFrame:
+    """One line per claim from the per-experiment verdicts (:func:`attnlib.scorecard.experiment_verdicts`):
+    columns ``claim``, ``statement``, ``verdict`` and ``evidence`` ("F1 reproduced, F5 partly", in the claim's
+    order; experiments absent from ``experiments`` are left out)."""
+    by_id = dict(zip(experiments["id"], experiments["verdict"]))
+    rows = []
+    for claim, (statement, ids) in claims.items():
+        present = [i for i in ids if i in by_id]
+        rows.append({"claim": claim, "statement": statement,
+                     "verdict": combine_verdicts([by_id[i] for i in present]) if present else "not run",
+                     "evidence": ", ".join(f"{i} {by_id[i]}" for i in present)})
+    return pd.DataFrame(rows)

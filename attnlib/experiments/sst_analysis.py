@@ -1,0 +1,233 @@
+"""Analyses of the SST runs that the SST chapter shows beside T1 and F5-F7: the Attn-TC plateau, the padding
+token in the unmasked variant, the first epochs' losses and the choice of ``m`` in the identity.
+
+Every function takes the :class:`~attnlib.experiments.sst.SSTRun` objects (trained or stored) and returns a
+table with readable column names, so that the chapter only displays what is computed (and tested) here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from attnlib.experiments.sst import PAD_ID, PADDED_LENGTH, SSTRun
+
+SETTING = ["dataset", "model", "variant"]
+
+
+def _runs(runs) -> list[SSTRun]:
+    return list(runs.values()) if isinstance(runs, dict) else list(runs)
+
+
+def _best_index(run: SSTRun, k: int) -> int:
+    """Index of the last snapshot at or before seed k's best epoch."""
+    return int(np.searchsorted(run.record_epochs, run.best_epoch[k], side="right") - 1)
+
+
+# --------------------------------------------------------------------------- the Attn-TC plateau
+
+
+def plateau_growth(data, lr: float) -> dict[str, float]:
+    """The growth rate of the classifier-embedding product near the origin while attention is uniform.
+
+    With uniform attention the model is a two-layer linear network started near 0; its product grows at best
+    like ``exp(lr * sigma_1 * t)``, with ``sigma_1`` the largest singular value of
+    ``M = X̄ᵀ (1/K - Y) / N`` (``X̄``: the bag of words divided by the sentence length, ``Y``: one-hot labels).
+    Returns ``sigma`` and ``efold = 1 / (lr * sigma)``, the epochs of one e-folding. ``data`` is an SST
+    :class:`~attnlib.data.corpus.Dataset` (``load_sst``); only its training split is used.
+    """
+    c = data.train
+    xbar = sp.diags(1.0 / np.asarray(c.lengths, dtype=float)) @ c.counts
+    g = 1.0 / data.n_classes - np.eye(data.n_classes)[c.labels]
+    sigma = float(np.linalg.svd(np.asarray(xbar.T @ g) / len(c), compute_uv=False)[0])
+    return {"sigma": sigma, "efold": 1.0 / (lr * sigma)}
+
+
+def plateau_table(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """Per setting (means over seeds): the first epoch with training loss 5 % below its start (NaN: never),
+    the best and the stopping epoch, and the test accuracy in %."""
+    out = (per_seed.assign(test_accuracy=100 * per_seed.test_accuracy)
+           .groupby(SETTING, sort=False)[["left_plateau_epoch", "best_epoch", "stopped_epoch", "test_accuracy"]]
+           .mean().reset_index())
+    return out.rename(columns={"left_plateau_epoch": "left the plateau (epoch)", "best_epoch": "best epoch",
+                               "stopped_epoch": "stopped (epoch)", "test_accuracy": "test accuracy (%)"})
+
+
+def seed_table(per_seed: pd.DataFrame, model: str | None = None) -> pd.DataFrame:
+    """One row per run and seed (optionally one model): test accuracy in %, best and stopping epoch, the epoch it
+    left the plateau (empty: never) and whether it hit the epoch cap (as words)."""
+    rows = per_seed if model is None else per_seed[per_seed.model == model]
+    return pd.DataFrame({
+        "dataset": rows.dataset, "model": rows.model, "variant": rows.variant, "seed": rows.seed,
+        "test accuracy (%)": 100 * rows.test_accuracy, "best epoch": rows.best_epoch,
+        "stopped (epoch)": rows.stopped_epoch,
+        "left the plateau (epoch)": ["never" if np.isnan(e) else f"{e:.0f}" for e in rows.left_plateau_epoch],
+        "stopped by": ["the epoch cap" if c else "early stopping" for c in rows.hit_cap],
+    }).reset_index(drop=True)
+
+
+def capped_runs(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """The runs and seeds that stopped at the epoch cap rather than by early stopping."""
+    return per_seed[per_seed.hit_cap.astype(bool)].reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- padding (unmasked variant)
+
+
+def pad_scores(runs) -> pd.DataFrame:
+    """Unmasked runs: ``$PAD$``'s score at the last snapshot, its largest score over training, and its rank among
+    the run's top-scored words (">N" when it is not among them)."""
+    rows = []
+    for run in _runs(runs):
+        if run.config.data.mask_padding:
+            continue
+        col = run.word_names.index("$PAD$")
+        for k, seed in enumerate(run.seeds):
+            last = run.last_index(k)
+            rank = np.flatnonzero(run.top[k] == PAD_ID)
+            rows.append({"dataset": run.kind, "model": run.name, "variant": run.variant, "seed": seed,
+                         "PAD score at the end": float(run.scores[last, k, col]),
+                         "largest PAD score": float(np.nanmax(run.scores[: last + 1, k, col])),
+                         "PAD rank among the top words": str(int(rank[0]) + 1) if rank.size
+                         else f"> {run.top.shape[1]}"})
+    return pd.DataFrame(rows)
+
+
+def pad_weights(runs) -> pd.DataFrame:
+    """Unmasked runs: ``$PAD$``'s mean attention weight over the training sentences at epoch 0, at the best epoch
+    and at the last snapshot."""
+    rows = []
+    for run in _runs(runs):
+        if run.config.data.mask_padding or not run.pad_weight.size:
+            continue
+        for k, seed in enumerate(run.seeds):
+            rows.append({"dataset": run.kind, "model": run.name, "variant": run.variant, "seed": seed,
+                         "PAD weight at epoch 0": float(run.pad_weight[0, k]),
+                         "at the best epoch": float(run.pad_weight[_best_index(run, k), k]),
+                         "at the end": float(run.pad_weight[run.last_index(k), k])})
+    return pd.DataFrame(rows)
+
+
+def early_losses(runs, epochs: int = 50) -> pd.DataFrame:
+    """Training and dev loss at epoch 0 and their largest value over epochs 1..``epochs``, with the best epoch:
+    a loss that rises above its start before falling shows here."""
+    rows = []
+    for run in _runs(runs):
+        for k, seed in enumerate(run.seeds):
+            rows.append({"dataset": run.kind, "model": run.name, "variant": run.variant, "seed": seed,
+                         "train loss at epoch 0": float(run.loss[0, k]),
+                         f"largest train loss, epochs 1-{epochs}": float(np.nanmax(run.loss[1:epochs + 1, k])),
+                         "dev loss at epoch 0": float(run.dev_loss[0, k]),
+                         f"largest dev loss, epochs 1-{epochs}": float(np.nanmax(run.dev_loss[1:epochs + 1, k])),
+                         "best epoch": int(run.best_epoch[k])})
+    return pd.DataFrame(rows)
+
+
+def m_choice(runs, top: int, padded_length: int = PADDED_LENGTH) -> pd.DataFrame:
+    """Unmasked runs: the median relative gap to the identity over each seed's ``top`` words, with ``m_w`` (the
+    word's mean real length minus one) and with ``m = padded_length - 1``; mean, min and max over seeds."""
+    rows = []
+    for run in _runs(runs):
+        if run.config.data.mask_padding:
+            continue
+        for label, m in (("m_w (real tokens)", None), (f"m = {padded_length - 1} (padded length)",
+                                                        float(padded_length - 1))):
+            g = run.sen_gaps(m=m)
+            medians = g[g["rank"] <= top].groupby("seed").rel_gap.median()
+            rows.append({"dataset": run.kind, "model": run.name, "variant": run.variant, "m": label,
+                         "median gap, mean over seeds": float(medians.mean()), "min": float(medians.min()),
+                         "max": float(medians.max())})
+    return pd.DataFrame(rows)
+
+
+def m_closer(table: pd.DataFrame) -> list[str]:
+    """The settings of :func:`m_choice` for which the padded-length ``m`` is closer than ``m_w``."""
+    pivot = table.pivot_table(index=SETTING, columns="m", values="median gap, mean over seeds", sort=False)
+    padded = next(c for c in pivot.columns if c.startswith("m = "))
+    return [f"{d} {m} ({v})" for (d, m, v), r in pivot.iterrows() if r[padded] < r["m_w (real tokens)"]]
+
+
+def variant_accuracy(table: pd.DataFrame, variants: tuple[str, ...] = ("default", "patience2000", "unmasked", "code"),
+                     ) -> pd.DataFrame:
+    """T1 across the variants: one row per dataset and model, one column per variant (test accuracy in %,
+    mean ± std over seeds; "not run" where the setting is absent), and the paper's value.
+
+    ``table`` is :meth:`attnlib.experiments.sst.SSTResult.table`."""
+    part = table.set_index(["dataset", "model", "variant"])
+    rows = []
+    for (kind, model), g in table.groupby(["dataset", "model"], sort=True):
+        row = {"dataset": kind, "model": model, "paper (%)": f"{g.paper.iloc[0]:.2f}"}
+        for v in variants:
+            if (kind, model, v) in part.index:
+                r = part.loc[(kind, model, v)]
+                row[f"{v} (%)"] = f"{r.test_mean:.2f} ± {r.test_std:.2f}"
+            else:
+                row[f"{v} (%)"] = "not run"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- two findings on the stored runs
+
+
+def label_prior(data, split: str, label: int = 1) -> float:
+    """The fraction of a split's sentences with ``label`` (SST2: 1 is positive)."""
+    labels = np.asarray(data.splits[split].labels)
+    return float((labels == label).mean())
+
+
+def dev_loss_slopes(runs, start: int, end: int) -> pd.DataFrame:
+    """Per run and seed, the dev loss's least-squares slope per epoch over epochs ``start`` to ``end - 1``, beside the
+    float32 spacing at that loss (the smallest step a float32 loss of that size can take) and their ratio.
+
+    Only seeds still training at ``end`` are included. A slope many times the spacing is a real trend that early
+    stopping sees; one of the order of the spacing is rounding, and then float32 decides where a run stops."""
+    rows = []
+    epochs = np.arange(start, end)
+    for run in _runs(runs):
+        for k, seed in enumerate(run.seeds):
+            if run.stopped_epoch[k] < end - 1:
+                continue
+            dev = run.dev_loss[start:end, k].astype(np.float64)
+            slope = float(np.polyfit(epochs, dev, 1)[0])
+            spacing = float(np.spacing(np.float32(run.dev_loss[end - 1, k])))
+            rows.append({"dataset": run.kind, "model": run.name, "variant": run.variant, "seed": seed,
+                         "padding": "masked" if run.config.data.mask_padding else "unmasked",
+                         "dev loss slope per epoch": slope, "float32 spacing": spacing,
+                         "slope / spacing": slope / spacing,
+                         "dev loss": "rises" if slope > 0 else "falls"})
+    return pd.DataFrame(rows)
+
+
+def first_reaching(run: SSTRun, target: float, window: int = 100) -> pd.DataFrame:
+    """Per seed, the first snapshot whose test accuracy (a fraction) is at least ``target``, the dev loss's change
+    over the ``window`` epochs before it (negative: still falling), and the best epoch early stopping chose with
+    its test accuracy. ``epoch`` is NaN for a seed that never reaches ``target`` while training."""
+    rows = []
+    for k, seed in enumerate(run.seeds):
+        last = run.last_index(k)
+        acc = run.test_accuracy_curve[: last + 1, k]
+        hit = np.flatnonzero(acc >= target)
+        row = {"dataset": run.kind, "model": run.name, "variant": run.variant, "seed": seed,
+               "epoch": np.nan, "test accuracy there (%)": np.nan, "dev loss change before it": np.nan,
+               "best epoch": int(run.best_epoch[k]),
+               "test accuracy at the best epoch (%)": 100 * float(run.final_test_accuracy[k])}
+        if hit.size:
+            e = int(run.record_epochs[hit[0]])
+            row["epoch"] = e
+            row["test accuracy there (%)"] = 100 * float(acc[hit[0]])
+            if e >= window:
+                row["dev loss change before it"] = float(run.dev_loss[e, k]) - float(run.dev_loss[e - window, k])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def accuracy_curves(run: SSTRun) -> pd.DataFrame:
+    """Test accuracy (%) at every snapshot while training, per seed: columns seed, epoch, test accuracy (%)."""
+    frames = []
+    for k, seed in enumerate(run.seeds):
+        last = run.last_index(k)
+        frames.append(pd.DataFrame({"seed": seed, "epoch": run.record_epochs[: last + 1],
+                                    "test accuracy (%)": 100 * run.test_accuracy_curve[: last + 1, k]}))
+    return pd.concat(frames, ignore_index=True)

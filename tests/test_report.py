@@ -1,0 +1,79 @@
+"""The formatting helpers of attnlib.report: the paper's T1 layout and the binomial standard error."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from attnlib.report import accuracy_standard_error, t1_paper_layout
+
+
+def _table() -> pd.DataFrame:
+    rows = []
+    for kind, model, mean, std, paper in (("SST2", "Attn-FC", 80.5, 0.1, 76.68), ("SST2", "Attn-TC", 79.0, 0.4, 79.59),
+                                          ("SST5", "Attn-FC", 39.0, 0.2, 38.49)):
+        rows.append({"dataset": kind, "model": model, "variant": "default", "test_mean": mean, "test_std": std,
+                     "paper": paper, "diff": mean - paper})
+    rows.append({"dataset": "SST2", "model": "Attn-FC", "variant": "code", "test_mean": 10.0, "test_std": 0.0,
+                 "paper": 76.68, "diff": 10.0 - 76.68})
+    return pd.DataFrame(rows)
+
+
+def test_t1_layout_rows_are_datasets_and_columns_models():
+    out = t1_paper_layout(_table(), tolerance=2.0)
+    assert list(out.dataset) == ["SST2", "SST5"]
+    assert list(out.columns) == ["dataset", "Attn-FC: ours (%)", "Attn-FC: paper (%)", "Attn-TC: ours (%)",
+                                 "Attn-TC: paper (%)"]
+    sst2 = out.set_index("dataset").loc["SST2"]
+    assert sst2["Attn-FC: ours (%)"] == "80.50 ± 0.10 (+3.82, outside ±2)"
+    assert sst2["Attn-FC: paper (%)"] == "76.68"
+    assert sst2["Attn-TC: ours (%)"] == "79.00 ± 0.40 (-0.59, within ±2)"
+
+
+def test_t1_layout_uses_only_the_requested_variant_and_marks_missing_cells():
+    out = t1_paper_layout(_table(), tolerance=2.0).set_index("dataset")
+    assert "10.00" not in out.loc["SST2", "Attn-FC: ours (%)"]  # the `code` row is not the paper's setting
+    assert out.loc["SST5", "Attn-TC: ours (%)"] == "not run"
+    code = t1_paper_layout(_table(), tolerance=2.0, variant="code").set_index("dataset")
+    assert code.loc["SST2", "Attn-FC: ours (%)"].startswith("10.00 ± 0.00 (-66.68, outside")
+
+
+def test_accuracy_standard_error_is_binomial():
+    assert accuracy_standard_error(0.5, 100) == pytest.approx(0.05)
+    assert accuracy_standard_error(0.8, 1821) == pytest.approx(np.sqrt(0.16 / 1821))
+    assert accuracy_standard_error(1.0, 10) == 0.0
+    with pytest.raises(ValueError):
+        accuracy_standard_error(80.0, 100)
+    with pytest.raises(ValueError):
+        accuracy_standard_error(0.5, 0)
+
+
+def test_combine_verdicts_follows_the_scorecard_rule():
+    from attnlib.report import combine_verdicts
+    assert combine_verdicts(["reported", "reported"]) == "reported"
+    assert combine_verdicts(["reproduced", "reported", "reproduced"]) == "reproduced"
+    assert combine_verdicts(["not reproduced", "reported"]) == "not reproduced"
+    assert combine_verdicts(["reproduced", "not reproduced"]) == "partly"
+    assert combine_verdicts(["partly"]) == "partly"
+
+
+def test_claim_verdicts_from_experiment_verdicts():
+    from attnlib.report import CLAIMS, claim_verdicts
+    experiments = pd.DataFrame({"id": ["F1", "N1", "F5", "F4", "F7"],
+                                "verdict": ["reproduced", "reproduced", "partly", "reproduced", "reported"]})
+    out = claim_verdicts(experiments).set_index("claim")
+    assert list(out.index) == list(CLAIMS)
+    assert out.loc["C1", "verdict"] == "partly"
+    assert out.loc["C1", "evidence"] == "F1 reproduced, N1 reproduced, F5 partly"
+    assert out.loc["C2", "verdict"] == "reproduced"
+    assert out.loc["C3", "verdict"] == "not run" and out.loc["C3", "evidence"] == ""
+    assert out.loc["C4", "verdict"] == "reported"
+
+
+def test_every_scorecard_id_belongs_to_a_claim():
+    from attnlib import scorecard
+    from attnlib.report import CLAIMS
+    claimed = {i for _, ids in CLAIMS.values() for i in ids}
+    assert claimed <= set(scorecard.EXPERIMENT_IDS)
+    assert set(scorecard.EXPERIMENT_IDS) - claimed == {"N5"}  # the keys-parallel fact is the engine's, no claim

@@ -1,0 +1,166 @@
+"""attnlib.experiments.sst_analysis on tiny SST-like runs (masked and unmasked padding)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from attnlib.config import ModelConfig, RunConfig, SSTDataConfig, TrainConfig
+from attnlib.data.corpus import Corpus, Dataset
+from attnlib.experiments import sst_analysis as sa
+from attnlib.experiments.sst import PAD_ID, padded_dataset, reduce_run
+from attnlib.train import train
+
+VOCAB = ["$PAD$", "a", "powerful", "sequel", "and", "one", "of", "the", "best", "films", "year", "stupid", "mess",
+         "solid", "suffers", "dull"]
+IDX = {w: i for i, w in enumerate(VOCAB)}
+TRAIN = [("a powerful sequel and one of the best films of the year", 1), ("the best films", 1),
+         ("a solid sequel", 1), ("a stupid mess", 0), ("the year suffers", 0), ("dull and stupid", 0),
+         ("powerful and solid", 1), ("the mess of the year", 0)]
+PADDED = 12
+
+
+def _dataset() -> Dataset:
+    def corpus(rows):
+        return Corpus([np.array([IDX[w] for w in t.split()]) for t, _ in rows], np.array([y for _, y in rows]),
+                      len(VOCAB))
+    return Dataset("SST2", VOCAB, 2, {"train": corpus(TRAIN), "dev": corpus(TRAIN[:4]), "test": corpus(TRAIN[4:])})
+
+
+@pytest.fixture(scope="module")
+def runs():
+    out = {}
+    for variant in ("default", "unmasked"):
+        data = _dataset() if variant == "default" else padded_dataset(_dataset(), PADDED)
+        config = RunConfig(data=SSTDataConfig(kind="SST2", mask_padding=variant != "unmasked"),
+                           model=ModelConfig(head="FC", d_embed=6, d_key=3),
+                           train=TrainConfig(epochs=60, dtype="float32", patience=15, record_every=10))
+        result = train(config.model, config.train, [data] * 2, [0, 1], trace_words=np.arange(len(VOCAB)), quiet=True)
+        out[("SST2", "FC", variant)] = reduce_run(result, config, "SST2", "FC", variant, data, n_top=5)
+    return out
+
+
+def test_plateau_growth_is_the_top_singular_value_of_the_label_correlation():
+    data = _dataset()
+    got = sa.plateau_growth(data, lr=0.1)
+    c = data.train
+    dense = np.asarray(c.counts.todense(), dtype=float) / np.asarray(c.lengths, dtype=float)[:, None]
+    g = 0.5 - np.eye(2)[c.labels]
+    sigma = np.linalg.norm(dense.T @ g / len(c), 2)
+    assert got["sigma"] == pytest.approx(sigma)
+    assert got["efold"] == pytest.approx(1 / (0.1 * sigma))
+
+
+def test_pad_tables_cover_only_unmasked_runs(runs):
+    weights = sa.pad_weights(runs)
+    scores = sa.pad_scores(runs)
+    assert set(weights.variant) == {"unmasked"} == set(scores.variant)
+    assert list(weights.seed) == [0, 1]
+    # at epoch 0 every score is 0, so PAD's weight is the share of padding positions
+    lengths = np.array([len(t.split()) for t, _ in TRAIN])
+    np.testing.assert_allclose(weights["PAD weight at epoch 0"], np.mean((PADDED - lengths) / PADDED), rtol=1e-5)
+    run = runs[("SST2", "FC", "unmasked")]
+    col = run.word_names.index("$PAD$")
+    for k, row in scores.iterrows():
+        assert row["PAD score at the end"] == pytest.approx(run.scores[run.last_index(k), k, col])
+        assert row["largest PAD score"] >= row["PAD score at the end"]
+        rank = np.flatnonzero(run.top[k] == PAD_ID)
+        assert row["PAD rank among the top words"] == (str(rank[0] + 1) if rank.size else "> 5")
+
+
+def test_early_losses_and_plateau_tables(runs):
+    early = sa.early_losses(runs, epochs=5)
+    assert len(early) == 4
+    run = runs[("SST2", "FC", "default")]
+    assert early.loc[0, "train loss at epoch 0"] == pytest.approx(run.loss[0, 0])
+    assert early.loc[0, "largest train loss, epochs 1-5"] == pytest.approx(np.nanmax(run.loss[1:6, 0]))
+    per_seed = pd.concat([r.per_seed() for r in runs.values()], ignore_index=True)
+    plateau = sa.plateau_table(per_seed)
+    assert len(plateau) == 2
+    assert plateau.loc[0, "test accuracy (%)"] == pytest.approx(100 * run.final_test_accuracy.mean())
+    seeds = sa.seed_table(per_seed, "Attn-FC")
+    assert len(seeds) == 4 and set(seeds["stopped by"]) <= {"the epoch cap", "early stopping"}
+    capped = sa.capped_runs(per_seed)
+    assert (capped.stopped_epoch >= 60).all()
+    assert len(capped) == int(per_seed.hit_cap.sum())
+
+
+def test_m_choice_compares_the_two_m(runs):
+    table = sa.m_choice(runs, top=3, padded_length=PADDED)
+    assert list(table.m) == ["m_w (real tokens)", f"m = {PADDED - 1} (padded length)"]
+    run = runs[("SST2", "FC", "unmasked")]
+    g = run.sen_gaps(m=float(PADDED - 1))
+    expected = g[g["rank"] <= 3].groupby("seed").rel_gap.median().mean()
+    assert table.iloc[1]["median gap, mean over seeds"] == pytest.approx(expected)
+    closer = sa.m_closer(table)
+    assert closer in ([], ["SST2 Attn-FC (unmasked)"])
+    assert (closer != []) == (table.iloc[1]["median gap, mean over seeds"] < table.iloc[0]["median gap, mean over seeds"])
+
+
+def test_variant_accuracy_pivots_the_t1_table():
+    table = pd.DataFrame([
+        {"dataset": "SST2", "model": "Attn-FC", "variant": "default", "test_mean": 80.0, "test_std": 0.1, "paper": 76.68},
+        {"dataset": "SST2", "model": "Attn-FC", "variant": "code", "test_mean": 79.5, "test_std": 0.25, "paper": 76.68},
+        {"dataset": "SST5", "model": "Attn-TC", "variant": "default", "test_mean": 41.0, "test_std": 1.0, "paper": 40.53}])
+    out = sa.variant_accuracy(table)
+    assert list(out.columns) == ["dataset", "model", "paper (%)", "default (%)", "patience2000 (%)", "unmasked (%)",
+                                 "code (%)"]
+    first = out.iloc[0]
+    assert (first.dataset, first.model, first["paper (%)"]) == ("SST2", "Attn-FC", "76.68")
+    assert first["default (%)"] == "80.00 ± 0.10" and first["code (%)"] == "79.50 ± 0.25"
+    assert first["unmasked (%)"] == "not run"
+    assert out.iloc[1]["default (%)"] == "41.00 ± 1.00"
+
+
+def test_label_prior():
+    data = _dataset()
+    assert sa.label_prior(data, "train") == pytest.approx(4 / 8)
+    assert sa.label_prior(data, "dev") == pytest.approx(3 / 4)  # the first four training sentences
+    assert sa.label_prior(data, "train", label=0) == pytest.approx(0.5)
+
+
+def test_dev_loss_slopes_recover_a_known_trend(runs):
+    import dataclasses
+    run = runs[("SST2", "FC", "default")]
+    epochs = np.arange(run.dev_loss.shape[0], dtype=np.float64)
+    trend = (0.69 + 2e-6 * epochs)[:, None] * np.ones((1, len(run.seeds)))
+    rising = dataclasses.replace(run, dev_loss=trend.astype(np.float32), stopped_epoch=np.array([50, 20]))
+    out = sa.dev_loss_slopes([rising], start=5, end=40)
+    assert list(out.seed) == [0]  # seed 1 stopped before epoch 39
+    row = out.iloc[0]
+    assert row["dev loss slope per epoch"] == pytest.approx(2e-6, rel=0.05)
+    assert row["float32 spacing"] == pytest.approx(float(np.spacing(np.float32(0.69 + 2e-6 * 39))))
+    assert row["slope / spacing"] == pytest.approx(row["dev loss slope per epoch"] / row["float32 spacing"])
+    assert row["dev loss"] == "rises" and row["padding"] == "masked"
+
+
+def test_first_reaching_finds_the_first_snapshot_at_the_target(runs):
+    run = runs[("SST2", "FC", "default")]
+    acc = run.test_accuracy_curve[:, 0]
+    target = float(np.max(acc[: run.last_index(0) + 1]))
+    out = sa.first_reaching(run, target, window=10)
+    first = int(np.flatnonzero(acc >= target)[0])
+    e = int(run.record_epochs[first])
+    assert out.loc[0, "epoch"] == e
+    assert out.loc[0, "test accuracy there (%)"] == pytest.approx(100 * acc[first])
+    if e >= 10:
+        assert out.loc[0, "dev loss change before it"] == pytest.approx(run.dev_loss[e, 0] - run.dev_loss[e - 10, 0])
+    never = sa.first_reaching(run, 1.01)
+    assert never.epoch.isna().all()
+    curves = sa.accuracy_curves(run)
+    assert set(curves.seed) == {0, 1}
+    assert curves[curves.seed == 0]["epoch"].max() <= run.stopped_epoch[0]
+
+
+def test_finding_figures_label_every_axis(runs):
+    import matplotlib.pyplot as plt
+    from attnlib.plots.sst_findings import plot_accuracy_against_epoch, plot_dev_loss_trend
+    fig = plot_accuracy_against_epoch([runs[("SST2", "FC", "default")]], {"SST2": 76.68})
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "epoch" and ax.get_ylabel() == "test accuracy (%)"
+    assert any("paper" in t.get_text() for t in ax.get_legend().get_texts())
+    fig2 = plot_dev_loss_trend(list(runs.values()), start=2, end=20)
+    labels = [t.get_text() for t in fig2.axes[0].get_legend().get_texts()]
+    assert any("unmasked" in t for t in labels) and any("float32" in t for t in labels)
+    plt.close("all")
