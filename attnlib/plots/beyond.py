@@ -212,7 +212,7 @@ def plot_capacity(result: CapacityResult) -> plt.Figure:
             ax.plot(np.full(len(values), i), values, "o", color=colors[label], ms=4)
         ax.set_xticks(np.arange(len(labels)), [label.replace("Attn-", "").replace(" (h=", "\nh=").rstrip(")")
                                                for label in labels])
-        ax.set(title=title)
+        ax.set(title=title, xlabel="classifier")
     axes[1].set_ylabel("mean over topic words")
     axes[2].set(ylabel="mean over training sentences", ylim=(0, 1))
     fig.tight_layout()
