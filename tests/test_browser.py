@@ -34,7 +34,8 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-HTML = ROOT / "_build" / "html"
+HTML = Path(os.environ.get("ATTNLIB_BOOK_HTML") or ROOT / "_build" / "html")
+"""The built site (``ATTNLIB_BOOK_HTML`` points the test at a book built elsewhere)."""
 SCREENSHOTS = Path(os.environ.get("ATTNLIB_SCREENSHOT_DIR") or ROOT / "_build" / "screenshots")
 PAGES = sorted(p.relative_to(HTML).as_posix() for p in (HTML / "book").glob("*.html")) if HTML.is_dir() else []
 
