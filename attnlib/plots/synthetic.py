@@ -75,7 +75,8 @@ def plot_loss_curves(result: SyntheticResult, single_run: bool = False) -> plt.F
     if not single_run:
         overlay.fill_between([], [], [], color="0.5", alpha=0.25, linewidth=0, label="range over seeds")
     overlay.set(title="all models")
-    overlay.legend()
+    handles, labels = overlay.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3)
     for ax in axes[len(models) + 1:]:
         ax.set_visible(False)
     for ax in grid[:, 0]:
