@@ -160,11 +160,14 @@ return {viewport: viewport, page_width: document.documentElement.scrollWidth,
 
 
 def _screenshot(browser, path: Path, width: int, height: int) -> None:
+    """The whole page (up to :data:`SCREENSHOT_MAX_HEIGHT`): the viewport is made as tall as the page for
+    the capture (capturing beyond the viewport instead lays the page out again at another width)."""
     import base64
-    shot = browser.execute_cdp_cmd("Page.captureScreenshot", {
-        "format": "png", "captureBeyondViewport": True,
-        "clip": {"x": 0, "y": 0, "width": width, "height": min(height, SCREENSHOT_MAX_HEIGHT), "scale": 1}})
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": width, "height": min(height, SCREENSHOT_MAX_HEIGHT), "deviceScaleFactor": 1, "mobile": False})
+    shot = browser.execute_cdp_cmd("Page.captureScreenshot", {"format": "png"})
     path.write_bytes(base64.b64decode(shot["data"]))
+    _set_width(browser, width)
 
 
 @pytest.fixture(scope="module")
