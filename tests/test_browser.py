@@ -1,23 +1,58 @@
-"""The built book in a real browser, offline: pages load without console errors, every image has loaded
-with a non-zero size, math is typeset by the MathJax copy served from the site, and nothing is fetched
-from another host. Runs after `make book` (the `browser` marker); skipped with a reason when the book is
-not built or Chromium and its driver are not installed (`make browser-deps` installs them)."""
+"""The built book in a real browser, offline, at a 1400 px and a 400 px wide window.
+
+Every page loads without console errors, every image loads, math is typeset by the MathJax copy served
+from the site, and nothing is fetched from another host. What a reader sees is measured too:
+
+* every figure's smallest text renders at >= 9 CSS px at 1400 px. The size is computed from the figure's
+  own numbers: the smallest font size (points) and the dpi that attnlib writes into each PNG (see
+  :func:`attnlib.plots.style.figure_png`), and the width at which the page displays the image:
+  ``points * dpi / 72 * displayed width / native width``;
+* no figure is wider than 3:1;
+* no table or figure is wider than the page (a table scrolling inside its own box is fine), at 1400 px
+  and at 400 px;
+* no raw ``$...$`` math or ``{glue...}`` role is left in the text;
+* no page refers to a document outside the book ("the spec", "spec §", "decision 8", "project target").
+
+Full-page screenshots at both widths go to ``$ATTNLIB_SCREENSHOT_DIR`` (default ``_build/screenshots``),
+with ``report.json``: the rendered text size of every figure and the height of every page. Runs after
+`make book` (the ``browser`` marker); skipped with a reason when the book is not built or Chromium and its
+driver are not installed (`make browser-deps` installs them).
+"""
 
 from __future__ import annotations
 
 import functools
 import http.server
+import json
+import os
 import re
 import shutil
 import threading
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-HTML = ROOT / "_build" / "html"
-SCREENSHOTS = ROOT / "_build" / "screenshots"
+HTML = Path(os.environ.get("ATTNLIB_BOOK_HTML") or ROOT / "_build" / "html")
+"""The built site (``ATTNLIB_BOOK_HTML`` points the test at a book built elsewhere)."""
+SCREENSHOTS = Path(os.environ.get("ATTNLIB_SCREENSHOT_DIR") or ROOT / "_build" / "screenshots")
 PAGES = sorted(p.relative_to(HTML).as_posix() for p in (HTML / "book").glob("*.html")) if HTML.is_dir() else []
+
+WIDE, NARROW = 1400, 400
+MIN_TEXT_PX = 9.0
+"""Smallest legible text in CSS px: tick labels and legends below this are hard to read on a screen."""
+MAX_ASPECT = 3.0
+"""Widest figure (width : height): a wider one shrinks to a strip at the width of the text column."""
+SCREENSHOT_MAX_HEIGHT = 16000
+"""Chromium cannot capture much taller areas in one image; a taller page is cut there (its height is
+still reported in full)."""
+
+RAW_MATH = re.compile(r"\$[^$\n]*[\\^_{}][^$\n]*\$")
+"""Dollar-delimited TeX (a backslash, ^, _ or braces inside) left untypeset in the text."""
+RAW_GLUE = re.compile(r"\{glue(?::\w+)?\}")
+OUTSIDE_DOCUMENTS = re.compile(r"\bspec\s*§|\bthe spec\b|\bspec's\b|\bdecision \d+|\bproject target", re.IGNORECASE)
+"""Phrases that point the reader at a document outside the book: every criterion is stated on the page."""
 
 pytestmark = [
     pytest.mark.browser,
@@ -57,7 +92,7 @@ def browser():
     options.binary_location = chromium
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-quic", "--window-size=1280,2000"):
+                 "--disable-quic", "--hide-scrollbars", f"--window-size={WIDE},1000"):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
@@ -76,17 +111,152 @@ def _wait(browser, script: str, seconds: float = 30.0) -> bool:
         return False
 
 
-@pytest.mark.parametrize("page", PAGES)
-def test_page_renders(page: str, server: str, browser) -> None:
-    browser.get(f"{server}/{page}")
-    assert _wait(browser, "return document.readyState === 'complete'")
-    broken = browser.execute_script(
-        "return Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
-    assert not broken, f"images that did not load: {broken}"
-    has_math = browser.execute_script("return document.querySelectorAll('.math, .MathJax_Preview').length > 0")
-    if has_math:
-        assert _wait(browser, "return document.querySelectorAll('mjx-container').length > 0"), "math was not typeset"
-    errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
-    assert not errors, f"console errors on {page}: {errors}"
+def _set_width(browser, width: int) -> None:
+    """Make the page's layout viewport ``width`` CSS px wide (the window's frame is not counted)."""
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": width, "height": 1000, "deviceScaleFactor": 1, "mobile": False})
+
+
+def _png_font(src: str) -> tuple[float | None, float | None]:
+    """The smallest font size (pt) and dpi that attnlib wrote into the PNG served at ``src``."""
+    from PIL import Image
+
+    from attnlib.plots.style import DPI_KEY, FONT_KEY
+    path = HTML / unquote(urlparse(src).path).lstrip("/")
+    if path.suffix.lower() != ".png" or not path.is_file():
+        return None, None
+    with Image.open(path) as image:
+        text = getattr(image, "text", {}) or {}
+    font, dpi = text.get(FONT_KEY), text.get(DPI_KEY)
+    return (float(font) if font else None), (float(dpi) if dpi else None)
+
+
+MEASURE = """
+const article = document.querySelector('.bd-article') || document.body;
+const viewport = document.documentElement.clientWidth;
+function box(element) {
+  // the box a reader sees: the element itself, or the nearest ancestor that scrolls or clips it
+  for (let e = element.parentElement; e && e !== document.body; e = e.parentElement) {
+    const overflow = getComputedStyle(e).overflowX;
+    if (overflow === 'auto' || overflow === 'scroll' || overflow === 'hidden') return e;
+  }
+  return element;
+}
+function right(element) { return box(element).getBoundingClientRect().right; }
+const images = Array.from(article.querySelectorAll('img')).filter(i => i.src.includes('/_images/')).map(i => ({
+  src: i.src, id: (i.closest('figure') || {}).id || '', natural_width: i.naturalWidth,
+  natural_height: i.naturalHeight, shown_width: i.getBoundingClientRect().width, right: right(i)}));
+const tables = Array.from(article.querySelectorAll('table')).map((t, k) => ({
+  index: k, width: t.getBoundingClientRect().width, right: right(t),
+  head: (t.innerText || '').slice(0, 60).replace(/\\s+/g, ' ')}));
+const clean = article.cloneNode(true);
+clean.querySelectorAll('script, style, mjx-container, .cell_input, pre, .MathJax_Preview').forEach(e => e.remove());
+const all = article.cloneNode(true);
+all.querySelectorAll('script, style, mjx-container').forEach(e => e.remove());
+return {viewport: viewport, page_width: document.documentElement.scrollWidth,
+        height: document.documentElement.scrollHeight, images: images, tables: tables,
+        prose: clean.textContent, text: all.textContent};
+"""
+
+
+def _screenshot(browser, path: Path, width: int, height: int) -> None:
+    """The whole page (up to :data:`SCREENSHOT_MAX_HEIGHT`): the viewport is made as tall as the page for
+    the capture (capturing beyond the viewport instead lays the page out again at another width)."""
+    import base64
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": width, "height": min(height, SCREENSHOT_MAX_HEIGHT), "deviceScaleFactor": 1, "mobile": False})
+    shot = browser.execute_cdp_cmd("Page.captureScreenshot", {"format": "png"})
+    path.write_bytes(base64.b64decode(shot["data"]))
+    _set_width(browser, width)
+
+
+@pytest.fixture(scope="module")
+def pages(server: str, browser) -> dict[str, dict]:
+    """Load every page at both widths once: what was measured, console errors, screenshots, report.json."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    browser.save_screenshot(str(SCREENSHOTS / f"{Path(page).stem}.png"))
+    measured: dict[str, dict] = {}
+    for page in PAGES:
+        record: dict = {}
+        for width in (WIDE, NARROW):
+            _set_width(browser, width)
+            browser.get(f"{server}/{page}")
+            loaded = _wait(browser, "return document.readyState === 'complete'")
+            broken = browser.execute_script(
+                "return Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
+            has_math = browser.execute_script("return document.querySelectorAll('.math, .MathJax_Preview').length > 0")
+            typeset = not has_math or _wait(browser, "return document.querySelectorAll('mjx-container').length > 0")
+            errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+            data = browser.execute_script(MEASURE)
+            data.update(loaded=loaded, broken=broken, typeset=typeset, errors=errors)
+            _screenshot(browser, SCREENSHOTS / f"{Path(page).stem}-{width}.png", width, data["height"])
+            record[width] = data
+        for image in record[WIDE]["images"]:
+            image["font_pt"], image["dpi"] = _png_font(image["src"])
+            if image["font_pt"] and image["dpi"] and image["natural_width"]:
+                image["text_px"] = (image["font_pt"] * image["dpi"] / 72
+                                    * image["shown_width"] / image["natural_width"])
+        measured[page] = record
+    report = {page: {"height_px_at_1400": r[WIDE]["height"], "height_px_at_400": r[NARROW]["height"],
+                     "figures": [{"figure": i["id"] or Path(urlparse(i["src"]).path).name,
+                                  "min_text_px": round(i["text_px"], 1) if i.get("text_px") else None,
+                                  "font_pt": i["font_pt"], "dpi": i["dpi"],
+                                  "native": f"{i['natural_width']}x{i['natural_height']}",
+                                  "shown_width": round(i["shown_width"])} for i in r[WIDE]["images"]]}
+              for page, r in measured.items()}
+    (SCREENSHOTS / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return measured
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders(page: str, pages) -> None:
+    for width, data in pages[page].items():
+        assert data["loaded"], f"{page} at {width} px did not finish loading"
+        assert not data["broken"], f"images that did not load on {page}: {data['broken']}"
+        assert data["typeset"], f"math was not typeset on {page}"
+        assert not data["errors"], f"console errors on {page}: {data['errors']}"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_figures_are_legible(page: str, pages) -> None:
+    """At 1400 px every figure's smallest text is >= 9 CSS px and no figure is wider than 3:1."""
+    problems = []
+    for image in pages[page][WIDE]["images"]:
+        name = image["id"] or image["src"]
+        if image.get("text_px") is None:
+            problems.append(f"{name}: no font size and dpi in the PNG (glue it with attnlib.plots.glue_figure)")
+        elif image["text_px"] < MIN_TEXT_PX:
+            problems.append(f"{name}: smallest text {image['text_px']:.1f} px ({image['font_pt']:g} pt at "
+                            f"{image['dpi']:g} dpi, {image['natural_width']} px shown at {image['shown_width']:.0f})")
+        if image["natural_height"] and image["natural_width"] / image["natural_height"] > MAX_ASPECT:
+            problems.append(f"{name}: {image['natural_width']}x{image['natural_height']} px is wider than "
+                            f"{MAX_ASPECT:g}:1")
+    assert not problems, f"{page}: " + "; ".join(problems)
+
+
+@pytest.mark.parametrize("width", [WIDE, NARROW])
+@pytest.mark.parametrize("page", PAGES)
+def test_nothing_wider_than_the_page(page: str, width: int, pages) -> None:
+    """No table or figure runs past the window; a wide table scrolls inside its own box."""
+    data = pages[page][width]
+    limit = data["viewport"] + 1
+    wide = [f"figure {i['id'] or i['src']} (right edge {i['right']:.0f} px)" for i in data["images"]
+            if i["right"] > limit]
+    wide += [f"table {t['index']} '{t['head']}' (right edge {t['right']:.0f} px)" for t in data["tables"]
+             if t["right"] > limit]
+    assert not wide, f"{page} at {width} px, window {data['viewport']} px: " + "; ".join(wide)
+    assert data["page_width"] <= limit, f"{page} at {width} px scrolls sideways ({data['page_width']} px wide)"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_no_raw_markup(page: str, pages) -> None:
+    """Math is typeset and glue is resolved: no ``$...$`` TeX or ``{glue...}`` left in the text."""
+    text = pages[page][WIDE]["prose"].replace("$PAD$", "PAD")  # the padding token's name is not math
+    raw = RAW_MATH.findall(text) + RAW_GLUE.findall(text)
+    assert not raw, f"{page} shows raw markup: {raw[:5]}"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_no_reference_to_documents_outside_the_book(page: str, pages) -> None:
+    text = pages[page][WIDE]["text"]
+    found = sorted({m.group(0) for m in OUTSIDE_DOCUMENTS.finditer(text)})
+    assert not found, f"{page} refers to a document outside the book: {found}"

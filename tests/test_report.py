@@ -1,4 +1,4 @@
-"""The formatting helpers of attnlib.report: the paper's T1 layout and the binomial standard error."""
+"""The formatting helpers of attnlib.report: the paper's T1 layout, the binomial standard error, book tables."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from attnlib.report import accuracy_standard_error, t1_paper_layout
+from attnlib.report import accuracy_standard_error, book_table, t1_paper_layout
 
 
 def _table() -> pd.DataFrame:
@@ -77,3 +77,31 @@ def test_every_scorecard_id_belongs_to_a_claim():
     claimed = {i for _, ids in CLAIMS.values() for i in ids}
     assert claimed <= set(scorecard.EXPERIMENT_IDS)
     assert set(scorecard.EXPERIMENT_IDS) - claimed == {"N5"}  # the keys-parallel fact is the engine's, no claim
+
+
+def _raw_table() -> pd.DataFrame:
+    return pd.DataFrame({"sen_max_abs_residual": [0.0123456, 2e-6], "reproduced": [True, False],
+                         "epochs": [12000, 7], "note": ["a", None], "gap": [np.nan, 1.5]},
+                        index=[5, 9])
+
+
+def test_headings_rounding_and_words() -> None:
+    shown = book_table(_raw_table(), columns={"sen_max_abs_residual": "largest |residual|", "reproduced": "verdict",
+                                          "epochs": "epochs", "gap": "gap (points)"},
+                       digits={"sen_max_abs_residual": 4, "gap": 1},
+                       verdicts={"reproduced": ("reproduced", "not reproduced")})
+    data = shown.data
+    assert list(data.columns) == ["largest |residual|", "verdict", "epochs", "gap (points)"]
+    assert data["largest |residual|"].tolist() == ["0.0123", "2.0e-06"]  # a tiny value is not shown as 0.0000
+    assert data["verdict"].tolist() == ["reproduced", "not reproduced"]
+    assert data["epochs"].tolist() == ["12,000", "7"]
+    assert data["gap (points)"].tolist() == ["–", "1.5"]
+
+
+def test_no_index_column_in_the_html() -> None:
+    html = book_table(_raw_table()).to_html()
+    assert "sen max abs residual" in html and "yes" in html and "no" in html
+    assert "<th" in html
+    # the index (5, 9) is hidden: no row heading cells
+    assert 'class="row_heading' not in html
+    assert ">5<" not in html and ">9<" not in html

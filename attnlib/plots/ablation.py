@@ -1,4 +1,4 @@
-"""Figures of the F4 ablation: the three variants of each model together, seed bands (spec §7.1)."""
+"""Figures of the F4 ablation: the three variants of each model together, seed bands."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 
 from attnlib import theory
 from attnlib.experiments.ablation import VARIANT_LABELS, AblationResult
-from attnlib.plots.style import MODEL_COLORS, NORM_LABEL, PANEL_WIDTH, SCORE_LABEL, THEORY_COLOR, band, use_style
+from attnlib.plots.style import FIG_WIDTH, MODEL_COLORS, NORM_LABEL, SCORE_LABEL, THEORY_COLOR, band, use_style
 
 VARIANT_COLORS = {"-KF": "#d62728", "-EF": "#7f7f7f"}
 """The full model keeps its colour from :data:`MODEL_COLORS`; the frozen variants get these."""
@@ -31,7 +31,7 @@ def plot_ablation(result: AblationResult, single_run: bool = False) -> plt.Figur
     if single_run:
         losses, means = losses[losses.seed == lead], means[means.seed == lead]
     models = result.models
-    fig, axes = plt.subplots(len(models), 3, figsize=(PANEL_WIDTH * 3, 3.0 * len(models)), squeeze=False)
+    fig, axes = plt.subplots(len(models), 3, figsize=(FIG_WIDTH, 2.4 * len(models)), squeeze=False)
     for row, model in enumerate(models):
         for suffix, label in VARIANT_LABELS.items():
             run = model + suffix
@@ -43,9 +43,9 @@ def plot_ablation(result: AblationResult, single_run: bool = False) -> plt.Figur
             band(axes[row, 2], means[means.run == run], "epoch", "norm", color, run, lead)
         axes[row, 0].axhline(np.log(result.config.data.n_topics), color=THEORY_COLOR, ls=":", lw=1, label=r"$\ln 4$")
         axes[row, 0].set(yscale="log", ylabel="training loss", title=f"{model}: loss")
-        axes[row, 1].set(ylabel="topic-word score (mean)", title=f"{model}: score")
-        axes[row, 2].set(ylabel=f"topic-word {NORM_LABEL} (mean)", title=f"{model}: norm")
-        axes[row, 0].legend(fontsize=8, loc="lower left")
+        axes[row, 1].set(ylabel="mean topic-word score", title=f"{model}: score")
+        axes[row, 2].set(ylabel=f"mean topic-word {NORM_LABEL}", title=f"{model}: norm")
+        axes[row, 0].legend(loc="lower left")
         for ax in axes[row]:
             ax.set_xlabel("epoch")
     fig.tight_layout()
@@ -55,36 +55,45 @@ def plot_ablation(result: AblationResult, single_run: bool = False) -> plt.Figur
 def plot_general_identity(result: AblationResult) -> plt.Figure:
     """N2: the full models with embedding std 0.1 against the general-init identity.
 
-    Left panels: seed 0's topic words in (score, |q||v|), each with the curve the identity predicts
-    from its own start (dotted). Right: the largest |residual| over topic words per epoch, line seed 0,
-    band the range over seeds.
+    Per model: seed 0's topic words in (score, |q||v|) as markers (one every few epochs), each with the
+    curve the identity predicts from its own start as a dashed line through them (the two coincide to
+    the residual of the last panel, so the markers show the measurement under the line); the default
+    form through the origin dotted. Last panel: the largest |residual| over topic words per epoch, line
+    seed 0, band the range over seeds.
     """
     use_style()
     curves = result.curves()
     models = result.models
     lead = result.seeds[0]
     m = result.config.data.m
-    fig, axes = plt.subplots(1, len(models) + 1, figsize=(PANEL_WIDTH * (len(models) + 1), 3.4), squeeze=False)
+    cols = 2
+    rows = int(np.ceil((len(models) + 1) / cols))
+    fig, grid = plt.subplots(rows, cols, figsize=(FIG_WIDTH, 2.9 * rows), squeeze=False)
+    axes = grid.ravel()
     for col, model in enumerate(models):
-        ax = axes[0, col]
+        ax = axes[col]
         color = MODEL_COLORS.get(model, "C0")
         table = curves[(curves.run == model) & (curves.seed == lead)]
         for i, (_, path) in enumerate(table.groupby("word")):
             s0, n0 = path.score.iloc[0], path.norm.iloc[0]
-            grid = np.linspace(path.score.min(), path.score.max(), 200)
-            ax.plot(path.score, path.norm, color=color, lw=1.4, alpha=0.8, label="measured" if i == 0 else None)
-            ax.plot(grid, theory.sen_norm(grid, m, s0, n0), color=THEORY_COLOR, ls=":", lw=1.2,
+            grid_s = np.linspace(path.score.min(), path.score.max(), 200)
+            step = max(1, len(path) // 25)
+            ax.plot(path.score.iloc[::step], path.norm.iloc[::step], ls="", marker="o", ms=3.5, color=color,
+                    alpha=0.8, label="measured" if i == 0 else None)
+            ax.plot(grid_s, theory.sen_norm(grid_s, m, s0, n0), color=THEORY_COLOR, ls="--", lw=1.0,
                     label="identity from each word's start" if i == 0 else None)
-        grid = np.linspace(0, table.score.max(), 200)
-        ax.plot(grid, theory.sen_norm(grid, m), color=THEORY_COLOR, ls="--", lw=1, alpha=0.6,
+        grid_s = np.linspace(0, table.score.max(), 200)
+        ax.plot(grid_s, theory.sen_norm(grid_s, m), color=THEORY_COLOR, ls=":", lw=1.2, alpha=0.8,
                 label=rf"default form $\sqrt{{2\varphi_{{{m}}}(s)}}$")
-        ax.set(title=f"{model}, seed {lead}", xlabel=SCORE_LABEL, ylabel=NORM_LABEL if col == 0 else "")
-        ax.legend(fontsize=8, loc="upper left")
+        ax.set(title=f"{model}, seed {lead}", xlabel=SCORE_LABEL, ylabel=NORM_LABEL)
+        ax.legend(loc="lower right")
         worst = curves[curves.run == model].assign(abs_residual=lambda t: t.residual.abs())
         worst = worst.groupby(["seed", "epoch"], as_index=False)["abs_residual"].max()
-        band(axes[0, -1], worst, "epoch", "abs_residual", color, model, lead)
-    axes[0, -1].set(title="N2 residual", xlabel="epoch", ylabel=r"max$_w$ |residual|")
-    axes[0, -1].legend(fontsize=8)
+        band(axes[len(models)], worst, "epoch", "abs_residual", color, model, lead)
+    axes[len(models)].set(title="N2 residual", xlabel="epoch", ylabel=r"max$_w$ |residual|")
+    axes[len(models)].legend()
+    for ax in axes[len(models) + 1:]:
+        ax.set_visible(False)
     fig.tight_layout()
     return fig
 

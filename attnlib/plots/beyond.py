@@ -10,9 +10,10 @@ import pandas as pd
 from attnlib import theory
 from attnlib.experiments.beyond import (BreakingResult, CapacityResult, GrowthResult, SuppressionResult,
                                         SweepResult)
-from attnlib.plots.style import MODEL_COLORS, NORM_LABEL, PANEL_WIDTH, SCORE_LABEL, THEORY_COLOR, band, use_style
+from attnlib.plots.style import (CONTRAST_COLORS, FIG_WIDTH, MODEL_COLORS, NORM_LABEL, SCORE_LABEL, THEORY_COLOR,
+                                 band, use_style)
 
-DIP_COLOR = "#d62728"
+DIP_COLOR = CONTRAST_COLORS[0]
 QUIET_COLOR = "#9a9a9a"
 
 
@@ -36,7 +37,7 @@ def plot_suppression(result: SuppressionResult, init_std: float = 0.1, seed: int
     dips = dips[(dips.init_std == init_std) & (dips.seed == seed)]
     models = list(dict.fromkeys(curves.model))
     m = result.base.data.m
-    fig, axes = plt.subplots(3, len(models), figsize=(PANEL_WIDTH * len(models), 8.4), squeeze=False)
+    fig, axes = plt.subplots(3, len(models), figsize=(FIG_WIDTH, 7.6), squeeze=False)
     for col, model in enumerate(models):
         table = curves[curves.model == model]
         info = dips[dips.model == model].set_index("word")
@@ -67,8 +68,8 @@ def plot_suppression(result: SuppressionResult, init_std: float = 0.1, seed: int
     axes[0, 0].plot([], [], color=DIP_COLOR, label="score dips")
     axes[0, 0].plot([], [], color=QUIET_COLOR, label="no dip")
     axes[2, 0].plot([], [], color=THEORY_COLOR, ls=":", label="identity from the start")
-    axes[0, 0].legend(fontsize=8)
-    axes[2, 0].legend(fontsize=8, loc="upper left")
+    axes[0, 0].legend()
+    axes[2, 0].legend(loc="upper left")
     fig.tight_layout()
     return fig
 
@@ -84,10 +85,10 @@ def plot_sweeps(result: SweepResult) -> plt.Figure:
     curves = result.curves()
     models = list(dict.fromkeys(curves.model))
     lead = result.seeds[0]
-    fig, axes = plt.subplots(2, len(models) + 1, figsize=(PANEL_WIDTH * (len(models) + 1), 6.6), squeeze=False)
+    fig, axes = plt.subplots(2, len(models) + 1, figsize=(FIG_WIDTH, 5.8), squeeze=False)
     m_values = sorted(curves[curves.sweep == "m"].value.unique())
     q_values = sorted(curves[curves.sweep == "query_std"].value.unique())
-    m_colors, q_colors = _sequential(len(m_values), "viridis"), _sequential(len(q_values), "plasma")
+    m_colors, q_colors = _sequential(len(m_values), "Purples"), _sequential(len(q_values), "Greys")
     for col, model in enumerate(models):
         for row, (sweep, values, colors) in enumerate((("m", m_values, m_colors), ("query_std", q_values, q_colors))):
             ax = axes[row, col]
@@ -109,7 +110,7 @@ def plot_sweeps(result: SweepResult) -> plt.Figure:
                 ax.plot([], [], color=color, lw=2, label=label)
             ax.set(title=f"{model}: {'m' if sweep == 'm' else 'query std'}", xlabel=SCORE_LABEL,
                    ylabel=NORM_LABEL if col == 0 else "")
-            ax.legend(fontsize=7, loc="upper left")
+            ax.legend(loc="upper left")
     # raw coordinates: |v| against the score, the curve scaled by 1/|q| of the run
     ax = axes[1, -1]
     model = models[0]
@@ -122,7 +123,7 @@ def plot_sweeps(result: SweepResult) -> plt.Figure:
             ax.plot(path.score, path.raw_norm, color=color, lw=0.8, alpha=0.9)
         ax.plot([], [], color=color, lw=2, label=rf"$\|q\|$ = {run.query_norm.iloc[0]:.2f}")
     ax.set(title=f"{model}, seed {lead}: raw norm", xlabel=SCORE_LABEL, ylabel=r"$\|v_w\|$", ylim=(0, None))
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(loc="upper right")
     # residual per m
     ax = axes[0, -1]
     summary = result.summary()
@@ -139,7 +140,7 @@ def plot_sweeps(result: SweepResult) -> plt.Figure:
                 label=f"{model} vs the m = 20 curve" if i == 0 else None)
     ax.set_xticks(np.arange(len(m_values)), [f"{v:g}" for v in m_values])
     ax.set(title="max |residual| per m", xlabel="m", ylabel="max |residual|", yscale="log")
-    ax.legend(fontsize=7, loc="center right")
+    ax.legend(loc="center right")
     fig.tight_layout()
     return fig
 
@@ -151,10 +152,14 @@ def plot_breaking(result: BreakingResult) -> plt.Figure:
     summary = result.summary()
     models = list(dict.fromkeys(curves.model))
     cases = list(dict.fromkeys(curves.case))
-    colors = {case: f"C{i}" for i, case in enumerate(cases)}
+    colors = {case: CONTRAST_COLORS[i % len(CONTRAST_COLORS)] for i, case in enumerate(cases)}
     lead = result.seeds[0]
-    fig, axes = plt.subplots(1, len(models) + 1, figsize=(PANEL_WIDTH * (len(models) + 1.4), 3.6), squeeze=False,
-                             layout="constrained")
+    cols = 2
+    rows = int(np.ceil((len(models) + 1) / cols))
+    fig, grid = plt.subplots(rows, cols, figsize=(FIG_WIDTH, 2.9 * rows), squeeze=False, layout="constrained")
+    axes = grid.ravel()[None, :]
+    for ax in grid.ravel()[len(models) + 1:]:
+        ax.set_visible(False)
     for col, model in enumerate(models):
         ax = axes[0, col]
         for case in cases:
@@ -164,8 +169,8 @@ def plot_breaking(result: BreakingResult) -> plt.Figure:
                      .groupby(["seed", "time"], as_index=False)["abs_residual"].max())
             worst = worst[worst.time > 0]
             band(ax, worst, "time", "abs_residual", colors[case], case, lead)
-        ax.set(title=model, xlabel=r"flow time $\eta t$", ylabel="max$_w$ |residual|" if col == 0 else "", yscale="log")
-    ax = axes[0, -1]
+        ax.set(title=model, xlabel=r"flow time $\eta t$", ylabel="max$_w$ |residual|", yscale="log")
+    ax = axes[0, len(models)]
     width = 0.8 / len(models)
     for i, model in enumerate(models):
         part = summary[summary.model == model].groupby("case", sort=False).max_abs_residual.agg(["min", "max"])
@@ -175,8 +180,8 @@ def plot_breaking(result: BreakingResult) -> plt.Figure:
     ax.set_yticks(np.arange(len(cases)), cases)
     ax.invert_yaxis()
     ax.set(xscale="log", xlabel="max |residual| (all seeds)", title="worst residual per case")
-    ax.legend(fontsize=8)
-    axes[0, 0].legend(fontsize=7, loc="lower right")
+    ax.legend()
+    axes[0, 0].legend(loc="lower right", title="case (colour)")
     return fig
 
 
@@ -194,11 +199,11 @@ def plot_capacity(result: CapacityResult) -> plt.Figure:
     for label, color in zip(tl, greens(np.linspace(0.95, 0.45, len(tl)))):
         colors[label] = color
     lead = result.seeds[0]
-    fig, axes = plt.subplots(1, 3, figsize=(PANEL_WIDTH * 3.3, 3.6))
+    fig, axes = plt.subplots(1, 3, figsize=(FIG_WIDTH, 3.2))
     for label in labels:
         band(axes[0], curves[curves.classifier == label], "epoch", "score", colors[label], label, lead)
     axes[0].set(title="topic score during training", xlabel="epoch", ylabel="topic-word score (mean)")
-    axes[0].legend(fontsize=7, loc="upper left")
+    axes[0].legend(loc="upper left")
     for ax, column, title in ((axes[1], "topic_score_mean", "final topic score"),
                               (axes[2], "attention_mean", "attention on the topic word")):
         for i, label in enumerate(labels):
@@ -207,7 +212,7 @@ def plot_capacity(result: CapacityResult) -> plt.Figure:
             ax.plot(np.full(len(values), i), values, "o", color=colors[label], ms=4)
         ax.set_xticks(np.arange(len(labels)), [label.replace("Attn-", "").replace(" (h=", "\nh=").rstrip(")")
                                                for label in labels])
-        ax.set(title=title)
+        ax.set(title=title, xlabel="classifier")
     axes[1].set_ylabel("mean over topic words")
     axes[2].set(ylabel="mean over training sentences", ylim=(0, 1))
     fig.tight_layout()
@@ -228,7 +233,7 @@ def plot_growth(result: GrowthResult) -> plt.Figure:
     lead = result.seeds[0]
     first, last = result.windows[-1]
     color = MODEL_COLORS.get(result.run.model.name, "C0")
-    fig, grid = plt.subplots(2, 2, figsize=(PANEL_WIDTH * 2.3, 6.8))
+    fig, grid = plt.subplots(2, 2, figsize=(FIG_WIDTH, 6.0))
     axes = grid.ravel()
     lead_curve = curves[curves.seed == lead]
     t = lead_curve.epoch.to_numpy(dtype=float)
@@ -252,21 +257,21 @@ def plot_growth(result: GrowthResult) -> plt.Figure:
         ax.plot(t[positive], heuristic[column][positive], color=THEORY_COLOR, ls=":", lw=1.4, label=shape)
         ax.axvspan(first, last, color="0.9", zorder=0)
         ax.set(xscale="log", yscale="log", xlabel="epoch t", ylabel=label)
-        ax.legend(fontsize=7, loc="lower right" if column != "loss" else "lower left")
+        ax.legend(loc="lower right" if column != "loss" else "lower left")
     for ax in axes[:2]:
         ax.set_xlim(left=100)
         low = curves[curves.epoch >= 100][["score", "norm"]].min().min()
         ax.set_ylim(bottom=max(low * 0.8, 1e-2))
     slopes = result.local_slopes(min_epoch=max(100, result.base.train.epochs // 30))
     ax = axes[3]
-    for column, shade in (("score", color), ("norm", "#9467bd"), ("loss", "#7f7f7f")):
+    for column, shade in (("score", color), ("norm", CONTRAST_COLORS[1]), ("loss", CONTRAST_COLORS[5])):
         band(ax, slopes, "epoch", column, shade, column, lead)
     for level in (0.0, -1.0):
         ax.axhline(level, color=THEORY_COLOR, ls=":", lw=1)
     ax.axvspan(first, last, color="0.9", zorder=0)
     ax.set(xscale="log", ylim=(-2.0, 0.6), xlabel="epoch t", ylabel=r"local slope $d\ln y / d\ln t$")
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(loc="lower right")
     fig.tight_layout()
     return fig
 

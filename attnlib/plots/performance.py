@@ -9,7 +9,7 @@ import numpy as np
 import seaborn as sns
 
 from attnlib.benchmark import cost_model_ms
-from attnlib.plots.style import PANEL_WIDTH, use_style
+from attnlib.plots.style import FIG_WIDTH, use_style
 
 
 def plot_scaling(rows: Sequence[Mapping], fit: Mapping[str, float]) -> plt.Figure:
@@ -17,7 +17,7 @@ def plot_scaling(rows: Sequence[Mapping], fit: Mapping[str, float]) -> plt.Figur
     :func:`attnlib.benchmark.corpus_table` as points, the two-term cost model of
     :func:`attnlib.benchmark.linear_cost_fit` as dashed lines, and the per-token rate as a second panel."""
     use_style()
-    figure, (time_ax, rate_ax) = plt.subplots(1, 2, figsize=(2 * PANEL_WIDTH + 0.6, 3.4))
+    figure, (time_ax, rate_ax) = plt.subplots(1, 2, figsize=(FIG_WIDTH, 3.2))
     lengths = sorted({int(row["length"]) for row in rows})
     colors = dict(zip(lengths, sns.color_palette("viridis", len(lengths))))
     for length in lengths:
@@ -29,9 +29,10 @@ def plot_scaling(rows: Sequence[Mapping], fit: Mapping[str, float]) -> plt.Figur
         time_ax.loglog(tokens, ms, "o", color=color, label=f"{length} words per sentence")
         time_ax.loglog(tokens, cost_model_ms(fit, tokens, sentences), "--", color=color, lw=1)
         rate_ax.semilogx(tokens, ms * 1e6 / tokens, "o-", color=color)
-    time_ax.plot([], [], "k--", lw=1, label="fixed + per token + per sentence")
+    time_ax.plot([], [], "ko", label="measured")
+    time_ax.plot([], [], "k--", lw=1, label="cost model: fixed + per token + per sentence")
     time_ax.set(xlabel="tokens in the corpus", ylabel="epoch time (ms)", title="Epoch time")
-    time_ax.legend(fontsize=8)
+    time_ax.legend()
     rate_ax.set(xlabel="tokens in the corpus", ylabel="ns per token", title="Cost per token")
     rate_ax.set_ylim(bottom=0)
     figure.tight_layout()

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import itertools
+
 import matplotlib.pyplot as plt
+from matplotlib.lines import Line2D
 import numpy as np
 import pandas as pd
 
 from attnlib import theory
+from attnlib.config import HEADS
 from attnlib.experiments.sst import F6_WORDS, SSTResult, SSTRun
-from attnlib.plots.style import MODEL_COLORS, NORM_LABEL, PANEL_WIDTH, SCORE_LABEL, THEORY_COLOR, use_style
+from attnlib.plots.style import (CONTRAST_COLORS, FIG_WIDTH, MODEL_COLORS, NORM_LABEL, SCORE_LABEL, THEORY_COLOR,
+                                 use_style)
 
 VARIANT_STYLES = {"default": "-", "patience2000": "--", "unmasked": ":", "code": "-."}
+
+
+def _model_legend(fig: plt.Figure, names: list[str], styles: list[tuple[str, dict]], ncol: int = 4) -> None:
+    """One legend for the whole figure, above it: a colour per model, then each line style's meaning."""
+    handles = [Line2D([], [], color=MODEL_COLORS.get(n, "C0"), lw=2, label=n) for n in names]
+    handles += [Line2D([], [], color="0.35", label=label, **style) for label, style in styles]
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=ncol)
 
 
 def plot_sst_losses(result: SSTResult) -> plt.Figure:
@@ -18,23 +30,25 @@ def plot_sst_losses(result: SSTResult) -> plt.Figure:
     use_style()
     kinds = sorted({k for k, _, _ in result.runs})
     variants = [v for v in VARIANT_STYLES if any(s[2] == v for s in result.runs)]
-    fig, axes = plt.subplots(len(variants), len(kinds), figsize=(PANEL_WIDTH * 1.4 * len(kinds), 3.0 * len(variants)),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(variants), len(kinds), figsize=(FIG_WIDTH, 2.2 * len(variants)), squeeze=False)
+    names = []
     for (kind, head, variant), run in result.runs.items():
         ax = axes[variants.index(variant), kinds.index(kind)]
         color = MODEL_COLORS.get(run.name, "C0")
+        names.append(run.name)
         for k, seed in enumerate(run.seeds):
             stop = int(run.stopped_epoch[k])
             epochs = np.arange(stop + 1)
             lw, alpha = (1.6, 1.0) if k == 0 else (0.8, 0.4)
-            ax.plot(epochs, run.loss[: stop + 1, k], color=color, lw=lw, alpha=alpha,
-                    label=f"{run.name} train" if k == 0 else None)
-            ax.plot(epochs, run.dev_loss[: stop + 1, k], color=color, lw=lw, alpha=alpha, ls="--",
-                    label=f"{run.name} dev" if k == 0 else None)
+            ax.plot(epochs, run.loss[: stop + 1, k], color=color, lw=lw, alpha=alpha)
+            ax.plot(epochs, run.dev_loss[: stop + 1, k], color=color, lw=lw, alpha=alpha, ls="--")
             ax.axvline(int(run.best_epoch[k]), color=color, lw=0.6, alpha=alpha * 0.6, ls=":")
-        ax.set(title=f"{kind}, {variant}", xlabel="epoch", ylabel="mean cross-entropy", xscale="symlog")
-        ax.set_xlim(left=0)
-        ax.legend(fontsize=7, loc="lower left")
+    for (row, variant), (col, kind) in itertools.product(enumerate(variants), enumerate(kinds)):
+        axes[row, col].set(title=f"{kind}, {variant}", xscale="symlog", ylabel="mean cross-entropy" if col == 0 else "",
+                           xlabel="epoch (symmetric log scale)" if row == len(variants) - 1 else "")
+        axes[row, col].set_xlim(left=0)
+    _model_legend(fig, list(dict.fromkeys(names)), [("training loss", {"ls": "-"}), ("dev loss", {"ls": "--"}),
+                                                  ("best epoch", {"ls": ":", "lw": 1})], ncol=5)
     fig.tight_layout()
     return fig
 
@@ -46,88 +60,133 @@ def plot_sen_grid(run: SSTRun, n_words: int = 12, seed_index: int = 0) -> plt.Fi
     curves = curves[curves.seed == run.seeds[seed_index]]
     cols = 4
     rows = int(np.ceil(n_words / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.3 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(FIG_WIDTH, 1.85 * rows + 0.5), squeeze=False)
     color = MODEL_COLORS.get(run.name, "C0")
     for ax, (rank, g) in zip(axes.ravel(), curves.groupby("rank")):
         g = g.sort_values("epoch")
         s_max = max(float(g.score.max()), 1e-3)
         grid = np.linspace(min(0.0, float(g.score.min())), s_max * 1.05, 200)
         m_w = float(g.m_w.iloc[0])
-        ax.plot(grid, theory.sen_norm(grid, m_w), color=THEORY_COLOR, lw=1.2, label="theory")
-        ax.plot(g.score, g.norm, ls=":", marker=".", ms=3, color=color, lw=1, label="measured")
+        ax.plot(grid, theory.sen_norm(grid, m_w), color=THEORY_COLOR, lw=1.2, label=r"theory $\sqrt{2\varphi_{m_w}(s)}$")
+        ax.plot(g.score, g.norm, ls=":", marker=".", ms=3, color=color, lw=1, label="measured, every 100 epochs")
         word = g.word.iloc[0]
         flag = " (PAD)" if word == "$PAD$" else ""
-        ax.set_title(f"#{rank} {word}{flag}, m={m_w:.1f}", fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.set_title(f"#{rank} {word}{flag}, m={m_w:.1f}", fontweight="normal")
     for ax in axes.ravel()[len(curves["rank"].unique()):]:
         ax.axis("off")
-    axes[0, 0].legend(fontsize=7)
-    fig.supxlabel(SCORE_LABEL, fontsize=9)
-    fig.supylabel(NORM_LABEL, fontsize=9)
-    fig.suptitle(f"{run.kind} {run.name} ({run.variant}), seed {run.seeds[seed_index]}", fontsize=10)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2,
+               title=f"{run.kind} {run.name} ({run.variant}), seed {run.seeds[seed_index]}")
+    fig.supxlabel(SCORE_LABEL)
+    fig.supylabel(NORM_LABEL)
     fig.tight_layout()
     return fig
 
 
-def plot_sen_gaps(result: SSTResult, n_top: int = 100) -> plt.Figure:
-    """F5 summary: relative gap |n - sqrt(2φ)| / sqrt(2φ) at the last snapshot of the top words, by rank."""
+def plot_sen_gaps(result: SSTResult, n_top: int = 100, criterion: float = 0.25) -> plt.Figure:
+    """F5 summary: relative gap |n - sqrt(2φ)| / sqrt(2φ) at the last snapshot of the top words, by rank.
+
+    One row per dataset and model, one column per variant; the dashed line is ``criterion``, the bound on
+    the median gap of the top 20 words."""
     use_style()
-    runs = list(result.runs.values())
-    fig, axes = plt.subplots(1, len(runs), figsize=(2.6 * len(runs), 3.0), squeeze=False, sharey=True)
-    for ax, run in zip(axes[0], runs):
+    rows = list(dict.fromkeys((kind, HEADS[head]) for kind, head, _ in sorted(result.runs)))
+    variants = [v for v in VARIANT_STYLES if any(s[2] == v for s in result.runs)]
+    fig, axes = plt.subplots(len(rows), len(variants), figsize=(FIG_WIDTH, 1.75 * len(rows) + 0.6), squeeze=False,
+                             sharex=True, sharey=True)
+    for ax in axes.ravel():
+        ax.set_visible(False)
+    for (kind, head, variant), run in result.runs.items():
+        row, col = rows.index((kind, run.name)), variants.index(variant)
+        ax = axes[row, col]
+        ax.set_visible(True)
         gaps = run.sen_gaps(n_top)
-        color = MODEL_COLORS.get(run.name, "C0")
-        ax.scatter(gaps["rank"], gaps.rel_gap, s=5, color=color, alpha=0.5)
+        ax.scatter(gaps["rank"], gaps.rel_gap, s=4, color=MODEL_COLORS.get(run.name, "C0"), alpha=0.5, linewidths=0)
         med = gaps[gaps["rank"] <= 20].groupby("seed").rel_gap.median()
-        ax.axhline(0.25, color="grey", lw=0.8, ls="--")
-        ax.set(title=f"{run.kind} {run.name}\n{run.variant}; median top-20 {med.mean():.2f}", xlabel="rank",
-               yscale="log")
-        ax.title.set_fontsize(8)
-    axes[0, 0].set_ylabel("relative gap at last snapshot")
+        ax.axhline(criterion, color=THEORY_COLOR, lw=0.8, ls="--")
+        ax.set_yscale("log")
+        header = f"{variant}\n" if row == 0 else ""
+        ax.set_title(f"{header}median of top 20: {med.mean():.2f}", fontsize=8, fontweight="normal")
+    for ax in axes[-1]:
+        ax.set_xlabel("rank of the word")
+    for ax, (kind, name) in zip(axes[:, 0], rows):
+        ax.set_ylabel(f"{kind} {name}\nrelative gap")
+    handles = [Line2D([], [], ls="", marker="o", ms=4, color=MODEL_COLORS[name], label=f"{name}: one word of one seed")
+               for name in dict.fromkeys(name for _, name in rows) if name in MODEL_COLORS]
+    handles.append(Line2D([], [], color=THEORY_COLOR, lw=0.8, ls="--", label=f"{criterion:g}: bound on the median"))
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3)
     fig.tight_layout()
     return fig
+
+
+PURITY_COLOR, OCCURRENCE_COLOR = CONTRAST_COLORS[0], CONTRAST_COLORS[1]
 
 
 def plot_attention_shift(runs: list[SSTRun], seed_index: int = 0) -> plt.Figure:
-    """F6: per run a row of 5 panels; purity Π (red, left), occurrence Ω (blue, right), Ω~ dashed."""
+    """F6: per run a row of 5 panels against epoch (log axis, from the step-1 snapshot): purity Π (left
+    axis), occurrence Ω in thousands of sentences (right axis), floored as the authors did (solid) and
+    unfloored (dashed)."""
     use_style()
-    fig, axes = plt.subplots(len(runs), len(F6_WORDS), figsize=(2.5 * len(F6_WORDS), 2.4 * len(runs)), squeeze=False)
-    for row, run in zip(axes, runs):
+    n = len(F6_WORDS)
+    fig, axes = plt.subplots(len(runs), n, figsize=(FIG_WIDTH, 1.45 * len(runs) + 0.9), squeeze=False,
+                             sharex=True)
+    tables = []
+    for run in runs:
         df = run.shift_curves()
-        df = df[(df.seed == run.seeds[seed_index]) & (df.epoch >= 1)]
-        for ax, word in zip(row, F6_WORDS):
+        tables.append(df[(df.seed == run.seeds[seed_index]) & (df.epoch >= 1)])
+    top = max([3.0] + [float(df[["occurrence", "occurrence_unfloored"]].max().max()) for df in tables if len(df)])
+    for r, (row, run, df) in enumerate(zip(axes, runs, tables)):
+        for c, (ax, word) in enumerate(zip(row, F6_WORDS)):
             g = df[df.word == word].sort_values("epoch")
-            x = g.epoch / 1000
-            ax.plot(x, g.purity, color="tab:red", lw=1.3)
-            ax.set_ylim(-0.1, 1.1)
+            ax.plot(g.epoch, g.purity, color=PURITY_COLOR, lw=1.3)
+            ax.set(ylim=(-0.05, 1.05), xscale="log")
             twin = ax.twinx()
-            twin.plot(x, g.occurrence, color="tab:blue", lw=1.3)
-            twin.plot(x, g.occurrence_unfloored, color="tab:blue", lw=1.0, ls="--")
-            twin.set_ylim(-0.1, 3.05)
-            ax.set_title(f"{run.name} ({run.variant}): {word}", fontsize=8)
-            ax.tick_params(labelsize=7)
-            twin.tick_params(labelsize=7, colors="tab:blue")
-            ax.set_xlabel("epoch / 1000", fontsize=8)
-        row[0].set_ylabel("purity Π", color="tab:red")
-    fig.tight_layout()
+            twin.plot(g.epoch, g.occurrence, color=OCCURRENCE_COLOR, lw=1.3)
+            twin.plot(g.epoch, g.occurrence_unfloored, color=OCCURRENCE_COLOR, lw=1.0, ls="--")
+            twin.set_ylim(-0.03 * top, 1.03 * top)
+            twin.grid(False)
+            twin.tick_params(axis="y", colors=OCCURRENCE_COLOR, right=c == n - 1, labelright=c == n - 1)
+            ax.tick_params(axis="y", colors=PURITY_COLOR, left=c == 0, labelleft=c == 0)
+            if r == 0:
+                ax.set_title(word)
+            if c == 0:
+                ax.set_ylabel(f"{run.name}\n{run.variant}")
+            if c == n - 1:
+                twin.set_ylabel("Ω (1000s)", color=OCCURRENCE_COLOR)
+    fig.supxlabel("epoch (log scale; first point: after step 1)")
+    handles = [Line2D([], [], color=PURITY_COLOR, lw=1.3, label="purity Π of the top token (left axis, 0 to 1)"),
+               Line2D([], [], color=OCCURRENCE_COLOR, lw=1.3, label="occurrence Ω, floored (right axis, 1000s of sentences)"),
+               Line2D([], [], color=OCCURRENCE_COLOR, lw=1.0, ls="--", label="occurrence Ω, unfloored (right axis)")]
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=1)
+    fig.tight_layout(h_pad=0.4)
     return fig
 
 
+F7_STYLES = {"powerful": {"color": CONTRAST_COLORS[1], "ls": "-"}, "best": {"color": CONTRAST_COLORS[2], "ls": "--"}}
+
+
 def plot_single_sentence(runs: list[SSTRun], seed_index: int = 0) -> plt.Figure:
-    """F7: weight, score and |q||v| of "powerful" and "best" in the F7 sentence against epoch / 1000."""
+    """F7: weight, score and |q||v| of "powerful" and "best" in the F7 sentence against epoch (log axis).
+
+    Each column shares its y axis over the runs, so a run that never left its initial plateau shows as flat."""
     use_style()
-    fig, axes = plt.subplots(len(runs), 3, figsize=(PANEL_WIDTH * 3, 2.6 * len(runs)), squeeze=False)
-    colors = {"powerful": "tab:purple", "best": "tab:green"}
-    for row, run in zip(axes, runs):
+    fig, axes = plt.subplots(len(runs), 3, figsize=(FIG_WIDTH, 1.45 * len(runs) + 0.9), squeeze=False,
+                             sharex=True, sharey="col")
+    for r, (row, run) in enumerate(zip(axes, runs)):
         df = run.single_sentence()
-        df = df[df.seed == run.seeds[seed_index]]
+        df = df[(df.seed == run.seeds[seed_index]) & (df.epoch >= 1)]
         for word, g in df.groupby("word"):
             for ax, col in zip(row, ("weight", "score", "norm")):
-                ax.plot(g.epoch / 1000, g[col], color=colors[word], label=word)
-        for ax, label in zip(row, ("attention weight in the sentence", SCORE_LABEL, NORM_LABEL)):
-            ax.set(xlabel="epoch / 1000", ylabel=label, title=f"{run.name} ({run.variant})")
-        row[0].legend(fontsize=8)
-    fig.tight_layout()
+                ax.plot(g.epoch, g[col], lw=1.4, label=f"\"{word}\"", **F7_STYLES[word])
+        row[0].set_ylabel(f"{run.name}\n{run.variant}")
+        for ax in row:
+            ax.set_xscale("log")
+    for ax, title in zip(axes[0], ("(a) attention weight", f"(b) {SCORE_LABEL}", f"(c) {NORM_LABEL}")):
+        ax.set_title(title)
+    fig.supxlabel("epoch (log scale)")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2,
+               title="in the sentence \"a powerful sequel and one of the best films of the year\"")
+    fig.tight_layout(h_pad=0.4)
     return fig
 
 
@@ -136,24 +195,29 @@ def plot_padding(runs: list[SSTRun]) -> plt.Figure:
     against epoch, per dataset; seed 0 bold, the other seeds faint."""
     use_style()
     kinds = sorted({run.kind for run in runs})
-    fig, axes = plt.subplots(2, len(kinds), figsize=(PANEL_WIDTH * 1.4 * len(kinds), 5.4), squeeze=False)
+    fig, axes = plt.subplots(2, len(kinds), figsize=(FIG_WIDTH, 5.0), squeeze=False, sharex="col")
+    names, variants = [], []
     for run in runs:
         column = kinds.index(run.kind)
         pad = run.word_names.index("$PAD$")
         color = MODEL_COLORS.get(run.name, "C0")
+        names.append(run.name)
+        variants.append(run.variant)
         for k in range(len(run.seeds)):
             last = run.last_index(k) + 1
             lw, alpha = (1.6, 1.0) if k == 0 else (0.8, 0.4)
-            style = {"color": color, "lw": lw, "alpha": alpha, "ls": VARIANT_STYLES.get(run.variant, "-"),
-                     "label": f"{run.name} ({run.variant})" if k == 0 else None}
+            style = {"color": color, "lw": lw, "alpha": alpha, "ls": VARIANT_STYLES.get(run.variant, "-")}
             axes[0, column].plot(run.record_epochs[:last], run.pad_weight[:last, k], **style)
             axes[1, column].plot(run.record_epochs[:last], run.scores[:last, k, pad], **style)
     for column, kind in enumerate(kinds):
-        axes[0, column].set(title=f"{kind}, unmasked padding", ylabel=r"mean weight of \$PAD\$", ylim=(0, 1), xscale="symlog")
-        axes[1, column].set(xlabel="epoch", ylabel=r"score of \$PAD\$", xscale="symlog")
+        axes[0, column].set(title=f"{kind}, unmasked padding", ylabel=r"mean weight of \$PAD\$" if column == 0 else "",
+                            ylim=(0, 1), xscale="symlog")
+        axes[1, column].set(xlabel="epoch (symmetric log scale)", ylabel=r"score of \$PAD\$" if column == 0 else "",
+                            xscale="symlog")
         for ax in axes[:, column]:
             ax.set_xlim(left=0)
-            ax.legend(fontsize=7)
+    _model_legend(fig, list(dict.fromkeys(names)),
+                  [(f"variant {v}", {"ls": VARIANT_STYLES.get(v, "-")}) for v in dict.fromkeys(variants)], ncol=4)
     fig.tight_layout()
     return fig
 
