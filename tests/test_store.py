@@ -344,21 +344,28 @@ def _cli(args, cwd, env_store):
                           capture_output=True, text=True, timeout=600)
 
 
+SERVE = """
+from attnlib.experiments import sst, sst_store
+run = sst.load_or_train("SST2", "TC", "unmasked", seeds=(0,))
+print(sst_store.store_dir()[1], run.source, run.seeds)
+"""
+
+
 @pytest.mark.skipif(("SST2", "TC", "unmasked") not in STORED, reason="no stored SST2_TC_unmasked run")
 def test_stored_runs_are_found_through_the_environment_outside_a_checkout(tmp_path):
     copy = tmp_path / "store"
-    copy.mkdir()
-    for name in ("SST2_TC_unmasked.npz", "SST2_TC_unmasked.json", MANIFEST):
-        shutil.copy(STORE / name, copy / name)
+    run = sst_store.select_seeds(load_run("SST2", "TC", "unmasked", STORE), [0])
+    save_run(run, copy)  # seed 0 only: served from here, not from the checkout's three seeds
     work = tmp_path / "elsewhere"
     work.mkdir()
-    done = _cli(["--seeds", "1", "--only", "SST2_TC_unmasked", "--out", "out", "--quiet"], work, copy)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), sst_store.ENV_VAR: str(copy)}
+    done = subprocess.run([sys.executable, "-c", SERVE], cwd=work, env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
     assert done.returncode == 0, done.stderr
-    assert f"stored in ${sst_store.ENV_VAR}={copy}" in done.stdout
-    assert "SST2_TC_unmasked: stored, seeds 0," in done.stdout
-    assert (work / "out" / "sst" / "metrics.json").is_file()
-    # the same copy with an edited accuracy: one line, exit 1, nothing trained
-    rewrite_npz(copy / "SST2_TC_unmasked.npz", final_test_accuracy=np.array([0.99, 0.99, 0.99]))
-    done = _cli(["--seeds", "1", "--only", "SST2_TC_unmasked", "--out", "out2", "--quiet"], work, copy)
+    assert done.stdout.split() == [f"${sst_store.ENV_VAR}={copy}", "stored", "[0]"]
+    # the same copy with an edited accuracy: attnlib run sst says so in one line, exits 1, trains nothing
+    rewrite_npz(copy / "SST2_TC_unmasked.npz", final_test_accuracy=np.array([0.99]))
+    done = _cli(["--seeds", "1", "--only", "SST2_TC_unmasked", "--out", "out", "--quiet"], work, copy)
     assert done.returncode == 1
     assert done.stderr.strip().count("\n") == 0 and "SST2_TC_unmasked.npz does not have the sha256" in done.stderr
+    assert not (work / "out" / "sst" / "metrics.json").exists()

@@ -1,7 +1,8 @@
-"""T1, F5, F6, F7 on the Stanford Sentiment Treebank: training, reduction and analysis.
+"""T1, F5, F6, F7 on the Stanford Sentiment Treebank: the settings, the reduced runs and their analysis.
 
 One *setting* is (dataset kind, head, variant) with variant in :data:`attnlib.config.SST_VARIANTS`;
-all seeds of a setting are trained in one batched :func:`attnlib.train.train` call. A run is
+all seeds of a setting are trained in one batched :func:`attnlib.train.train` call
+(:mod:`attnlib.experiments.sst_train`). A run is
 reduced right after training to what the tables and figures need (:class:`SSTRun`): the loss
 trajectories, the scores and norms of the words F5 and F7 plot, F6's purity/occurrence curves
 (computed from the scores of *all* words before the reduction), and, at the restored best epoch,

@@ -138,8 +138,8 @@ def recompute_check(run, dataset, rtol: float = LOSS_RTOL) -> dict:
     """Recompute every seed's losses and accuracies at the best epoch from the stored scores and projected
     embeddings; compare with the stored values (the curves at the best epoch, the reported test accuracy)."""
     if not run.best_scores.size:
-        return {"status": "not available", "detail": "stored before this format (without the scores and projected "
-                                                     "embeddings at the best epoch)"}
+        return {"status": "not available", "detail": "stored before this format: no scores and projected "
+                                                     "embeddings at the best epoch"}
     bad = []
     for k, seed in enumerate(run.seeds):
         b = int(run.best_epoch[k])
