@@ -158,7 +158,7 @@ def check_integrity(folder: Path, key: str) -> None:
         if _sha256(folder / name) != manifest[name]:
             raise StoredRunError(f"stored run {key} refused: {folder / name} does not have the sha256 recorded in "
                                  f"{MANIFEST} (changed since it was stored, or its write was interrupted); retrain it "
-                                 f"with `attnlib run sst --only {key} --store DIR`")
+                                 f"with `attnlib run sst --only {key} --retrain` (add --store DIR to store it)")
 
 
 # --------------------------------------------------------------------------- write and read
