@@ -126,42 +126,62 @@ def run_beyond_command(args: argparse.Namespace) -> Path:
 
 
 def _sst_setting(kind: str, head: str, variant: str, seeds: tuple[int, ...], store: Path | None, quiet: bool):
-    """One SST setting, a task of ``attnlib run sst``: with ``store``, always retrained and written to
-    STORE/sst at once; otherwise a matching stored run is served."""
-    from attnlib.experiments.sst import STORE_DIR, load_or_train
+    """Train one SST setting, a task of ``attnlib run sst``; with ``store``, write it to STORE/sst at once."""
+    from attnlib.experiments.sst import train_setting
 
-    run = load_or_train(kind, head, variant, seeds=seeds, folder=None if store else STORE_DIR, quiet=quiet)
+    run = train_setting(kind, head, variant, seeds, quiet=quiet)
     if store:
         run.save(Path(store) / "sst")
     return run
+
+
+MAX_SST_SEEDS = 10
+"""Upper bound of ``attnlib run sst --seeds``: each seed is one more model in the batch (memory and time
+grow with it); the book uses 3."""
+
+
+def _serve_sst(setting: tuple[str, str, str], seeds: list[int], folder: Path, where: str):
+    """A stored run after its checks (one line each way; a failed check raises StoredRunError)."""
+    from attnlib.experiments.sst_store import load_run, select_seeds
+    from attnlib.experiments.sst_verify import describe, require_verified, verify_run
+
+    run = load_run(*setting, folder)
+    report = require_verified(verify_run(run, replay=False))
+    print(f"{'_'.join(setting)}: stored in {where}; checks: {describe(report)}", flush=True)
+    return select_seeds(run, seeds)
 
 
 @experiment("sst", "T1, F5-F7: Attn-FC / Attn-TC on SST2 and SST5 (paper setting, patience 2000, unmasked padding)")
 def run_sst_command(args: argparse.Namespace) -> Path:
     import pandas as pd
 
-    from attnlib.experiments.sst import SETTINGS, SSTResult, available_settings
+    from attnlib.experiments.sst import SETTINGS, SSTResult
+    from attnlib.experiments.sst_store import StoredRunError, plan_runs, store_dir
     from attnlib.sweep import sweep
     from attnlib.plots.sst import (plot_attention_shift, plot_sen_gaps, plot_sen_grid, plot_single_sentence,
                                    plot_sst_losses, t1_markdown)
 
-    folder = _output_folder(args.out, "sst")
     seeds = tuple(range(args.seeds or 3))
     only = getattr(args, "only", None)
     store = getattr(args, "store", None)
-    if only or store:  # named settings, or everything for --store, are trained whatever they cost
-        settings = [s for s in SETTINGS if not only or "_".join(s) in only.split(",")]
-    else:
-        settings, skipped = available_settings()
-        for setting in skipped:
-            print(f"{'_'.join(setting)}: skipped (no stored run, and Attn-TC takes up to an hour here; "
-                  f"train it with --only {'_'.join(setting)})", flush=True)
+    retrain = bool(store) or getattr(args, "retrain", False)  # --store always retrains what it stores
+    store_folder, where = store_dir(getattr(args, "store_dir", None))
+    if getattr(args, "store_dir", None) is not None and not store_folder.is_dir():
+        raise StoredRunError(f"--store-dir {store_folder} is not a folder")
+    folder = _output_folder(args.out, "sst")
+    plan, settings, notes = plan_runs(seeds, store_folder, where, only.split(",") if only else None, retrain)
+    for note in notes:
+        print(note, flush=True)
+    served = {setting: _serve_sst(setting, served_seeds, store_folder, where) for setting, served_seeds in plan.items()}
     # settings are independent: --jobs N trains N at once (joblib; see attnlib.sweep)
-    trained = sweep(_sst_setting, settings, n_jobs=getattr(args, "jobs", None), seeds=seeds, store=store,
-                    quiet=args.quiet)
-    runs = dict(zip(settings, trained))
+    trained = dict(zip(settings, sweep(_sst_setting, settings, n_jobs=getattr(args, "jobs", None), seeds=seeds,
+                                       store=store, quiet=args.quiet)))
+    runs = {s: served[s] if s in served else trained[s] for s in SETTINGS if s in served or s in trained}
+    if not runs:
+        raise StoredRunError(f"no SST setting to run: every one asked for was skipped (stored runs: {where})")
     for setting, run in runs.items():
-        print(f"{'_'.join(setting)}: {run.source}, test accuracy {run.final_test_accuracy.mean():.4f}", flush=True)
+        print(f"{'_'.join(setting)}: {run.source}, seeds {', '.join(map(str, run.seeds))}, "
+              f"test accuracy {run.final_test_accuracy.mean():.4f}", flush=True)
     result = SSTResult(runs)
     tables = {"t1": result.table(), "t1_per_seed": result.per_seed(), "f6_checks": result.f6_checks(),
               "losses": pd.concat([r.losses() for r in runs.values()], ignore_index=True),
@@ -276,6 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
                           "base config, e.g. {\"train\": {\"lr\": 0.05}, \"model\": {\"d_embed\": 20}}")
     run.add_argument("--no-cache", action="store_true",
                      help="retrain instead of serving cached training results (see 'attnlib cache info')")
+    run.add_argument("--store-dir", type=Path, default=None,
+                     help="sst only: the folder stored runs are served from (default: $ATTNLIB_STORE_DIR, else the "
+                          "checkout's results/sst when there is one)")
+    run.add_argument("--retrain", action="store_true",
+                     help="sst only: retrain the selected settings even where a stored run exists (for instance one "
+                          "refused by its checks); slow settings only with --only")
     run.add_argument("--jobs", type=_positive_int, default=None,
                      help="sst only: settings trained at once in separate processes (default: one after another; "
                           "a joblib backend context such as Dask's takes over from the API, see attnlib.sweep)")
@@ -418,6 +444,9 @@ def _prepare_run(args: argparse.Namespace) -> None:
                 raise ValueError(f"config file {args.config}: {', '.join(fixed)} cannot be changed for beyond: each of "
                                  f"its studies sets {', '.join(BEYOND_SETS_ITSELF)} itself (its own epoch count and "
                                  f"recording interval, and every head in turn)")
+    if args.experiment == "sst" and args.seeds is not None and args.seeds > MAX_SST_SEEDS:
+        raise ValueError(f"--seeds {args.seeds}: sst trains at most {MAX_SST_SEEDS} seeds (each seed is one more "
+                         "model in the batch; the book uses 3)")
     if args.only:
         from attnlib.experiments.sst import SETTINGS
 

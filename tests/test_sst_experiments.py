@@ -185,7 +185,7 @@ def test_tables_and_roundtrip(tiny_run, tmp_path):
     crossings = run.f7_crossings()
     assert len(crossings) == 2
     run.save(tmp_path)
-    back = SSTRun.load("SST2", "FC", run.variant, tmp_path)
+    back = SSTRun.load("SST2", "FC", run.variant, tmp_path, config=run.config)
     assert back.source == "stored" and back.seeds == [0, 1]
     np.testing.assert_allclose(back.loss, run.loss, rtol=1e-6)
     np.testing.assert_allclose(back.scores, run.scores, rtol=2e-3, atol=1e-4)  # stored in float16
@@ -220,13 +220,28 @@ def test_load_or_train_retrains_on_hash_mismatch(tmp_path, monkeypatch):
 STORED = [s for s in sst.SETTINGS if sst.stored_hash(*s) is not None]
 
 
+@pytest.fixture(scope="module")
+def sst_data():
+    """The SST files, or a skip: these tests never download them."""
+    from attnlib.data import SSTDataError
+    from attnlib.data.sst import find_data_dir
+
+    try:
+        return find_data_dir(download=False)
+    except SSTDataError:
+        pytest.skip("the SST data is not available (attnlib verify-data says where it looks)")
+
+
 @pytest.mark.parametrize("setting", STORED, ids=["_".join(s) for s in STORED])
-def test_stored_run_matches_preset_and_retraining(setting):
-    """Rule (3): every stored run has the preset's config hash and its first epochs retrain to the same loss."""
+def test_stored_run_matches_preset_and_retraining(setting, sst_data):
+    """Every stored run has the preset's config hash, passes its checks, and the first epochs of every seed
+    retrain to the same training and dev loss."""
     assert sst.stored_hash(*setting) == sst_preset(*setting).config_hash()
     report = sst.verify_stored(*setting)
     assert report["epochs_compared"] >= 2
-    assert report["ok"], report
+    assert report["ok"], report["failed"]
+    assert report["checks"]["replay"]["status"] == "passed"
+    assert report["checks"]["recompute"]["status"] == ("passed" if report["format"] >= 2 else "not available")
 
 
 def test_every_variant_has_a_preset():
@@ -260,25 +275,25 @@ def test_with_first_step_inserts_the_snapshot_after_step_one(tiny_run):
 
 
 @pytest.mark.skipif(not STORED, reason="no stored SST run")
-def test_verification_detects_a_changed_trajectory(tmp_path):
+def test_verification_detects_a_changed_trajectory(tmp_path, sst_data):
     import shutil
 
     setting = STORED[0]
     key = "_".join(setting)
-    for ext in ("npz", "json"):
-        shutil.copy(sst.STORE_DIR / f"{key}.{ext}", tmp_path / f"{key}.{ext}")
+    for name in (f"{key}.npz", f"{key}.json", "MANIFEST.json"):
+        shutil.copy(sst.STORE_DIR / name, tmp_path / name)
     good = sst.verify_stored(*setting, folder=tmp_path, epochs=30)
     assert good["ok"] and good["max_rel_diff"] < 1e-5
     run = SSTRun.load(*setting, folder=tmp_path)
     run.loss = run.loss.copy()
-    run.loss[20, 0] *= 1.001
-    run.save(tmp_path)
+    run.loss[20, 1] *= 1.001  # seed 1: every seed is replayed
+    run.save(tmp_path)  # a deliberate re-store: the manifest follows, the replay does not
     bad = sst.verify_stored(*setting, folder=tmp_path, epochs=30)
-    assert not bad["ok"]
+    assert not bad["ok"] and bad["checks"]["replay"]["status"] == "failed"
 
 
 @pytest.mark.skipif(("SST5", "FC", "default") not in STORED, reason="no stored SST5 Attn-FC run")
-def test_cli_run_sst_serves_stored_runs_and_writes_metrics(tmp_path):
+def test_cli_run_sst_serves_stored_runs_and_writes_metrics(tmp_path, capsys):
     from attnlib.cli import main
 
     assert main(["run", "sst", "--seeds", "3", "--only", "SST5_FC_default", "--out", str(tmp_path), "--quiet"]) == 0
@@ -293,6 +308,8 @@ def test_cli_run_sst_serves_stored_runs_and_writes_metrics(tmp_path):
     for stem in ("t1_losses", "f5_gaps", "f5_top12_SST5_FC_default", "f5_top100_SST5_FC_default"):
         assert (folder / f"{stem}.png").stat().st_size > 1000
     assert (folder / "t1.md").read_text().startswith("| dataset")
+    out = capsys.readouterr().out
+    assert "SST5_FC_default: stored in" in out and "integrity passed; patience passed" in out
 
 
 def test_padding_attention_is_the_share_of_padding_positions_when_scores_tie():

@@ -1,19 +1,19 @@
-"""T1, F5, F6, F7 on the Stanford Sentiment Treebank (spec §5, §6, §7.3).
+"""T1, F5, F6, F7 on the Stanford Sentiment Treebank: the settings, the reduced runs and their analysis.
 
 One *setting* is (dataset kind, head, variant) with variant in :data:`attnlib.config.SST_VARIANTS`;
-all seeds of a setting are trained in one batched :func:`attnlib.train.train` call. A run is
+all seeds of a setting are trained in one batched :func:`attnlib.train.train` call
+(:mod:`attnlib.experiments.sst_train`). A run is
 reduced right after training to what the tables and figures need (:class:`SSTRun`): the loss
-trajectories, the scores and norms of the words F5 and F7 plot, and F6's purity/occurrence curves
-(computed from the scores of *all* words before the reduction). Such a reduced run can be stored
-under ``results/sst/`` with full provenance and served again when its configuration hash matches
-(:func:`load_or_train`); :func:`verify_stored` retrains the first epochs of a stored run and
-compares the per-epoch training loss.
+trajectories, the scores and norms of the words F5 and F7 plot, F6's purity/occurrence curves
+(computed from the scores of *all* words before the reduction), and, at the restored best epoch,
+every word's score and classifier-projected embedding (from which the reported losses and accuracies
+can be recomputed). The corpus transforms live in :mod:`attnlib.data.transforms`; storing runs and
+serving them again in :mod:`attnlib.experiments.sst_store`; verifying stored runs in
+:mod:`attnlib.experiments.sst_verify`.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -22,23 +22,26 @@ import numpy as np
 import pandas as pd
 
 from attnlib import paper, theory
-from attnlib.config import HEADS, SST_VARIANTS, RunConfig, sst_preset
-from attnlib.data.corpus import Corpus, Dataset
+from attnlib.config import HEADS, SST_VARIANTS, RunConfig
+from attnlib.data.corpus import Corpus
+from attnlib.data.transforms import (PAD_ID, PADDED_LENGTH, find_sentence, load_unpadded,  # noqa: F401
+                                     mean_length_minus_one, padded_dataset, word_purity)
+from attnlib.experiments import sst_store
+from attnlib.experiments.sst_store import (StoredRunError, available_settings, load_or_train,  # noqa: F401
+                                           select_seeds, stored_hash, stored_seeds)
+
+_LAZY = {"sst_train": ("sst_dataset", "reduce_run", "with_first_step", "train_setting", "at_best", "_provenance"),
+         "sst_verify": ("VERIFY_EPOCHS", "verify_stored", "require_verified", "VerificationError")}
+"""Names of :mod:`attnlib.experiments.sst_train` and :mod:`~attnlib.experiments.sst_verify`, importable from
+here too (loaded when first used: they import this module)."""
 
 SST_SEEDS = (0, 1, 2)
-"""Seeds of the SST runs (3 rather than the spec's 5: the CI budget; see the chapter)."""
+"""Seeds of the SST runs (three, to keep the book's build within its time budget; see the chapter)."""
 N_TOP = 100
 """F5: words with the largest score at the last snapshot."""
 F6_WORDS = ("powerful", "stupid", "solid", "suffers", "mess")
 F7_SENTENCE = "a powerful sequel and one of the best films of the year"
 F7_WORDS = ("powerful", "best")
-PAD_ID = 0
-PADDED_LENGTH = 52
-"""Longest sentence over all splits of both datasets (spec §6.5); the unmasked variant pads to it."""
-VERIFY_EPOCHS = 200
-"""Epochs a stored run's loss trajectory is re-checked over."""
-STORE_DIR = Path(__file__).resolve().parents[2] / "results" / "sst"
-"""Stored results committed with the project."""
 
 SETTINGS: tuple[tuple[str, str, str], ...] = tuple(
     (kind, head, variant) for variant in SST_VARIANTS for kind in ("SST2", "SST5") for head in ("FC", "TC"))
@@ -49,82 +52,21 @@ SLOW_SETTINGS = frozenset(s for s in SETTINGS if s[1] == "TC")
 the book and ``attnlib run sst`` serve these from storage and train them only when asked to."""
 
 
-def available_settings(settings: Iterable[tuple[str, str, str]] = SETTINGS,
-                       folder: Path = STORE_DIR) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
-    """(settings to run, settings skipped): a slow setting is run only when a matching stored run exists."""
-    run, skipped = [], []
-    for setting in settings:
-        stored = stored_hash(*setting, folder=folder) == sst_preset(*setting).config_hash()
-        (skipped if setting in SLOW_SETTINGS and not stored else run).append(setting)
-    return run, skipped
+def __getattr__(name: str):
+    """``STORE_DIR``: the folder stored runs are read from, resolved when asked for (see
+    :func:`attnlib.experiments.sst_store.store_dir`; the checkout's ``results/sst`` if nothing is set);
+    and the names of :data:`_LAZY`."""
+    if name == "STORE_DIR":
+        return sst_store.store_dir()[0] or sst_store.checkout_store_dir()
+    for module, names in _LAZY.items():
+        if name in names:
+            import importlib
 
-
-# --------------------------------------------------------------------------- data
-
-
-def padded_dataset(dataset: Dataset, length: int = PADDED_LENGTH, pad_id: int = PAD_ID) -> Dataset:
-    """The unmasked variant's data: every sentence of every split right-padded with ``$PAD$`` to ``length``.
-
-    ``$PAD$`` then is an ordinary word of the count matrix, so it gets a trainable score and embedding
-    and attention starts uniform over all ``length`` positions (spec decision 7, §6.6).
-    """
-    splits = {}
-    for name, corpus in dataset.splits.items():
-        if int(corpus.lengths.max()) > length:
-            raise ValueError(f"padded_dataset: split {name!r} has a sentence of {int(corpus.lengths.max())} tokens, "
-                             f"longer than the padded length {length}")
-        sentences = [np.concatenate([s, np.full(length - len(s), pad_id, dtype=np.int64)]) for s in corpus.sentences]
-        splits[name] = Corpus(sentences, corpus.labels, corpus.vocab_size)
-    return Dataset(dataset.name + "-unmasked", dataset.vocab, dataset.n_classes, splits)
-
-
-def sst_dataset(config: RunConfig) -> Dataset:
-    """The dataset a T1 configuration trains on (masked: the plain sentences; unmasked: padded)."""
-    from attnlib.data.sst import load_sst
-
-    data = load_sst(config.data.kind, keep_punctuation=config.data.keep_punctuation)
-    return data if config.data.mask_padding else padded_dataset(data)
-
-
-def mean_length_minus_one(corpus: Corpus, vocab_size: int | None = None) -> np.ndarray:
-    """Decision 8: m_w = mean length of the (unpadded) training sentences containing w, minus 1; NaN if none."""
-    counts = corpus.counts
-    present = (counts > 0).astype(np.float64)
-    lengths = corpus.lengths.astype(np.float64)
-    n_sentences = np.asarray(present.sum(axis=0)).ravel()
-    total = present.T @ lengths
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n_sentences > 0, total / np.maximum(n_sentences, 1) - 1.0, np.nan)
-
-
-def find_sentence(dataset: Dataset, text: str, split: str = "train") -> int:
-    """Index of the one sentence of ``split`` whose tokens are ``text.split()``; error if not exactly one."""
-    index = {w: i for i, w in enumerate(dataset.vocab)}
-    tokens = text.split()
-    if any(t not in index for t in tokens):
-        raise ValueError(f"find_sentence: {[t for t in tokens if t not in index]} not in the vocabulary")
-    target = np.array([index[t] for t in tokens], dtype=np.int64)
-    hits = [i for i, s in enumerate(dataset.splits[split].sentences)
-            if len(s) >= len(target) and np.array_equal(s[: len(target)], target)
-            and (len(s) == len(target) or np.all(s[len(target):] == PAD_ID))]
-    if len(hits) != 1:
-        raise ValueError(f"find_sentence: expected exactly one {split} sentence {text!r}, found {len(hits)}")
-    return hits[0]
+            return getattr(importlib.import_module(f"attnlib.experiments.{module}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------- F6: purity and occurrence
-
-
-def word_purity(corpus: Corpus) -> tuple[np.ndarray, np.ndarray]:
-    """occ(u) (sentences containing u) and purity |pos - neg| / (pos + neg) per word (NaN if occ = 0)."""
-    present = (corpus.counts > 0).astype(np.float64).tocsc()
-    labels = corpus.labels
-    pos = np.asarray(present[labels == 1].sum(axis=0)).ravel()
-    neg = np.asarray(present[labels == 0].sum(axis=0)).ravel()
-    occ = np.asarray(present.sum(axis=0)).ravel()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        purity = np.where(pos + neg > 0, np.abs(pos - neg) / np.maximum(pos + neg, 1), np.nan)
-    return occ, purity
 
 
 def top_tokens(sentences: Sequence[np.ndarray], scores: np.ndarray) -> np.ndarray:
@@ -188,17 +130,6 @@ def crossing_epochs(epochs: np.ndarray, a: np.ndarray, b: np.ndarray) -> list[in
 # --------------------------------------------------------------------------- one reduced run
 
 
-def _provenance() -> dict:
-    """The environment part of a stored run's JSON (:func:`attnlib.provenance.provenance` plus CPU threads);
-    the config hash and seeds are written under their own keys by :func:`train_setting`."""
-    import torch
-
-    from attnlib.provenance import provenance
-
-    info = {k: v for k, v in provenance().items() if k not in ("config_hashes", "seeds")}
-    return {**info, "cpu_threads": torch.get_num_threads()}
-
-
 @dataclass
 class SSTRun:
     """One setting (kind, head, variant), all seeds, reduced to what T1/F5/F6/F7 need."""
@@ -228,6 +159,13 @@ class SSTRun:
     source: str = "retrained"  # or "stored"
     pad_weight: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     """(R, S) mean attention weight of ``$PAD$`` over the training sentences (unmasked variant only)."""
+    best_scores: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    """(S, V) every word's score at the restored best epoch (runs stored since format 2)."""
+    best_projected: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.float32))
+    """(S, V, K) every word's embedding through the classifier's linear layer, E U, at the best epoch."""
+    at_best: dict = field(default_factory=dict)
+    """Per seed at the best epoch, as the engine computed them: train/dev/test loss and accuracy."""
+    store_format: int = 2
 
     @property
     def name(self) -> str:
@@ -346,207 +284,16 @@ class SSTRun:
                          "leader_last": "powerful" if a.iloc[-1] > b.iloc[-1] else "best"})
         return pd.DataFrame(rows)
 
-    # ---- storage
+    # ---- storage (see attnlib.experiments.sst_store)
 
-    def save(self, folder: Path = STORE_DIR) -> Path:
-        """Write ``<key>.npz`` (compressed; traces in float16) and ``<key>.json`` (provenance) into ``folder``."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{self.key}.npz"
-        np.savez_compressed(
-            path, loss=self.loss.astype(np.float32), dev_loss=self.dev_loss.astype(np.float32),
-            record_epochs=self.record_epochs, test_accuracy_curve=self.test_accuracy_curve.astype(np.float32),
-            words=self.words, m_w=self.m_w, scores=self.scores.astype(np.float16), norms=self.norms.astype(np.float16),
-            top=self.top, final_test_accuracy=self.final_test_accuracy, stopped_epoch=self.stopped_epoch,
-            best_epoch=self.best_epoch, query_norm=self.query_norm, f7_weights=self.f7_weights.astype(np.float16),
-            pad_weight=self.pad_weight.astype(np.float32),
-            shift=self.shift.to_numpy(np.float64) if not self.shift.empty else np.zeros((0, 0)),
-            shift_columns=np.array(list(self.shift.columns)), word_names=np.array(self.word_names))
-        meta = {"kind": self.kind, "head": self.head, "variant": self.variant, "seeds": self.seeds,
-                "config_hash": self.config.config_hash(), "config": self.config.to_dict(), **self.provenance}
-        (folder / f"{self.key}.json").write_text(json.dumps(meta, indent=2, default=list) + "\n")
-        return path
+    def save(self, folder: Path) -> Path:
+        """Write ``<key>.npz``, ``<key>.json`` and the manifest into ``folder``, atomically."""
+        return sst_store.save_run(self, folder)
 
     @classmethod
-    def load(cls, kind: str, head: str, variant: str, folder: Path = STORE_DIR) -> SSTRun:
-        folder = Path(folder)
-        key = f"{kind}_{head}_{variant}"
-        meta = json.loads((folder / f"{key}.json").read_text())
-        z = np.load(folder / f"{key}.npz", allow_pickle=False)
-        shift = pd.DataFrame(z["shift"], columns=[str(c) for c in z["shift_columns"]]) if z["shift"].size else pd.DataFrame()
-        for col in ("word_id", "snapshot", "seed_index", "seed"):
-            if col in shift:
-                shift[col] = shift[col].astype(np.int64)
-        provenance = {k: v for k, v in meta.items() if k not in ("kind", "head", "variant", "seeds", "config")}
-        return cls(kind=kind, head=head, variant=variant, config=sst_preset(kind, head, variant), seeds=meta["seeds"],
-                   loss=z["loss"], dev_loss=z["dev_loss"], record_epochs=z["record_epochs"],
-                   test_accuracy_curve=z["test_accuracy_curve"], words=z["words"],
-                   word_names=[str(w) for w in z["word_names"]], m_w=z["m_w"], scores=z["scores"].astype(np.float32),
-                   norms=z["norms"].astype(np.float32), top=z["top"], final_test_accuracy=z["final_test_accuracy"],
-                   stopped_epoch=z["stopped_epoch"], best_epoch=z["best_epoch"], query_norm=z["query_norm"],
-                   shift=shift, f7_weights=z["f7_weights"].astype(np.float32), provenance=provenance,
-                   source="stored",
-                   pad_weight=z["pad_weight"] if "pad_weight" in z.files else np.zeros((0, 0), np.float32))
-
-
-def reduce_run(result, config: RunConfig, kind: str, head: str, variant: str, dataset: Dataset,
-               n_top: int = N_TOP) -> SSTRun:
-    """Keep what the figures need from a :class:`~attnlib.train.TrainResult` that traced every word."""
-    train_corpus = dataset.train
-    vocab = dataset.vocab
-    index = {w: i for i, w in enumerate(vocab)}
-    S = len(result.seeds)
-    stopped = np.asarray(result.stopped_epoch)
-    rec = np.asarray(result.record_epochs)
-    all_scores = result.traced_scores  # (R, S, V)
-    if all_scores.shape[-1] != len(vocab):
-        raise ValueError("reduce_run: the run must trace every word (trace_words = all vocabulary ids)")
-    top = np.zeros((S, n_top), dtype=np.int64)
-    for k in range(S):
-        last = int(np.searchsorted(rec, stopped[k], side="right") - 1)
-        s = all_scores[last, k].astype(np.float64).copy()
-        if config.data.mask_padding:
-            s[PAD_ID] = -np.inf
-        top[k] = np.argsort(-s, kind="stable")[:n_top]
-    keep = set(top.ravel().tolist()) | {PAD_ID}
-    shift = pd.DataFrame()
-    f7 = np.zeros((0, 0, 0), dtype=np.float32)
-    if kind == "SST2":
-        f6_ids = [index[w] for w in F6_WORDS if w in index]
-        f7_ids = [index[w] for w in F7_SENTENCE.split()]
-        keep |= set(f6_ids) | set(f7_ids)
-        frames = []
-        for k in range(S):
-            df = attention_shift(train_corpus, all_scores[:, k], f6_ids, mask_pad=config.data.mask_padding)
-            df.insert(0, "seed_index", k)
-            df.insert(1, "seed", result.seeds[k])
-            frames.append(df)
-        shift = pd.concat(frames, ignore_index=True)
-        sentence = np.array(f7_ids)
-        find_sentence(dataset, F7_SENTENCE)  # exactly one match, or an error
-        f7 = sentence_weights(all_scores, sentence).astype(np.float32)  # over its 12 real tokens
-    words = np.array(sorted(keep), dtype=np.int64)
-    m_w = mean_length_minus_one(load_unpadded(dataset).train)[words]
-    return SSTRun(kind=kind, head=head, variant=variant, config=config, seeds=list(result.seeds),
-                  loss=result.loss, dev_loss=result.dev_loss, record_epochs=rec,
-                  test_accuracy_curve=result.test_accuracy, words=words, word_names=[vocab[i] for i in words],
-                  m_w=m_w, scores=all_scores[:, :, words], norms=result.traced_norms[:, :, words], top=top,
-                  final_test_accuracy=result.final_test_accuracy, stopped_epoch=stopped,
-                  best_epoch=np.asarray(result.best_epoch), query_norm=result.query_norm, shift=shift, f7_weights=f7,
-                  pad_weight=np.zeros((0, 0), np.float32) if config.data.mask_padding
-                  else padding_attention(train_corpus, all_scores))
-
-
-def with_first_step(run: SSTRun, dataset: Dataset | None = None) -> SSTRun:
-    """Insert the snapshot after step 1 (spec §2.6, F6: "the first plotted snapshot is the one after step 1").
-
-    The training loop records every P epochs; one extra gradient step from the same initialisation
-    (deterministic, identical to the run's first step) gives the scores of every word at t = 1.
-    """
-    from attnlib.train import train
-
-    if 1 in set(np.asarray(run.record_epochs).tolist()):
-        return run
-    dataset = dataset or sst_dataset(run.config)
-    short = run.config.replace(train={"epochs": 1, "record_every": 1})
-    r = train(short.model, short.train, [dataset] * len(run.seeds), list(run.seeds),
-              trace_words=np.arange(len(dataset.vocab)), quiet=True)
-    at = 1 if len(run.record_epochs) and run.record_epochs[0] == 0 else 0
-    all1 = r.traced_scores[1]  # (S, V)
-    run.record_epochs = np.insert(run.record_epochs, at, 1)
-    run.scores = np.insert(run.scores, at, all1[:, run.words], axis=0)
-    run.norms = np.insert(run.norms, at, r.traced_norms[1][:, run.words], axis=0)
-    run.test_accuracy_curve = np.insert(run.test_accuracy_curve, at, r.test_accuracy[1], axis=0)
-    if run.f7_weights.size:
-        index = {w: i for i, w in enumerate(dataset.vocab)}
-        sentence = np.array([index[w] for w in F7_SENTENCE.split()])
-        run.f7_weights = np.insert(run.f7_weights, at, sentence_weights(all1, sentence), axis=0)
-    if run.pad_weight.size:
-        run.pad_weight = np.insert(run.pad_weight, at, padding_attention(dataset.train, all1[None])[0], axis=0)
-    if not run.shift.empty:
-        shift = run.shift.copy()
-        shift.loc[shift.snapshot >= at, "snapshot"] += 1
-        f6_ids = sorted(set(shift.word_id.astype(int)), key=list(shift.word_id.astype(int)).index)
-        frames = [shift]
-        for k, seed in enumerate(run.seeds):
-            df = attention_shift(dataset.train, all1[k][None], f6_ids, mask_pad=run.config.data.mask_padding)
-            df["snapshot"] = at
-            df.insert(0, "seed_index", k)
-            df.insert(1, "seed", seed)
-            frames.append(df)
-        run.shift = (pd.concat(frames, ignore_index=True).sort_values(["seed_index", "word_id", "snapshot"], kind="stable")
-                     .reset_index(drop=True))[shift.columns]
-    return run
-
-
-def load_unpadded(dataset: Dataset) -> Dataset:
-    """The dataset with trailing ``$PAD$`` tokens removed (identity for masked data)."""
-    if not dataset.name.endswith("-unmasked"):
-        return dataset
-    splits = {n: Corpus([s[s != PAD_ID] for s in c.sentences], c.labels, c.vocab_size) for n, c in dataset.splits.items()}
-    return Dataset(dataset.name[: -len("-unmasked")], dataset.vocab, dataset.n_classes, splits)
-
-
-def train_setting(kind: str, head: str, variant: str, seeds: Sequence[int] = SST_SEEDS, quiet: bool = True,
-                  config: RunConfig | None = None, dataset: Dataset | None = None) -> SSTRun:
-    """Train one setting (all seeds batched), tracing every word every P epochs, and reduce it."""
-    from attnlib.train import train
-
-    config = config or sst_preset(kind, head, variant)
-    dataset = dataset or sst_dataset(config)
-    start = time.perf_counter()
-    result = train(config.model, config.train, [dataset] * len(seeds), list(seeds),
-                   trace_words=np.arange(len(dataset.vocab)), quiet=quiet)
-    wall = time.perf_counter() - start
-    run = reduce_run(result, config, kind, head, variant, dataset)
-    run = with_first_step(run, dataset)
-    run.provenance = {"config_hash": config.config_hash(), **_provenance(), "wall_time_s": round(wall, 1),
-                      "seeds": list(seeds), "dataset_fingerprint": dataset.fingerprint(),
-                      "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    return run
-
-
-def stored_hash(kind: str, head: str, variant: str, folder: Path = STORE_DIR) -> str | None:
-    """The config hash recorded with a stored run, or None if there is none."""
-    path = Path(folder) / f"{kind}_{head}_{variant}.json"
-    if not path.is_file() or not path.with_suffix(".npz").is_file():
-        return None
-    return json.loads(path.read_text()).get("config_hash")
-
-
-def load_or_train(kind: str, head: str, variant: str, seeds: Sequence[int] = SST_SEEDS,
-                  folder: Path | None = STORE_DIR, retrain: Iterable[tuple[str, str, str]] = (),
-                  quiet: bool = True) -> SSTRun:
-    """Serve the stored run when its config hash and seeds match the current preset, else retrain.
-
-    Settings listed in ``retrain`` are always retrained.
-    """
-    config = sst_preset(kind, head, variant)
-    if folder is not None and (kind, head, variant) not in set(retrain):
-        if stored_hash(kind, head, variant, folder) == config.config_hash():
-            run = SSTRun.load(kind, head, variant, folder)
-            if list(run.seeds) == list(seeds):
-                return run
-    return train_setting(kind, head, variant, seeds, quiet=quiet, config=config)
-
-
-def verify_stored(kind: str, head: str, variant: str, folder: Path = STORE_DIR, epochs: int = VERIFY_EPOCHS,
-                  rtol: float = 1e-4) -> dict:
-    """Retrain the first ``epochs`` epochs of a stored run's first seed and compare the training loss per epoch."""
-    from attnlib.train import train
-
-    run = SSTRun.load(kind, head, variant, folder)
-    config = sst_preset(kind, head, variant)
-    if run.provenance.get("config_hash") != config.config_hash():
-        raise ValueError(f"stored {run.key} has config hash {run.provenance.get('config_hash')}, "
-                         f"the preset has {config.config_hash()}")
-    dataset = sst_dataset(config)
-    short = config.replace(train={"epochs": epochs})
-    result = train(short.model, short.train, [dataset], [run.seeds[0]], quiet=True)
-    n = min(epochs + 1, int(run.stopped_epoch[0]) + 1)
-    fresh, stored = result.loss[:n, 0], run.loss[:n, 0]
-    rel = float(np.max(np.abs(fresh - stored) / np.abs(stored)))
-    return {"setting": run.key, "epochs_compared": n, "max_rel_diff": rel, "ok": bool(rel <= rtol)}
+    def load(cls, kind: str, head: str, variant: str, folder: Path | None = None, config: RunConfig | None = None) -> SSTRun:
+        """The stored run, checked (sha256 against the manifest; kind, head, variant, config, seeds, class count)."""
+        return sst_store.load_run(kind, head, variant, folder, config)
 
 
 # --------------------------------------------------------------------------- all settings
@@ -619,7 +366,7 @@ class SSTResult:
 
 
 def run_sst(settings: Iterable[tuple[str, str, str]] = SETTINGS, seeds: Sequence[int] = SST_SEEDS,
-            folder: Path | None = STORE_DIR, retrain: Iterable[tuple[str, str, str]] = (),
+            folder: Path | None = None, retrain: Iterable[tuple[str, str, str]] = (),
             quiet: bool = True, n_jobs: int | None = None) -> SSTResult:
     """Every setting, served from storage when it matches (see :func:`load_or_train`), else retrained.
 

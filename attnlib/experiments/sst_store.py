@@ -1,0 +1,392 @@
+"""Stored SST runs: where they are, how they are written, and the checks every load makes.
+
+A stored run is ``<key>.npz`` (the arrays of an :class:`~attnlib.experiments.sst.SSTRun`) with its
+JSON sidecar ``<key>.json`` (configuration and provenance), ``key = KIND_HEAD_VARIANT``. The folder's
+``MANIFEST.json`` records the sha256 of every stored file. Each file is written atomically and the
+manifest last, so a writer killed at any moment leaves either the previous pair with the previous
+manifest, or files the manifest does not vouch for, which every load refuses (one line naming the
+file) rather than serving or crashing on.
+
+Every load also checks that the arrays belong to the setting asked for: the npz names its own kind,
+head, variant and configuration hash, which must agree with the sidecar and the request, and its
+shapes must agree with the seeds and (for runs that store them) the class count of the dataset.
+
+Where stored runs are read from is decided when they are needed, never at import: an explicit folder,
+else ``$ATTNLIB_STORE_DIR``, else ``results/sst`` of the checkout this package runs from, if there is one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+
+from attnlib.data.sst import SSTDataError
+from attnlib.files import atomic_write, write_json
+
+if TYPE_CHECKING:
+    from attnlib.experiments.sst import SSTRun
+
+ENV_VAR = "ATTNLIB_STORE_DIR"
+MANIFEST = "MANIFEST.json"
+FORMAT = 2
+"""Format of newly stored runs. 2: per seed, the scores and the classifier-projected embeddings at the
+restored best epoch and the losses and accuracies there (so that they can be recomputed); 1: without."""
+N_CLASSES = {"SST2": 2, "SST5": 5}
+
+ARRAYS = ("loss", "dev_loss", "record_epochs", "test_accuracy_curve", "words", "m_w", "scores", "norms", "top",
+          "final_test_accuracy", "stopped_epoch", "best_epoch", "query_norm", "f7_weights", "pad_weight")
+AT_BEST = ("train_loss", "train_accuracy", "dev_loss", "dev_accuracy", "test_loss", "test_accuracy")
+"""Per seed, what format 2 stores at the restored best epoch besides the scores and projected embeddings."""
+
+
+class StoredRunError(SSTDataError):
+    """A stored run that cannot be served: missing, changed since it was stored, or another setting's.
+    (An :class:`~attnlib.data.SSTDataError`, so that ``attnlib run`` reports it as one line.)"""
+
+
+# --------------------------------------------------------------------------- where
+
+
+def checkout_store_dir() -> Path:
+    """``results/sst`` of the checkout this package is imported from (it may not exist, e.g. in a wheel)."""
+    return Path(__file__).resolve().parents[2] / "results" / "sst"
+
+
+def store_dir(folder: str | Path | None = None) -> tuple[Path | None, str]:
+    """The folder stored runs are read from, and how it was chosen (for messages).
+
+    ``folder`` if given, else ``$ATTNLIB_STORE_DIR`` if set (both authoritative: a named folder is used
+    even when it holds nothing), else the checkout's ``results/sst`` when it exists, else None.
+    """
+    if folder is not None:
+        return Path(folder).expanduser(), f"--store-dir {folder}"
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env).expanduser(), f"${ENV_VAR}={env}"
+    checkout = checkout_store_dir()
+    if checkout.is_dir():
+        return checkout, f"the checkout's {checkout}"
+    return None, f"nowhere (${ENV_VAR} is not set and there is no checkout with results/sst)"
+
+
+def _folder(folder: str | Path | None) -> Path:
+    found, where = store_dir(folder)
+    if found is None:
+        raise StoredRunError(f"no folder of stored SST runs: looked {where}")
+    return found
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+def _sha256(path: Path) -> str:
+    from attnlib.data.sst import sha256_of
+
+    return sha256_of(path)
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """Serialise manifest updates of writers storing into one folder at once (``--jobs``)."""
+    try:
+        import fcntl
+    except ImportError:  # no advisory locks (Windows): one writer at a time is the user's to ensure
+        yield
+        return
+    handle = os.open(folder, os.O_RDONLY)  # the folder itself is the lock: no lock file left behind
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)  # releases the lock
+
+
+def read_manifest(folder: Path) -> dict[str, str]:
+    """File name -> sha256 of ``folder``'s manifest; {} when it has none."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        return {}
+    try:
+        files = json.loads(path.read_text())["files"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise StoredRunError(f"{path} is not a manifest of stored runs ({error})") from None
+    return {str(k): str(v) for k, v in files.items()}
+
+
+def _write_manifest(folder: Path, files: dict[str, str]) -> Path:
+    path = Path(folder) / MANIFEST
+    write_json(path, {"about": "sha256 of every stored SST run file; every load checks it (attnlib.experiments."
+                               "sst_store). Regenerate after a deliberate re-store: python -m "
+                               "attnlib.experiments.sst_verify manifest",
+                      "files": dict(sorted(files.items()))})
+    return path
+
+
+def update_manifest(folder: Path, names: Sequence[str]) -> Path:
+    """Record the current sha256 of ``names`` (files in ``folder``) in its manifest, keeping the others."""
+    folder = Path(folder)
+    with _locked(folder):
+        files = read_manifest(folder)
+        files.update({name: _sha256(folder / name) for name in names})
+        return _write_manifest(folder, files)
+
+
+def regenerate_manifest(folder: str | Path | None = None) -> Path:
+    """Rewrite the manifest from the stored files now in the folder (after a deliberate re-store)."""
+    folder = _folder(folder)
+    names = sorted(p.name for p in folder.iterdir() if p.suffix in (".npz", ".json") and p.name != MANIFEST)
+    with _locked(folder):
+        return _write_manifest(folder, {name: _sha256(folder / name) for name in names})
+
+
+def check_integrity(folder: Path, key: str) -> None:
+    """Raise :class:`StoredRunError` unless both files of ``key`` have the manifest's sha256."""
+    manifest = read_manifest(folder)
+    if not manifest:
+        raise StoredRunError(f"stored run {key} refused: {folder / MANIFEST} is missing, so its files cannot be "
+                             "checked (regenerate it: python -m attnlib.experiments.sst_verify manifest)")
+    for name in (f"{key}.npz", f"{key}.json"):
+        if name not in manifest:
+            raise StoredRunError(f"stored run {key} refused: {folder / name} is not in {MANIFEST}")
+        if _sha256(folder / name) != manifest[name]:
+            raise StoredRunError(f"stored run {key} refused: {folder / name} does not have the sha256 recorded in "
+                                 f"{MANIFEST} (changed since it was stored, or its write was interrupted); retrain it "
+                                 f"with `attnlib run sst --only {key} --retrain` (add --store DIR to store it)")
+
+
+# --------------------------------------------------------------------------- write and read
+
+
+def stored_hash(kind: str, head: str, variant: str, folder: str | Path | None = None) -> str | None:
+    """The config hash a stored run's sidecar records, or None if there is no stored run (unchecked:
+    loading it checks it)."""
+    found, _ = store_dir(folder)
+    if found is None:
+        return None
+    path = found / f"{kind}_{head}_{variant}.json"
+    if not path.is_file() or not path.with_suffix(".npz").is_file():
+        return None
+    try:
+        return json.loads(path.read_text()).get("config_hash")
+    except ValueError:
+        return "unreadable"
+
+
+def save_run(run: SSTRun, folder: str | Path) -> Path:
+    """Write ``<key>.npz`` (compressed; traces in float16), ``<key>.json``, then the manifest, each atomically."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{run.key}.npz"
+    arrays = {name: np.asarray(getattr(run, name)) for name in ARRAYS}
+    for name in ("loss", "dev_loss", "test_accuracy_curve", "pad_weight"):
+        arrays[name] = arrays[name].astype(np.float32)
+    for name in ("scores", "norms", "f7_weights"):
+        arrays[name] = arrays[name].astype(np.float16)
+    arrays.update(shift=run.shift.to_numpy(np.float64) if not run.shift.empty else np.zeros((0, 0)),
+                  shift_columns=np.array(list(run.shift.columns)), word_names=np.array(run.word_names),
+                  kind=np.array(run.kind), head=np.array(run.head), variant=np.array(run.variant),
+                  config_hash=np.array(run.config.config_hash()), seeds=np.asarray(run.seeds, dtype=np.int64))
+    if run.best_scores.size:
+        arrays.update(format=np.array(FORMAT), best_scores=run.best_scores.astype(np.float32),
+                      best_projected=run.best_projected.astype(np.float32),
+                      **{f"at_best_{k}": np.asarray(run.at_best[k], dtype=np.float64) for k in AT_BEST})
+    else:
+        arrays["format"] = np.array(1)
+
+    def write_npz(target: Path) -> None:
+        with open(target, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+
+    atomic_write(path, write_npz)
+    meta = {"kind": run.kind, "head": run.head, "variant": run.variant, "seeds": [int(s) for s in run.seeds],
+            "config_hash": run.config.config_hash(), "config": run.config.to_dict(), **run.provenance}
+    write_json(folder / f"{run.key}.json", meta, default=list)
+    update_manifest(folder, [path.name, f"{run.key}.json"])
+    return path
+
+
+def _refuse(key: str, why: str) -> StoredRunError:
+    return StoredRunError(f"stored run {key} refused: {why}")
+
+
+def load_run(kind: str, head: str, variant: str, folder: str | Path | None = None, config=None) -> SSTRun:
+    """The stored run of a setting, after the integrity and identity checks (:class:`StoredRunError` if one
+    fails); ``config`` is the configuration it must have been trained with (default: the setting's preset)."""
+    from attnlib.config import sst_preset
+    from attnlib.experiments.sst import SSTRun
+
+    config = config or sst_preset(kind, head, variant)
+    folder = _folder(folder)
+    key = f"{kind}_{head}_{variant}"
+    if not (folder / f"{key}.npz").is_file() or not (folder / f"{key}.json").is_file():
+        raise StoredRunError(f"no stored run {key} in {folder}")
+    check_integrity(folder, key)
+    try:
+        meta = json.loads((folder / f"{key}.json").read_text())
+        with np.load(folder / f"{key}.npz", allow_pickle=False) as npz:
+            z = {name: npz[name] for name in npz.files}
+    except (ValueError, OSError, zipfile.BadZipFile) as error:
+        raise _refuse(key, f"cannot read it ({error})") from None
+    for field, asked in (("kind", kind), ("head", head), ("variant", variant)):
+        for where, value in (("sidecar", meta.get(field)), ("npz", str(z[field]) if field in z else None)):
+            if value != asked:
+                raise _refuse(key, f"its {where} says {field} {value!r}, not {asked!r} (another setting's file)")
+    if str(z["config_hash"]) != meta.get("config_hash"):
+        raise _refuse(key, f"the npz has config hash {z['config_hash']}, its sidecar {meta.get('config_hash')}")
+    if meta.get("config_hash") != config.config_hash():
+        raise _refuse(key, f"trained with config hash {meta.get('config_hash')}, the setting now has "
+                           f"{config.config_hash()} (stale: retrain it)")
+    seeds = [int(s) for s in meta.get("seeds", [])]
+    if z["seeds"].tolist() != seeds or z["loss"].shape[1] != len(seeds) or z["final_test_accuracy"].shape != (len(seeds),):
+        raise _refuse(key, f"its arrays do not have one column per seed of {seeds}")
+    fmt = int(z.get("format", 1))
+    if fmt >= 2 and z["best_projected"].shape[2] != N_CLASSES[kind]:
+        raise _refuse(key, f"its final layer has {z['best_projected'].shape[2]} classes, {kind} has {N_CLASSES[kind]}")
+    shift = pd.DataFrame(z["shift"], columns=[str(c) for c in z["shift_columns"]]) if z["shift"].size else pd.DataFrame()
+    for col in ("word_id", "snapshot", "seed_index", "seed"):
+        if col in shift:
+            shift[col] = shift[col].astype(np.int64)
+    provenance = {k: v for k, v in meta.items() if k not in ("kind", "head", "variant", "seeds", "config")}
+    arrays = {name: z[name] for name in ARRAYS if name in z}
+    for name in ("scores", "norms", "f7_weights"):
+        arrays[name] = arrays[name].astype(np.float32)
+    extra = {}
+    if fmt >= 2:
+        extra = {"best_scores": z["best_scores"], "best_projected": z["best_projected"],
+                 "at_best": {k: z[f"at_best_{k}"] for k in AT_BEST}}
+    return SSTRun(kind=kind, head=head, variant=variant, config=config, seeds=seeds,
+                  word_names=[str(w) for w in z["word_names"]], shift=shift, provenance=provenance, source="stored",
+                  store_format=fmt, **arrays, **extra)
+
+
+def select_seeds(run: SSTRun, seeds: Sequence[int]) -> SSTRun:
+    """The run restricted to ``seeds`` (all of which it must have), in that order."""
+    import copy
+
+    index = [list(run.seeds).index(int(s)) for s in seeds]
+    if index == list(range(len(run.seeds))):
+        return run
+    out = copy.copy(run)
+    out.seeds = [int(s) for s in seeds]
+    for name in ("loss", "dev_loss", "test_accuracy_curve", "pad_weight"):
+        value = getattr(run, name)
+        setattr(out, name, value[:, index] if value.size else value)
+    for name in ("scores", "norms", "f7_weights"):
+        value = getattr(run, name)
+        setattr(out, name, value[:, index] if value.size else value)
+    for name in ("top", "final_test_accuracy", "stopped_epoch", "best_epoch", "query_norm", "best_scores",
+                 "best_projected"):
+        value = getattr(run, name)
+        setattr(out, name, value[index] if value.size else value)
+    out.at_best = {k: np.asarray(v)[index] for k, v in run.at_best.items()}
+    if not run.shift.empty:
+        out.shift = pd.concat([run.shift[run.shift.seed_index == old].assign(seed_index=new)
+                               for new, old in enumerate(index)], ignore_index=True)
+    return out
+
+
+# --------------------------------------------------------------------------- serving
+
+
+def stored_seeds(kind: str, head: str, variant: str, folder: str | Path | None = None) -> list[int]:
+    """Seeds of the stored run of a setting whose config hash matches the preset ([] if none; unchecked)."""
+    from attnlib.config import sst_preset
+
+    found, _ = store_dir(folder)
+    if found is None or stored_hash(kind, head, variant, found) != sst_preset(kind, head, variant).config_hash():
+        return []
+    try:
+        return [int(s) for s in json.loads((found / f"{kind}_{head}_{variant}.json").read_text()).get("seeds", [])]
+    except ValueError:
+        return []
+
+
+def available_settings(settings=None, folder: str | Path | None = None, seeds: Sequence[int] | None = None):
+    """(settings to run, settings skipped): a slow setting (:data:`~attnlib.experiments.sst.SLOW_SETTINGS`)
+    is run only when a matching stored run has at least one of ``seeds`` (default: the book's seeds)."""
+    from attnlib.experiments import sst
+
+    seeds = {int(s) for s in (sst.SST_SEEDS if seeds is None else seeds)}
+    run, skipped = [], []
+    for setting in sst.SETTINGS if settings is None else settings:
+        stored = bool(set(stored_seeds(*setting, folder=folder)) & seeds)
+        (skipped if setting in sst.SLOW_SETTINGS and not stored else run).append(tuple(setting))
+    return run, skipped
+
+
+def load_or_train(kind: str, head: str, variant: str, seeds: Sequence[int] | None = None,
+                  folder: str | Path | None = None, retrain=(), quiet: bool = True, use_store: bool = True) -> SSTRun:
+    """Serve the stored run (from ``folder``, see :func:`store_dir`) when its config hash matches the
+    current preset and it has every one of ``seeds``, else retrain.
+
+    A stored run that fails its checks raises :class:`StoredRunError`; it is never replaced by a
+    retrained one unless asked: settings listed in ``retrain``, or all with ``use_store=False``.
+    """
+    from attnlib.config import sst_preset
+    from attnlib.experiments import sst
+
+    seeds = tuple(sst.SST_SEEDS if seeds is None else (int(s) for s in seeds))
+    if use_store and (kind, head, variant) not in {tuple(r) for r in retrain}:
+        if set(seeds) <= set(stored_seeds(kind, head, variant, folder)):
+            return select_seeds(load_run(kind, head, variant, folder), seeds)
+    return sst.train_setting(kind, head, variant, seeds, quiet=quiet, config=sst_preset(kind, head, variant))
+
+
+def training_estimate(setting: tuple[str, str, str], folder: Path | None, n_seeds: int) -> str:
+    """How long training ``n_seeds`` seeds of a setting takes, from the stored run's wall time."""
+    path = folder / f"{'_'.join(setting)}.json" if folder else None
+    try:
+        meta = json.loads(path.read_text()) if path and path.is_file() else {}
+    except ValueError:
+        meta = {}
+    wall, stored = meta.get("wall_time_s"), len(meta.get("seeds", []))
+    if not wall or not stored:
+        return "training time unknown (no stored run to estimate it from)"
+    return (f"about {wall * n_seeds / stored / 60:.0f} min to train {n_seeds} seed{'s' * (n_seeds > 1)} "
+            f"(the stored run's {stored} seeds took {wall:.0f} s on {meta.get('cpu_threads', '?')} CPU threads)")
+
+
+def plan_runs(seeds: Sequence[int], folder: Path | None, where: str, only: Sequence[str] | None = None,
+              retrain: bool = False):
+    """What ``attnlib run sst`` does with each setting: (serve, train, notes).
+
+    ``serve`` maps a setting to the stored seeds served; ``train`` lists the settings trained (fast ones,
+    or any named in ``only``); ``notes`` are the lines saying what was skipped or why a slow one trains.
+    A slow setting (:data:`~attnlib.experiments.sst.SLOW_SETTINGS`) not named in ``only`` is never
+    trained: its stored seeds are served and the others skipped, with the command and the time to train them.
+    """
+    from attnlib.experiments import sst
+
+    seeds = [int(s) for s in seeds]
+    serve, train, notes = {}, [], []
+    for setting in sst.SETTINGS:
+        key = "_".join(setting)
+        if only and key not in only:
+            continue
+        have = set(stored_seeds(*setting, folder=folder)) if folder and not retrain else set()
+        missing = [s for s in seeds if s not in have]
+        if not missing:
+            serve[setting] = seeds
+        elif setting in sst.SLOW_SETTINGS and not only:
+            if len(missing) < len(seeds):
+                serve[setting] = [s for s in seeds if s not in missing]
+            plural = len(missing) > 1
+            why = ("--retrain retrains slow settings only when --only names them" if retrain
+                   else f"no stored run with {'them' if plural else 'it'} in {where}")
+            notes.append(f"{key}: seed{'s' * plural} {', '.join(map(str, missing))} skipped: {why}, and Attn-TC is "
+                         f"slow, {training_estimate(setting, folder, len(missing))}; train with "
+                         f"`attnlib run sst --only {key} --seeds {len(seeds)}`")
+        else:
+            train.append(setting)
+            if setting in sst.SLOW_SETTINGS:
+                notes.append(f"{key}: training {len(seeds)} seeds ("
+                             f"{'asked for' if retrain else f'no stored run with them in {where}'}), "
+                             f"{training_estimate(setting, folder, len(seeds))}")
+    return serve, train, notes

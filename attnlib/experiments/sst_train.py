@@ -1,0 +1,169 @@
+"""Training one SST setting and reducing it to an :class:`~attnlib.experiments.sst.SSTRun`."""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from attnlib.config import RunConfig, sst_preset
+from attnlib.data.corpus import Dataset
+from attnlib.data.transforms import PAD_ID, find_sentence, load_unpadded, mean_length_minus_one, padded_dataset
+from attnlib.experiments.sst import (F6_WORDS, F7_SENTENCE, N_TOP, SST_SEEDS, SSTRun, attention_shift,
+                                     padding_attention, sentence_weights)
+
+
+def sst_dataset(config: RunConfig, download: bool = True) -> Dataset:
+    """The dataset a T1 configuration trains on (masked: the plain sentences; unmasked: padded)."""
+    from attnlib.data.sst import load_sst
+
+    data = load_sst(config.data.kind, keep_punctuation=config.data.keep_punctuation, download=download)
+    return data if config.data.mask_padding else padded_dataset(data)
+
+
+def _provenance() -> dict:
+    """The environment part of a stored run's JSON (:func:`attnlib.provenance.provenance` plus CPU threads);
+    the config hash and seeds are written under their own keys by :func:`train_setting`."""
+    import torch
+
+    from attnlib.provenance import provenance
+
+    info = {k: v for k, v in provenance().items() if k not in ("config_hashes", "seeds")}
+    return {**info, "cpu_threads": torch.get_num_threads()}
+
+
+def reduce_run(result, config: RunConfig, kind: str, head: str, variant: str, dataset: Dataset,
+               n_top: int = N_TOP) -> SSTRun:
+    """Keep what the figures need from a :class:`~attnlib.train.TrainResult` that traced every word."""
+    train_corpus = dataset.train
+    vocab = dataset.vocab
+    index = {w: i for i, w in enumerate(vocab)}
+    S = len(result.seeds)
+    stopped = np.asarray(result.stopped_epoch)
+    rec = np.asarray(result.record_epochs)
+    all_scores = result.traced_scores  # (R, S, V)
+    if all_scores.shape[-1] != len(vocab):
+        raise ValueError("reduce_run: the run must trace every word (trace_words = all vocabulary ids)")
+    top = np.zeros((S, n_top), dtype=np.int64)
+    for k in range(S):
+        last = int(np.searchsorted(rec, stopped[k], side="right") - 1)
+        s = all_scores[last, k].astype(np.float64).copy()
+        if config.data.mask_padding:
+            s[PAD_ID] = -np.inf
+        top[k] = np.argsort(-s, kind="stable")[:n_top]
+    keep = set(top.ravel().tolist()) | {PAD_ID}
+    shift = pd.DataFrame()
+    f7 = np.zeros((0, 0, 0), dtype=np.float32)
+    if kind == "SST2":
+        f6_ids = [index[w] for w in F6_WORDS if w in index]
+        f7_ids = [index[w] for w in F7_SENTENCE.split()]
+        keep |= set(f6_ids) | set(f7_ids)
+        frames = []
+        for k in range(S):
+            df = attention_shift(train_corpus, all_scores[:, k], f6_ids, mask_pad=config.data.mask_padding)
+            df.insert(0, "seed_index", k)
+            df.insert(1, "seed", result.seeds[k])
+            frames.append(df)
+        shift = pd.concat(frames, ignore_index=True)
+        sentence = np.array(f7_ids)
+        find_sentence(dataset, F7_SENTENCE)  # exactly one match, or an error
+        f7 = sentence_weights(all_scores, sentence).astype(np.float32)  # over its 12 real tokens
+    words = np.array(sorted(keep), dtype=np.int64)
+    m_w = mean_length_minus_one(load_unpadded(dataset).train)[words]
+    return SSTRun(kind=kind, head=head, variant=variant, config=config, seeds=list(result.seeds),
+                  loss=result.loss, dev_loss=result.dev_loss, record_epochs=rec,
+                  test_accuracy_curve=result.test_accuracy, words=words, word_names=[vocab[i] for i in words],
+                  m_w=m_w, scores=all_scores[:, :, words], norms=result.traced_norms[:, :, words], top=top,
+                  final_test_accuracy=result.final_test_accuracy, stopped_epoch=stopped,
+                  best_epoch=np.asarray(result.best_epoch), query_norm=result.query_norm, shift=shift, f7_weights=f7,
+                  pad_weight=np.zeros((0, 0), np.float32) if config.data.mask_padding
+                  else padding_attention(train_corpus, all_scores))
+
+
+def with_first_step(run: SSTRun, dataset: Dataset | None = None) -> SSTRun:
+    """Insert the snapshot after step 1 (spec §2.6, F6: "the first plotted snapshot is the one after step 1").
+
+    The training loop records every P epochs; one extra gradient step from the same initialisation
+    (deterministic, identical to the run's first step) gives the scores of every word at t = 1.
+    """
+    from attnlib.train import train
+
+    if 1 in set(np.asarray(run.record_epochs).tolist()):
+        return run
+    dataset = dataset or sst_dataset(run.config)
+    short = run.config.replace(train={"epochs": 1, "record_every": 1})
+    r = train(short.model, short.train, [dataset] * len(run.seeds), list(run.seeds),
+              trace_words=np.arange(len(dataset.vocab)), quiet=True)
+    at = 1 if len(run.record_epochs) and run.record_epochs[0] == 0 else 0
+    all1 = r.traced_scores[1]  # (S, V)
+    run.record_epochs = np.insert(run.record_epochs, at, 1)
+    run.scores = np.insert(run.scores, at, all1[:, run.words], axis=0)
+    run.norms = np.insert(run.norms, at, r.traced_norms[1][:, run.words], axis=0)
+    run.test_accuracy_curve = np.insert(run.test_accuracy_curve, at, r.test_accuracy[1], axis=0)
+    if run.f7_weights.size:
+        index = {w: i for i, w in enumerate(dataset.vocab)}
+        sentence = np.array([index[w] for w in F7_SENTENCE.split()])
+        run.f7_weights = np.insert(run.f7_weights, at, sentence_weights(all1, sentence), axis=0)
+    if run.pad_weight.size:
+        run.pad_weight = np.insert(run.pad_weight, at, padding_attention(dataset.train, all1[None])[0], axis=0)
+    if not run.shift.empty:
+        shift = run.shift.copy()
+        shift.loc[shift.snapshot >= at, "snapshot"] += 1
+        f6_ids = sorted(set(shift.word_id.astype(int)), key=list(shift.word_id.astype(int)).index)
+        frames = [shift]
+        for k, seed in enumerate(run.seeds):
+            df = attention_shift(dataset.train, all1[k][None], f6_ids, mask_pad=run.config.data.mask_padding)
+            df["snapshot"] = at
+            df.insert(0, "seed_index", k)
+            df.insert(1, "seed", seed)
+            frames.append(df)
+        run.shift = (pd.concat(frames, ignore_index=True).sort_values(["seed_index", "word_id", "snapshot"], kind="stable")
+                     .reset_index(drop=True))[shift.columns]
+    return run
+
+
+def train_setting(kind: str, head: str, variant: str, seeds: Sequence[int] = SST_SEEDS, quiet: bool = True,
+                  config: RunConfig | None = None, dataset: Dataset | None = None) -> SSTRun:
+    """Train one setting (all seeds batched), tracing every word every P epochs, and reduce it."""
+    from attnlib.train import train
+
+    config = config or sst_preset(kind, head, variant)
+    dataset = dataset or sst_dataset(config)
+    start = time.perf_counter()
+    result = train(config.model, config.train, [dataset] * len(seeds), list(seeds),
+                   trace_words=np.arange(len(dataset.vocab)), quiet=quiet, keep_params=True)
+    wall = time.perf_counter() - start
+    run = reduce_run(result, config, kind, head, variant, dataset)
+    run = with_first_step(run, dataset)
+    run.best_scores, run.best_projected, run.at_best = at_best(result, config, dataset)
+    run.provenance = {"config_hash": config.config_hash(), **_provenance(), "wall_time_s": round(wall, 1),
+                      "seeds": list(seeds), "dataset_fingerprint": dataset.fingerprint(),
+                      "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    return run
+
+
+def at_best(result, config: RunConfig, dataset: Dataset) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """At the restored best epoch, per seed: every word's score (S, V), its embedding through the
+    classifier's linear layer E U (S, V, K; Attn-FC and Attn-TC are linear after the pooling, so these
+    two arrays give every logit), and the engine's losses and accuracies there on each split."""
+    import torch
+
+    from attnlib.model import Batch, first_layer, forward
+
+    params = result.params
+    projected = torch.einsum("svd,sdk->svk", params.embeddings, first_layer(params.head))
+    dtype, device = params.embeddings.dtype, params.embeddings.device
+    best = np.asarray(result.best_epoch)
+    seeds = np.arange(len(result.seeds))
+    values = {"train_loss": result.loss[best, seeds], "train_accuracy": result.train_accuracy[best, seeds],
+              "dev_loss": result.dev_loss[best, seeds], "test_accuracy": np.asarray(result.final_test_accuracy)}
+    with torch.no_grad():
+        for split in ("dev", "test"):
+            fwd = forward(config.model.head, params, Batch.from_corpora([dataset.splits[split]] * len(seeds),
+                                                                        dtype, device))
+            values.setdefault(f"{split}_loss", fwd.loss.cpu().numpy())
+            values.setdefault(f"{split}_accuracy", fwd.accuracy.cpu().numpy())
+    return (np.asarray(result.final_scores, dtype=np.float32), projected.cpu().numpy().astype(np.float32),
+            {k: np.asarray(v, dtype=np.float64) for k, v in values.items()})

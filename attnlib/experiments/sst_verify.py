@@ -1,0 +1,331 @@
+"""Verifying stored SST runs, and comparing a fresh retraining with the store.
+
+Loading a stored run already checks its files against the manifest's sha256 and that the arrays are
+the named setting's (:mod:`attnlib.experiments.sst_store`). :func:`verify_stored` adds checks that
+need the run's content or the data, each reported as passed, failed or why it did not run:
+
+* ``data``: the stored words are the dataset's (vocabulary ids map to the stored word names, the
+  dataset fingerprint is the one trained on, the class count and vocabulary size fit);
+* ``patience``: the early-stopping rule applied to the stored dev-loss curve gives the stored best and
+  stopping epochs of every seed;
+* ``replay``: the first :data:`VERIFY_EPOCHS` epochs of every seed, retrained, give the stored training
+  and dev loss curves;
+* ``recompute``: (runs stored with the scores and classifier-projected embeddings at the best epoch)
+  the train/dev/test loss and accuracy recomputed from those arrays are the stored ones.
+
+``python -m attnlib.experiments.sst_verify`` regenerates the manifest, verifies a store, or compares a
+freshly retrained store with it (``compare``; the scheduled retraining job's check).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from attnlib.experiments.sst_store import StoredRunError, load_run, regenerate_manifest, store_dir
+
+VERIFY_EPOCHS = 200
+"""Epochs of every seed a stored run's training and dev loss curves are replayed over."""
+LOSS_RTOL = 1e-4
+"""Relative tolerance of a replayed or recomputed loss: float32 sums in another order (another thread
+count) differ in the 6th-7th digit, a changed run in far more."""
+MARGIN = 1e-5
+"""A sentence whose two largest recomputed logits are closer than this times the largest |E U| entry may be
+classified either way by float32 rounding (the engine's logits are sums of such entries, rounded to about
+1e-7 of their size); only such sentences may account for a different recomputed accuracy."""
+EPOCH_TOLERANCE = 5
+"""A retrained run may stop this many epochs from the stored one: near the flat minimum of the dev loss,
+float32 rounding (which depends on the number of CPU threads) decides between nearly equal values."""
+ACCURACY_TOLERANCE = 0.001
+"""A retrained run's test accuracy may differ from the stored one by 0.1 point."""
+
+
+class VerificationError(StoredRunError):
+    """A stored run whose content does not hold up to :func:`verify_stored`."""
+
+
+def _check(ok: bool | None, detail: str) -> dict:
+    return {"status": "not run" if ok is None else ("passed" if ok else "failed"), "detail": detail}
+
+
+def patience_check(run) -> dict:
+    """Apply the early-stopping rule (strict improvement of the dev loss; stop ``patience`` epochs after
+    the best; the epoch cap otherwise) to each seed's stored dev-loss curve, compare with the stored epochs."""
+    patience, cap = run.config.train.patience, run.config.train.epochs
+    if patience is None:
+        return _check(None, "no early stopping in this setting")
+    bad = []
+    for k, seed in enumerate(run.seeds):
+        curve = np.asarray(run.dev_loss[:, k], dtype=np.float32)
+        best_loss, best, stop = np.float32(np.inf), 0, cap
+        for t in range(min(len(curve), cap + 1)):
+            if not np.isfinite(curve[t]):
+                bad.append(f"seed {seed}: dev loss missing at epoch {t}")
+                break
+            if curve[t] < best_loss:
+                best_loss, best = curve[t], t
+            if t - best >= patience:
+                stop = t
+                break
+        if (best, stop) != (int(run.best_epoch[k]), int(run.stopped_epoch[k])):
+            bad.append(f"seed {seed}: the curve gives best {best}, stop {stop}; stored {int(run.best_epoch[k])}, "
+                       f"{int(run.stopped_epoch[k])}")
+        elif np.isfinite(run.dev_loss[stop + 1:, k]).any():
+            bad.append(f"seed {seed}: dev loss recorded after the stopping epoch {stop}")
+    return _check(not bad, "; ".join(bad) or f"best and stopping epochs of {len(run.seeds)} seeds follow from "
+                                              f"their dev-loss curves (patience {patience})")
+
+
+def data_check(run, dataset) -> dict:
+    """The stored words, class count and vocabulary size are the dataset's."""
+    vocab = dataset.vocab
+    problems = []
+    if int(np.max(run.words)) >= len(vocab):
+        problems.append(f"word id {int(np.max(run.words))} outside the vocabulary of {len(vocab)}")
+    elif [vocab[i] for i in run.words] != list(run.word_names):
+        problems.append("stored word ids name other words in this dataset's vocabulary")
+    stored = run.provenance.get("dataset_fingerprint")
+    if stored is not None and stored != dataset.fingerprint():
+        problems.append(f"trained on dataset {stored}, this one is {dataset.fingerprint()}")
+    if run.best_projected.size and run.best_projected.shape[1:] != (len(vocab), dataset.n_classes):
+        problems.append(f"projected embeddings of shape {run.best_projected.shape[1:]}, the dataset has "
+                        f"{len(vocab)} words and {dataset.n_classes} classes")
+    return _check(not problems, "; ".join(problems) or f"{len(run.words)} stored words, vocabulary of {len(vocab)} "
+                                                       f"and {dataset.n_classes} classes match the dataset")
+
+
+def replay_check(run, dataset, epochs: int = VERIFY_EPOCHS, rtol: float = LOSS_RTOL) -> dict:
+    """Retrain the first ``epochs`` epochs of every seed and compare the training and dev loss per epoch."""
+    from attnlib.train import train
+
+    short = run.config.replace(train={"epochs": epochs})
+    result = train(short.model, short.train, [dataset] * len(run.seeds), list(run.seeds), quiet=True)
+    worst, compared = 0.0, []
+    for k in range(len(run.seeds)):
+        n = min(epochs, int(run.stopped_epoch[k])) + 1
+        compared.append(n)
+        for fresh, stored in ((result.loss, run.loss), (result.dev_loss, run.dev_loss)):
+            if fresh is None or stored is None:
+                continue
+            worst = max(worst, float(np.max(np.abs(fresh[:n, k] - stored[:n, k]) / np.abs(stored[:n, k]))))
+    check = _check(worst <= rtol, f"first {min(compared) - 1} epochs of all {len(run.seeds)} seeds replayed: training "
+                                  f"and dev loss within {worst:.1e} relative (tolerance {rtol:.0e})")
+    return {**check, "epochs_compared": min(compared), "max_rel_diff": worst}
+
+
+def split_metrics(corpus, scores: np.ndarray, projected: np.ndarray) -> tuple[float, float, int]:
+    """(loss, accuracy, sentences within :data:`MARGIN` of a tie) of one seed on a split, from its word
+    scores (V,) and projected embeddings (V, K): logits are the attention-weighted mean of E U over the words."""
+    counts = corpus.counts
+    scores = scores.astype(np.float64)
+    weights = np.exp(scores - scores.max())
+    logits = (counts @ (weights[:, None] * projected.astype(np.float64))) / (counts @ weights)[:, None]
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    labels = corpus.labels
+    loss = float(-log_probs[np.arange(len(labels)), labels].mean())
+    accuracy = float((logits.argmax(axis=1) == labels).mean())
+    top2 = np.sort(logits, axis=1)[:, -2:]
+    return loss, accuracy, int(np.sum(top2[:, 1] - top2[:, 0] < MARGIN * np.abs(projected).max()))
+
+
+def recompute_check(run, dataset, rtol: float = LOSS_RTOL) -> dict:
+    """Recompute every seed's losses and accuracies at the best epoch from the stored scores and projected
+    embeddings; compare with the stored values (the curves at the best epoch, the reported test accuracy)."""
+    if not run.best_scores.size:
+        return {"status": "not available", "detail": "stored before this format: no scores and projected "
+                                                     "embeddings at the best epoch"}
+    bad = []
+    for k, seed in enumerate(run.seeds):
+        b = int(run.best_epoch[k])
+        reported = {"train_loss": run.loss[b, k], "dev_loss": run.dev_loss[b, k],
+                    "test_accuracy": run.final_test_accuracy[k],
+                    **{name: run.at_best[name][k] for name in ("train_accuracy", "dev_accuracy", "test_loss")}}
+        for split in ("train", "dev", "test"):
+            corpus = dataset.splits[split]
+            loss, accuracy, near_ties = split_metrics(corpus, run.best_scores[k], run.best_projected[k])
+            stored_loss, stored_acc = float(reported[f"{split}_loss"]), float(reported[f"{split}_accuracy"])
+            if not abs(loss - stored_loss) <= rtol * abs(stored_loss):
+                bad.append(f"seed {seed} {split} loss: recomputed {loss:.6g}, stored {stored_loss:.6g}")
+            # counts of correct sentences; 0.01 absorbs a float32-stored accuracy's rounding (< 1e-3 sentence)
+            if not abs(accuracy - stored_acc) * len(corpus) <= near_ties + 0.01:
+                bad.append(f"seed {seed} {split} accuracy: recomputed {accuracy:.6g}, stored {stored_acc:.6g}")
+    return _check(not bad, "; ".join(bad) or f"train, dev and test loss and accuracy of {len(run.seeds)} seeds "
+                                              "recomputed from stored embeddings")
+
+
+def verify_run(run, dataset=None, epochs: int = VERIFY_EPOCHS, rtol: float = LOSS_RTOL, replay: bool = True,
+               download: bool = False) -> dict:
+    """The checks above on a run loaded by :func:`~attnlib.experiments.sst_store.load_run` (which made the
+    integrity and identity checks: loading is the first check).
+
+    ``replay=False`` skips the replay (the slow part: minutes for Attn-TC). The data checks need the
+    SST files; without them (and ``download`` false) they are reported as not run. ``ok`` is False as
+    soon as one check failed; a check that did not run or is not available counts neither way.
+    """
+    from attnlib.data import SSTDataError
+    from attnlib.experiments.sst_train import sst_dataset
+
+    checks = {"integrity": _check(True, "sha256 of the npz and the sidecar match the manifest; kind, head, variant, "
+                                        "config hash and seeds in the file match the setting"),
+              "patience": patience_check(run)}
+    try:
+        dataset = dataset or sst_dataset(run.config, download=download)
+    except SSTDataError as error:
+        reason = f"SST data not found ({str(error).splitlines()[0]})"
+        checks.update(data=_check(None, reason), recompute=_check(None, reason), replay=_check(None, reason))
+    else:
+        checks["data"] = data_check(run, dataset)
+        checks["recompute"] = recompute_check(run, dataset, rtol)
+        checks["replay"] = replay_check(run, dataset, epochs, rtol) if replay else _check(None, "replay off")
+    failed = [f"{name}: {c['detail']}" for name, c in checks.items() if c["status"] == "failed"]
+    return {"setting": run.key, "format": run.store_format, "checks": checks, "ok": not failed,
+            "failed": failed, "epochs_compared": checks["replay"].get("epochs_compared", 0),
+            "max_rel_diff": checks["replay"].get("max_rel_diff", float("nan"))}
+
+
+def verify_stored(kind: str, head: str, variant: str, folder: str | Path | None = None,
+                  epochs: int = VERIFY_EPOCHS, rtol: float = LOSS_RTOL, replay: bool = True, dataset=None,
+                  download: bool = False) -> dict:
+    """Load a stored run (sha256 and identity, raising :class:`StoredRunError`) and :func:`verify_run` it."""
+    return verify_run(load_run(kind, head, variant, folder), dataset, epochs, rtol, replay, download)
+
+
+def describe(report: dict) -> str:
+    """One sentence: which checks passed, which did not run or are not available (and why), which failed."""
+    parts = [f"{name} {c['status']}" + ("" if c["status"] == "passed" else f" ({c['detail']})")
+             for name, c in report["checks"].items()]
+    return "; ".join(parts)
+
+
+def require_verified(report: dict) -> dict:
+    """``report`` if every check that ran passed; else :class:`VerificationError` naming the first failure."""
+    if not report["ok"]:
+        raise VerificationError(f"stored run {report['setting']} failed verification: {report['failed'][0]}")
+    return report
+
+
+def reports_table(reports: Sequence[dict]) -> pd.DataFrame:
+    """One row per :func:`verify_stored` report: the setting, each check's status, the replay's largest
+    relative loss difference."""
+    return pd.DataFrame([{"setting": r["setting"], **{name: c["status"] for name, c in r["checks"].items()},
+                          "replay max rel. diff": r["max_rel_diff"]} for r in reports])
+
+
+def reports_markdown(reports: Sequence[dict]) -> str:
+    """:func:`reports_table` as a Markdown table."""
+    table = reports_table(reports)
+    if table.empty:
+        return ""
+    cell = lambda v: f"{v:.1e}" if isinstance(v, float) else str(v)  # noqa: E731
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- retraining against the store
+
+
+def compare_runs(stored, fresh, epochs_within: int = EPOCH_TOLERANCE,
+                 accuracy_within: float = ACCURACY_TOLERANCE) -> pd.DataFrame:
+    """Per seed of both runs: stopping and best epochs within ``epochs_within``, test accuracy within
+    ``accuracy_within`` (a fraction: 0.001 is 0.1 point); ``pass`` when all three hold."""
+    rows = []
+    for seed in sorted(set(stored.seeds) & set(fresh.seeds)):
+        a, b = list(stored.seeds).index(seed), list(fresh.seeds).index(seed)
+        row = {"setting": stored.key, "seed": seed,
+               "stored_stopped": int(stored.stopped_epoch[a]), "fresh_stopped": int(fresh.stopped_epoch[b]),
+               "stored_best": int(stored.best_epoch[a]), "fresh_best": int(fresh.best_epoch[b]),
+               "stored_test_accuracy": float(stored.final_test_accuracy[a]),
+               "fresh_test_accuracy": float(fresh.final_test_accuracy[b])}
+        row["pass"] = bool(abs(row["stored_stopped"] - row["fresh_stopped"]) <= epochs_within
+                           and abs(row["stored_best"] - row["fresh_best"]) <= epochs_within
+                           and abs(row["stored_test_accuracy"] - row["fresh_test_accuracy"]) <= accuracy_within)
+        rows.append(row)
+    if not rows or set(stored.seeds) != set(fresh.seeds):
+        rows.append({"setting": stored.key, "seed": None, "pass": False})
+    return pd.DataFrame(rows)
+
+
+def compare_stores(fresh_folder: str | Path, folder: str | Path | None = None,
+                   settings: Sequence[tuple[str, str, str]] | None = None, **tolerances) -> pd.DataFrame:
+    """:func:`compare_runs` for every setting stored in ``fresh_folder`` (or ``settings``) against the store."""
+    from attnlib.experiments.sst import SETTINGS
+
+    fresh_folder = Path(fresh_folder)
+    if settings is None:
+        settings = [s for s in SETTINGS if (fresh_folder / f"{'_'.join(s)}.npz").is_file()]
+    if not settings:
+        raise StoredRunError(f"no retrained runs to compare in {fresh_folder}")
+    return pd.concat([compare_runs(load_run(*s, folder), load_run(*s, fresh_folder), **tolerances)
+                      for s in settings], ignore_index=True)
+
+
+def _settings(only: str | None):
+    from attnlib.experiments.sst import SETTINGS
+
+    names = {"_".join(s): s for s in SETTINGS}
+    if only is None:
+        return None
+    unknown = [n for n in only.split(",") if n not in names]
+    if unknown:
+        raise StoredRunError(f"unknown SST settings {', '.join(unknown)}; known: {', '.join(names)}")
+    return [names[n] for n in only.split(",")]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m attnlib.experiments.sst_verify",
+                                     description="Check the stored SST runs (see attnlib.experiments.sst_verify).")
+    parser.add_argument("action", choices=("manifest", "verify", "compare"),
+                        help="manifest: record the sha256 of the stored files now (after a deliberate re-store); "
+                             "verify: check every stored run; compare: a retrained store (FRESH) against the store")
+    parser.add_argument("fresh", nargs="?", type=Path, help="compare only: the folder --store wrote (STORE/sst)")
+    parser.add_argument("--store-dir", type=Path, default=None, help="the store (default: $ATTNLIB_STORE_DIR, "
+                                                                      "else the checkout's results/sst)")
+    parser.add_argument("--only", default=None, help="comma-separated settings, e.g. SST2_FC_default")
+    parser.add_argument("--replay", action="store_true", help="verify only: also replay the first epochs")
+    args = parser.parse_args(argv)
+    try:
+        if args.action == "manifest":
+            print(f"wrote {regenerate_manifest(args.store_dir)}")
+            return 0
+        if args.action == "compare":
+            if args.fresh is None:
+                raise StoredRunError("compare needs the folder of the retrained runs")
+            table = compare_stores(args.fresh, args.store_dir, _settings(args.only))
+            print(table.to_string(index=False))
+            drift = table[~table["pass"]]
+            for row in drift.itertuples():
+                print(f"attnlib: drift: {row.setting} seed {row.seed} differs from the store beyond the tolerances "
+                      f"(epochs within {EPOCH_TOLERANCE}, test accuracy within {100 * ACCURACY_TOLERANCE:.1f} point)",
+                      file=sys.stderr)
+            return 1 if len(drift) else 0
+        from attnlib.experiments.sst import SETTINGS
+
+        found, where = store_dir(args.store_dir)
+        settings = _settings(args.only) or [s for s in SETTINGS if found and (found / f"{'_'.join(s)}.npz").is_file()]
+        failures = 0
+        for setting in settings:
+            try:
+                report = verify_stored(*setting, folder=args.store_dir, replay=args.replay)
+            except StoredRunError as error:
+                print(f"attnlib: {error}", file=sys.stderr)
+                failures += 1
+                continue
+            for name, check in report["checks"].items():
+                print(f"{report['setting']}: {name}: {check['status']}: {check['detail']}")
+            failures += not report["ok"]
+        print(f"{len(settings) - failures} of {len(settings)} stored runs in {where} verified")
+        return 1 if failures else 0
+    except StoredRunError as error:
+        print(f"attnlib: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

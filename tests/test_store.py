@@ -1,0 +1,371 @@
+"""Stored SST runs: manifest and sha256, identity checks, verification, atomic saving, where they are found,
+and what ``attnlib run sst`` serves, skips or trains. Small runs on a made-up corpus stand in for SST."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from attnlib.config import ModelConfig, RunConfig, SSTDataConfig, TrainConfig
+from attnlib.data.corpus import Corpus, Dataset
+from attnlib.experiments import sst, sst_store, sst_verify
+from attnlib.experiments.sst_store import MANIFEST, StoredRunError, load_run, regenerate_manifest, save_run
+from attnlib.experiments.sst_train import at_best, reduce_run
+
+ROOT = Path(__file__).resolve().parents[1]
+STORE = ROOT / "results" / "sst"
+VOCAB = ["$PAD$", "a", "powerful", "sequel", "and", "one", "of", "the", "best", "films", "year", "stupid", "mess",
+         "solid", "suffers", "dull"]
+IDX = {w: i for i, w in enumerate(VOCAB)}
+TRAIN = ["a powerful sequel and one of the best films of the year", "the best films", "a solid sequel",
+         "a stupid mess", "the year suffers", "dull and stupid", "powerful and solid", "the mess of the year",
+         "a dull sequel", "the best year"]
+
+
+def dataset(n_classes: int) -> Dataset:
+    rng = np.random.default_rng(n_classes)
+    labels = rng.integers(0, n_classes, len(TRAIN)) if n_classes > 2 else np.array([1, 1, 1, 0, 0, 0, 1, 0, 0, 1])
+    sentences = [np.array([IDX[w] for w in t.split()]) for t in TRAIN]
+    corpus = Corpus(sentences, labels, len(VOCAB))
+    flipped = labels[:6].copy()
+    flipped[[1, 4]] = (flipped[[1, 4]] + 1) % n_classes
+    dev = Corpus(sentences[:6], flipped, len(VOCAB))  # partly disagrees: early stopping ends training
+    return Dataset(f"SST{n_classes}", VOCAB, n_classes, {"train": corpus, "dev": dev, "test": corpus})
+
+
+def config(kind: str, variant: str) -> RunConfig:
+    return RunConfig(data=SSTDataConfig(kind=kind), model=ModelConfig(head="FC", d_embed=6, d_key=3, embed_init_std=0.3),
+                     train=TrainConfig(lr=1.0, epochs=150, dtype="float32", patience=8 + (variant != "default"),
+                                       record_every=10))
+
+
+def make_run(kind: str = "SST2", variant: str = "default", seeds=(0, 1)):
+    """A run in the current format (scores and projected embeddings at the best epoch) on a tiny corpus."""
+    from attnlib.train import train
+
+    data, cfg = dataset(2 if kind == "SST2" else 5), config(kind, variant)
+    result = train(cfg.model, cfg.train, [data] * len(seeds), list(seeds), trace_words=np.arange(len(VOCAB)),
+                   quiet=True, keep_params=True)
+    run = reduce_run(result, cfg, kind, "FC", variant, data, n_top=4)
+    run.best_scores, run.best_projected, run.at_best = at_best(result, cfg, data)
+    run.provenance = {"config_hash": cfg.config_hash(), "dataset_fingerprint": data.fingerprint(), "wall_time_s": 2.0}
+    return run, data
+
+
+@pytest.fixture(scope="module")
+def sst2():
+    return make_run("SST2")
+
+
+def load(folder, kind="SST2", variant="default"):
+    return load_run(kind, "FC", variant, folder, config(kind, variant))
+
+
+def rewrite_npz(path: Path, **changes) -> None:
+    """Change arrays of a stored npz in place, as someone editing the file would (the manifest untouched)."""
+    with np.load(path) as z:
+        arrays = {name: z[name] for name in z.files}
+    arrays.update(changes)
+    np.savez_compressed(path, **arrays)
+
+
+def test_save_records_every_file_in_the_manifest_and_load_checks_it(sst2, tmp_path):
+    run, data = sst2
+    save_run(run, tmp_path)
+    manifest = json.loads((tmp_path / MANIFEST).read_text())["files"]
+    assert set(manifest) == {"SST2_FC_default.npz", "SST2_FC_default.json"}
+    back = load(tmp_path)
+    assert back.store_format == sst_store.FORMAT and back.best_projected.shape == (2, len(VOCAB), 2)
+    np.testing.assert_array_equal(back.final_test_accuracy, run.final_test_accuracy)
+    report = sst_verify.verify_run(back, data, epochs=20)
+    assert report["ok"], report["failed"]
+    assert {name: c["status"] for name, c in report["checks"].items()} == {
+        "integrity": "passed", "patience": "passed", "data": "passed", "recompute": "passed", "replay": "passed"}
+
+
+def test_an_edited_accuracy_is_refused_by_its_sha256(sst2, tmp_path):
+    run, _ = sst2
+    save_run(run, tmp_path)
+    rewrite_npz(tmp_path / "SST2_FC_default.npz", final_test_accuracy=np.array([0.99, 0.99]))
+    with pytest.raises(StoredRunError, match=r"SST2_FC_default\.npz does not have the sha256 recorded") as error:
+        load(tmp_path)
+    assert "\n" not in str(error.value)
+
+
+def test_an_edited_accuracy_under_a_regenerated_manifest_fails_the_recomputation(sst2, tmp_path):
+    run, data = sst2
+    save_run(run, tmp_path)
+    rewrite_npz(tmp_path / "SST2_FC_default.npz", final_test_accuracy=run.final_test_accuracy + 0.1)
+    regenerate_manifest(tmp_path)
+    report = sst_verify.verify_run(load(tmp_path), data, replay=False)
+    assert not report["ok"] and report["checks"]["recompute"]["status"] == "failed"
+    assert "test accuracy" in report["checks"]["recompute"]["detail"]
+    with pytest.raises(sst_verify.VerificationError, match="failed verification: recompute"):
+        sst_verify.require_verified(report)
+
+
+def test_a_swapped_variant_is_refused(sst2, tmp_path):
+    run, _ = sst2
+    other, _ = make_run("SST2", "patience2000")
+    save_run(run, tmp_path)
+    save_run(other, tmp_path)
+    for ext in ("npz", "json"):
+        shutil.copy(tmp_path / f"SST2_FC_patience2000.{ext}", tmp_path / f"SST2_FC_default.{ext}")
+    with pytest.raises(StoredRunError, match="does not have the sha256"):
+        load(tmp_path)
+    regenerate_manifest(tmp_path)
+    with pytest.raises(StoredRunError, match="variant 'patience2000', not 'default'"):
+        load(tmp_path)
+    # only the npz swapped, its sidecar kept: the npz still names its own variant
+    save_run(run, tmp_path)
+    shutil.copy(tmp_path / "SST2_FC_patience2000.npz", tmp_path / "SST2_FC_default.npz")
+    regenerate_manifest(tmp_path)
+    with pytest.raises(StoredRunError, match="its npz says variant 'patience2000'"):
+        load(tmp_path)
+
+
+def test_another_datasets_file_is_refused(sst2, tmp_path):
+    run, _ = sst2
+    five, _ = make_run("SST5")
+    save_run(run, tmp_path)
+    save_run(five, tmp_path)
+    for ext in ("npz", "json"):
+        shutil.copy(tmp_path / f"SST5_FC_default.{ext}", tmp_path / f"SST2_FC_default.{ext}")
+    regenerate_manifest(tmp_path)
+    with pytest.raises(StoredRunError, match="kind 'SST5', not 'SST2'"):
+        load(tmp_path)
+    # relabelled throughout as SST2 (names and config hash): the final layer still has 5 classes
+    meta = json.loads((tmp_path / "SST2_FC_default.json").read_text())
+    meta.update(kind="SST2", config_hash=config("SST2", "default").config_hash())
+    (tmp_path / "SST2_FC_default.json").write_text(json.dumps(meta))
+    rewrite_npz(tmp_path / "SST2_FC_default.npz", kind=np.array("SST2"), config_hash=np.array(meta["config_hash"]))
+    regenerate_manifest(tmp_path)
+    with pytest.raises(StoredRunError, match="final layer has 5 classes, SST2 has 2"):
+        load(tmp_path)
+
+
+def test_a_run_of_another_vocabulary_fails_the_data_check(sst2):
+    run, data = sst2
+    shuffled = Dataset(data.name, list(reversed(data.vocab)), data.n_classes, data.splits)
+    check = sst_verify.data_check(run, shuffled)
+    assert check["status"] == "failed" and "other words" in check["detail"]
+
+
+def test_patience_check_recomputes_best_and_stopping_epochs(sst2):
+    import copy
+
+    run, _ = sst2
+    assert sst_verify.patience_check(run)["status"] == "passed"
+    edited = copy.deepcopy(run)
+    edited.best_epoch = edited.best_epoch + np.array([0, 1])
+    check = sst_verify.patience_check(edited)
+    assert check["status"] == "failed" and f"seed {run.seeds[1]}" in check["detail"]
+    edited = copy.deepcopy(run)
+    b = int(edited.best_epoch[0])
+    edited.dev_loss[b + 1, 0] = edited.dev_loss[b, 0] * 0.5  # a better dev loss after the best: another best epoch
+    assert sst_verify.patience_check(edited)["status"] == "failed"
+
+
+@pytest.mark.parametrize("curve", ["loss", "dev_loss"])
+def test_replay_compares_both_curves_of_every_seed(sst2, curve):
+    import copy
+
+    run, data = sst2
+    edited = copy.deepcopy(run)
+    getattr(edited, curve)[3, 1] *= 1.01  # the second seed only
+    check = sst_verify.replay_check(edited, data, epochs=10)
+    assert check["status"] == "failed" and check["max_rel_diff"] > 1e-3
+    assert sst_verify.replay_check(run, data, epochs=10)["status"] == "passed"
+
+
+def test_a_run_stored_before_the_format_reports_the_recomputation_as_not_available(sst2, tmp_path):
+    import copy
+
+    run, data = sst2
+    old = copy.deepcopy(run)
+    old.best_scores = np.zeros((0, 0), np.float32)
+    save_run(old, tmp_path)
+    back = load(tmp_path)
+    assert back.store_format == 1
+    report = sst_verify.verify_run(back, data, replay=False)
+    assert report["ok"] and report["checks"]["recompute"]["status"] == "not available"
+    assert "stored before this format" in sst_verify.describe(report)
+
+
+def test_select_seeds_keeps_only_those(sst2):
+    run, _ = sst2
+    one = sst_store.select_seeds(run, [1])
+    assert one.seeds == [1] and one.loss.shape[1] == 1 and one.best_projected.shape[0] == 1
+    np.testing.assert_array_equal(one.final_test_accuracy, run.final_test_accuracy[1:])
+    assert set(one.shift.seed_index) == {0} and set(one.shift.seed) == {1}
+    assert len(one.shift) == (run.shift.seed == 1).sum()
+
+
+def test_store_dir_is_resolved_when_asked(monkeypatch, tmp_path):
+    monkeypatch.delenv(sst_store.ENV_VAR, raising=False)
+    monkeypatch.setattr(sst_store, "checkout_store_dir", lambda: tmp_path / "no-checkout")
+    found, where = sst_store.store_dir()
+    assert found is None and "nowhere" in where
+    with pytest.raises(StoredRunError, match="no folder of stored SST runs"):
+        load_run("SST2", "FC", "default")
+    monkeypatch.setenv(sst_store.ENV_VAR, str(tmp_path))
+    assert sst_store.store_dir()[0] == tmp_path and sst.STORE_DIR == tmp_path
+    assert sst_store.store_dir(tmp_path / "x")[0] == tmp_path / "x"
+
+
+def test_compare_runs_holds_epochs_and_accuracy_to_the_tolerances(sst2, tmp_path):
+    import copy
+
+    run, _ = sst2
+    assert sst_verify.compare_runs(run, run)["pass"].all()
+    drifted = copy.deepcopy(run)
+    drifted.stopped_epoch = drifted.stopped_epoch + np.array([0, sst_verify.EPOCH_TOLERANCE + 1])
+    assert sst_verify.compare_runs(run, drifted)["pass"].tolist() == [True, False]
+    drifted = copy.deepcopy(run)
+    drifted.final_test_accuracy = drifted.final_test_accuracy + 0.002  # 0.2 point
+    assert not sst_verify.compare_runs(run, drifted)["pass"].any()
+    near = copy.deepcopy(run)
+    near.best_epoch = near.best_epoch + 2
+    near.final_test_accuracy = near.final_test_accuracy + 0.0005
+    assert sst_verify.compare_runs(run, near)["pass"].all()
+    assert not sst_verify.compare_runs(run, sst_store.select_seeds(run, [0]))["pass"].all()  # a seed missing
+
+
+def test_the_compare_command_fails_on_drift(sst2, tmp_path, monkeypatch, capsys):
+    import copy
+
+    run, _ = sst2
+    save_run(run, tmp_path / "store")
+    drifted = copy.deepcopy(run)
+    drifted.final_test_accuracy = drifted.final_test_accuracy - 0.01
+    save_run(drifted, tmp_path / "fresh")
+    # the tiny runs are not the preset's: compare them as the configuration they were trained with
+    monkeypatch.setattr("attnlib.config.sst_preset", lambda kind, head, variant="default": config(kind, variant))
+    assert sst_verify.main(["compare", str(tmp_path / "store"), "--store-dir", str(tmp_path / "store")]) == 0
+    assert sst_verify.main(["compare", str(tmp_path / "fresh"), "--store-dir", str(tmp_path / "store")]) == 1
+    assert "attnlib: drift: SST2_FC_default seed 0" in capsys.readouterr().err
+
+
+WRITER = """
+import sys, numpy as np
+sys.path.insert(0, {root!r})
+import pickle
+from attnlib.experiments.sst_store import save_run
+run = pickle.load(open({pickle!r}, "rb"))
+big = np.random.default_rng(0).normal(size=(20000, run.loss.shape[1])).astype(np.float32)
+run.loss = big  # a large, incompressible array: writing takes a while
+print("ready", flush=True)
+for i in range(10 ** 6):
+    run.final_test_accuracy = np.full(len(run.seeds), i % 2, dtype=np.float64)
+    save_run(run, {folder!r})
+"""
+
+
+def test_a_killed_writer_leaves_a_servable_pair_or_a_refusal(sst2, tmp_path):
+    import pickle
+
+    run, _ = sst2
+    save_run(run, tmp_path / "store")
+    (tmp_path / "run.pkl").write_bytes(pickle.dumps(run))
+    script = WRITER.format(root=str(ROOT), pickle=str(tmp_path / "run.pkl"), folder=str(tmp_path / "store"))
+    outcomes = []
+    for delay in (0.3, 0.7, 1.1, 1.6, 2.3):
+        writer = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        assert writer.stdout.readline().strip() == "ready"
+        time.sleep(delay)
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+        try:
+            back = load(tmp_path / "store")
+        except StoredRunError as error:  # the files the manifest does not vouch for: refused, one line
+            assert "\n" not in str(error) and "sha256" in str(error)
+            outcomes.append("refused")
+        else:  # the previous pair or the new one, never a mix: the first one, or one the writer wrote whole
+            if back.loss.shape[0] == run.loss.shape[0]:
+                np.testing.assert_array_equal(back.final_test_accuracy, run.final_test_accuracy)
+            else:
+                assert back.loss.shape[0] == 20000 and np.unique(back.final_test_accuracy).size == 1
+            outcomes.append("served")
+    assert len(outcomes) == 5
+
+
+# --------------------------------------------------------------------------- attnlib run sst and the real store
+
+STORED = [s for s in sst.SETTINGS if (STORE / f"{'_'.join(s)}.npz").is_file()]
+
+
+@pytest.mark.skipif(len(STORED) < len(sst.SETTINGS), reason="not every SST setting is stored in results/sst")
+def test_the_committed_store_passes_its_manifest():
+    for setting in STORED:
+        run = load_run(*setting, STORE)
+        assert sst_verify.patience_check(run)["status"] == "passed"
+
+
+@pytest.mark.skipif(len(STORED) < len(sst.SETTINGS), reason="not every SST setting is stored in results/sst")
+def test_run_sst_serves_stored_seeds_and_skips_the_rest_of_slow_settings():
+    serve, train, notes = sst_store.plan_runs(range(1), STORE, "results/sst")
+    assert set(serve) == set(sst.SETTINGS) and not train and not notes  # --seeds 1: everything stored
+    serve, train, notes = sst_store.plan_runs(range(4), STORE, "results/sst")
+    assert set(train) == set(sst.SETTINGS) - sst.SLOW_SETTINGS  # fast: trained, all four seeds
+    assert {s: v for s, v in serve.items()} == {s: [0, 1, 2] for s in sst.SLOW_SETTINGS}
+    assert len(notes) == len(sst.SLOW_SETTINGS)
+    for note in notes:
+        assert "seed 3 skipped" in note and "--seeds 4`" in note and " min to train 1 seed" in note
+    serve, train, _ = sst_store.plan_runs(range(4), STORE, "results/sst", only=["SST2_TC_unmasked"])
+    assert train == [("SST2", "TC", "unmasked")] and not serve  # named: trained whatever it costs
+
+
+def test_run_sst_with_an_empty_store_skips_slow_settings_and_says_where_it_looked(tmp_path):
+    serve, train, notes = sst_store.plan_runs(range(3), tmp_path, f"--store-dir {tmp_path}")
+    assert not serve and set(train) == set(sst.SETTINGS) - sst.SLOW_SETTINGS
+    assert all(f"no stored run with them in --store-dir {tmp_path}" in note for note in notes)
+    assert all("training time unknown" in note for note in notes)
+
+
+def test_run_sst_bounds_seeds(capsys):
+    from attnlib.cli import MAX_SST_SEEDS, main
+
+    assert main(["run", "sst", "--seeds", str(MAX_SST_SEEDS + 1), "--out", "/nonexistent-never-written"]) == 2
+    assert f"at most {MAX_SST_SEEDS} seeds" in capsys.readouterr().err
+
+
+def _cli(args, cwd, env_store):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), sst_store.ENV_VAR: str(env_store)}
+    return subprocess.run([sys.executable, "-m", "attnlib", "run", "sst", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+SERVE = """
+from attnlib.experiments import sst, sst_store
+run = sst.load_or_train("SST2", "TC", "unmasked", seeds=(0,))
+print(sst_store.store_dir()[1], run.source, run.seeds)
+"""
+
+
+@pytest.mark.skipif(("SST2", "TC", "unmasked") not in STORED, reason="no stored SST2_TC_unmasked run")
+def test_stored_runs_are_found_through_the_environment_outside_a_checkout(tmp_path):
+    copy = tmp_path / "store"
+    run = sst_store.select_seeds(load_run("SST2", "TC", "unmasked", STORE), [0])
+    save_run(run, copy)  # seed 0 only: served from here, not from the checkout's three seeds
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), sst_store.ENV_VAR: str(copy)}
+    done = subprocess.run([sys.executable, "-c", SERVE], cwd=work, env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [f"${sst_store.ENV_VAR}={copy}", "stored", "[0]"]
+    # the same copy with an edited accuracy: attnlib run sst says so in one line, exits 1, trains nothing
+    rewrite_npz(copy / "SST2_TC_unmasked.npz", final_test_accuracy=np.array([0.99]))
+    done = _cli(["--seeds", "1", "--only", "SST2_TC_unmasked", "--out", "out", "--quiet"], work, copy)
+    assert done.returncode == 1
+    assert done.stderr.strip().count("\n") == 0 and "SST2_TC_unmasked.npz does not have the sha256" in done.stderr
+    assert not (work / "out" / "sst" / "metrics.json").exists()
