@@ -473,15 +473,20 @@ def corpus_table(quick: bool = False, reps: int = 5, grid: Sequence[tuple[int, i
     for sentences, length in grid:
         config = SyntheticDataConfig(n_train=sentences, n_test=1, m=length)
         corpus = generate_synthetic(config, 0).train
-        engine = EngineModel.create(model, [corpus], config.n_topics, torch.float64, device=device)
-        repeat = max(1, min(20, 10**6 // (sentences * length)))
         tokens = int(corpus.lengths.sum())
+        engine = EngineModel.create(model, [corpus], config.n_topics, torch.float64, device=device)
+        # The engine keeps only its count matrix: dropping the corpus (its sentences and scipy counts)
+        # now, and the engine before the next corpus is generated, keeps one size in memory at a time,
+        # so the largest corpora fit in a notebook's memory (Binder gives about 2 GB).
+        del corpus
+        repeat = max(1, min(20, 10**6 // (sentences * length)))
         timings = reps if tokens <= 10**6 else min(reps, 3)
         with threads(1 if engine.device.type == "cpu" else None):
             engine.epochs(1)
             epoch_ms = min(engine.epochs(repeat) for _ in range(timings)) * 1e3
         rows.append({"sentences": sentences, "length": length + 1, "classes": config.n_topics, "tokens": tokens,
                      "nonzeros": int(engine.batch.counts.values().numel()), "epoch_ms": epoch_ms})
+        del engine
     return rows
 
 
