@@ -1,6 +1,8 @@
 # make book   execute every notebook once (pytest + nbmake) and build the HTML strictly
 # make test   unit tests, then `make book` (every notebook at the paper's settings, strict build)
 # make bench  benchmarks (not part of `make test`)
+# make linkcheck  every external link of the book (Sphinx's linkcheck builder; needs the network)
+# make binder-lock  rewrite binder/requirements.txt from .venv (after a dependency change)
 # Each target creates .venv and installs attnlib with its book and test dependencies if missing.
 
 PYTHON ?= python3
@@ -9,7 +11,9 @@ PY := $(VENV)/bin/python
 STAGE := build/stage
 NBMAKE_TIMEOUT ?= 3000
 
-.PHONY: venv unit notebooks book browser-deps browser test bench clean
+WHEELS := build/wheels
+
+.PHONY: venv unit notebooks book browser-deps browser binder-wheels binder binder-lock linkcheck test bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,7 +26,7 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 unit: venv
-	$(PY) -m pytest tests -m "not browser"
+	$(PY) -m pytest tests -m "not browser and not binder"
 
 notebooks: venv
 	$(PY) tools/stage_book.py $(STAGE)
@@ -41,7 +45,25 @@ browser-deps:
 browser: venv browser-deps
 	$(PY) -m pytest tests -m browser
 
-test: unit book browser
+# Binder's packages as wheels on disk, so that the Binder check installs a fresh environment offline;
+# and jupyter_server, which Binder's image brings. The lock's index line is left to pip's own settings
+# (PIP_EXTRA_INDEX_URL in CI; where torch's CPU wheel already lies on disk, no index is asked for it).
+binder-wheels: venv
+	mkdir -p $(WHEELS)
+	grep -v '^-' binder/requirements.txt > $(WHEELS)/pins.txt
+	$(PY) -m pip download --quiet --dest $(WHEELS) -r $(WHEELS)/pins.txt jupyter_server
+
+binder: venv binder-wheels
+	$(PY) -m pytest tests -m binder
+
+binder-lock: venv
+	$(PY) tools/binder_lock.py
+
+linkcheck: venv
+	$(PY) tools/stage_book.py $(STAGE)
+	$(VENV)/bin/jupyter-book build $(STAGE) --builder linkcheck
+
+test: unit book browser binder
 
 bench: venv
 	$(VENV)/bin/attnlib bench --out .

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
 import re
 import shutil
 import threading
@@ -16,7 +17,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
-SCREENSHOTS = ROOT / "_build" / "screenshots"
+# Every page's screenshot, taken before its checks so that a failing page has one too (CI uploads them).
+SCREENSHOTS = Path(os.environ.get("ATTNLIB_SCREENSHOT_DIR") or ROOT / "_build" / "screenshots")
 PAGES = sorted(p.relative_to(HTML).as_posix() for p in (HTML / "book").glob("*.html")) if HTML.is_dir() else []
 
 pytestmark = [
@@ -80,6 +82,8 @@ def _wait(browser, script: str, seconds: float = 30.0) -> bool:
 def test_page_renders(page: str, server: str, browser) -> None:
     browser.get(f"{server}/{page}")
     assert _wait(browser, "return document.readyState === 'complete'")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SCREENSHOTS / f"{Path(page).stem}.png"))
     broken = browser.execute_script(
         "return Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
     assert not broken, f"images that did not load: {broken}"
@@ -88,5 +92,3 @@ def test_page_renders(page: str, server: str, browser) -> None:
         assert _wait(browser, "return document.querySelectorAll('mjx-container').length > 0"), "math was not typeset"
     errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert not errors, f"console errors on {page}: {errors}"
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    browser.save_screenshot(str(SCREENSHOTS / f"{Path(page).stem}.png"))
