@@ -15,12 +15,15 @@ WHEELS := build/wheels
 
 .PHONY: venv unit notebooks book browser-deps browser binder-wheels binder binder-lock linkcheck test bench clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml binder/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# The CPU build of torch that lies on these machines; an unpinned torch pulls a multi-GB CUDA build.
+	# torch's CPU build: where pip would pick the multi-GB CUDA build, set
+	# PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu (as CI does).
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[book,dev]"
+	# At the versions Binder installs (binder/requirements.txt), so the book is built with what Binder runs.
+	grep -v '^-' binder/requirements.txt > $(VENV)/constraints.txt
+	$(PY) -m pip install --quiet -c $(VENV)/constraints.txt -e ".[book,dev]"
 	touch $@
 
 venv: $(VENV)/.installed
@@ -51,11 +54,12 @@ browser: venv browser-deps
 binder-wheels: venv
 	mkdir -p $(WHEELS)
 	grep -v '^-' binder/requirements.txt > $(WHEELS)/pins.txt
-	$(PY) -m pip download --quiet --dest $(WHEELS) -r $(WHEELS)/pins.txt jupyter_server
+	$(PY) -m pip download --quiet --dest $(WHEELS) -r $(WHEELS)/pins.txt jupyter_server "setuptools>=77"
 
 binder: venv binder-wheels
 	$(PY) -m pytest tests -m binder
 
+# After a dependency changes in pyproject.toml: install it (pip install -e ".[book,dev]"), then this.
 binder-lock: venv
 	$(PY) tools/binder_lock.py
 
