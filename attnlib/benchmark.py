@@ -15,7 +15,9 @@ of the per-repetition ratios, so a burst of load from another process disturbs b
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import gc
 import platform
 import statistics
 import time
@@ -59,6 +61,17 @@ TARGETS = {
 # ----------------------------------------------------------------------------------------------
 # Timing helpers
 # ----------------------------------------------------------------------------------------------
+
+
+def release_memory() -> None:
+    """Hand the memory of freed objects back to the operating system (glibc's ``malloc_trim``; elsewhere
+    only a garbage collection). Freed small blocks otherwise stay resident in the allocator's arenas (one
+    per torch thread), and the next benchmark's peak comes on top of them."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def synchronize(device: torch.device) -> None:
@@ -317,6 +330,7 @@ def padded_case(model: ModelConfig, corpus: Corpus, n_classes: int, dtype: torch
     ``agree_epochs`` epochs (else RuntimeError), then ``reps`` alternating timings (the engine over ``block``
     epochs, the reference over one), their median ratio, and the engine's roofline."""
     device = device or default_device()
+    release_memory()  # the previous case's padded tensors
     engine = EngineModel.create(model, [corpus], n_classes, dtype, lr, device)
     reference = PaddedModel(model.head, engine.params, 0, corpus, lr=lr, train_head=model.head != "FC")
     gap = agree(engine, reference, agree_epochs)
@@ -487,6 +501,7 @@ def corpus_table(quick: bool = False, reps: int = 5, grid: Sequence[tuple[int, i
         rows.append({"sentences": sentences, "length": length + 1, "classes": config.n_topics, "tokens": tokens,
                      "nonzeros": int(engine.batch.counts.values().numel()), "epoch_ms": epoch_ms})
         del engine
+        release_memory()
     return rows
 
 
@@ -580,12 +595,16 @@ def run_all(quick: bool = False, reps: int = 5, device: torch.device | None = No
     # and a process that has not yet held the SST models' padded tensors has the least to add to it.
     corpus = corpus_table(quick, reps, device=device)
     log("scaling table done")
+    release_memory()
     sst, source = sst2_cases(machine, quick, reps, device=device)
     log("SST2 engine vs padded done")
+    release_memory()
     synthetic = synthetic_cases(machine, quick, reps, device=device)
     log("synthetic engine vs padded done")
+    release_memory()
     seeds = seeds_table(quick, min(reps, 3), device=device)
     log("seeds table done")
+    release_memory()
     shared = shared_corpus_table(quick, reps, device=device)
     log("seeds on one SST2 corpus done")
     slope = loglog_slope([r["tokens"] for r in corpus], [r["epoch_ms"] for r in corpus])
