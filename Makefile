@@ -1,6 +1,8 @@
 # make book   execute every notebook once (pytest + nbmake) and build the HTML strictly
 # make test   unit tests, then `make book` (every notebook at the paper's settings, strict build)
 # make bench  benchmarks (not part of `make test`)
+# make linkcheck  every external link of the book (Sphinx's linkcheck builder; needs the network)
+# make binder-lock  rewrite binder/requirements.txt from .venv (after a dependency change)
 # Each target creates .venv and installs attnlib with its book and test dependencies if missing.
 
 PYTHON ?= python3
@@ -9,20 +11,25 @@ PY := $(VENV)/bin/python
 STAGE := build/stage
 NBMAKE_TIMEOUT ?= 3000
 
-.PHONY: venv unit notebooks book browser-deps browser test bench clean
+WHEELS := build/wheels
 
-$(VENV)/.installed: pyproject.toml
+.PHONY: venv unit notebooks book browser-deps browser binder-wheels binder binder-lock linkcheck test bench clean
+
+$(VENV)/.installed: pyproject.toml binder/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# The CPU build of torch that lies on these machines; an unpinned torch pulls a multi-GB CUDA build.
+	# torch's CPU build: where pip would pick the multi-GB CUDA build, set
+	# PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu (as CI does).
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[book,dev]"
+	# At the versions Binder installs (binder/requirements.txt), so the book is built with what Binder runs.
+	grep -v '^-' binder/requirements.txt > $(VENV)/constraints.txt
+	$(PY) -m pip install --quiet -c $(VENV)/constraints.txt -e ".[book,dev]"
 	touch $@
 
 venv: $(VENV)/.installed
 
 unit: venv
-	$(PY) -m pytest tests -m "not browser"
+	$(PY) -m pytest tests -m "not browser and not binder"
 
 notebooks: venv
 	$(PY) tools/stage_book.py $(STAGE)
@@ -41,7 +48,26 @@ browser-deps:
 browser: venv browser-deps
 	$(PY) -m pytest tests -m browser
 
-test: unit book browser
+# Binder's packages as wheels on disk, so that the Binder check installs a fresh environment offline;
+# and jupyter_server, which Binder's image brings. The lock's index line is left to pip's own settings
+# (PIP_EXTRA_INDEX_URL in CI; where torch's CPU wheel already lies on disk, no index is asked for it).
+binder-wheels: venv
+	mkdir -p $(WHEELS)
+	grep -v '^-' binder/requirements.txt > $(WHEELS)/pins.txt
+	$(PY) -m pip download --quiet --dest $(WHEELS) -r $(WHEELS)/pins.txt jupyter_server "setuptools>=77"
+
+binder: venv binder-wheels
+	$(PY) -m pytest tests -m binder
+
+# After a dependency changes in pyproject.toml: install it (pip install -e ".[book,dev]"), then this.
+binder-lock: venv
+	$(PY) tools/binder_lock.py
+
+linkcheck: venv
+	$(PY) tools/stage_book.py $(STAGE)
+	$(VENV)/bin/jupyter-book build $(STAGE) --builder linkcheck
+
+test: unit book browser binder
 
 bench: venv
 	$(VENV)/bin/attnlib bench --out .

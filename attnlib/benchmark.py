@@ -15,7 +15,9 @@ of the per-repetition ratios, so a burst of load from another process disturbs b
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import gc
 import platform
 import statistics
 import time
@@ -59,6 +61,17 @@ TARGETS = {
 # ----------------------------------------------------------------------------------------------
 # Timing helpers
 # ----------------------------------------------------------------------------------------------
+
+
+def release_memory() -> None:
+    """Hand the memory of freed objects back to the operating system (glibc's ``malloc_trim``; elsewhere
+    only a garbage collection). Freed small blocks otherwise stay resident in the allocator's arenas (one
+    per torch thread), and the next benchmark's peak comes on top of them."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def synchronize(device: torch.device) -> None:
@@ -317,6 +330,7 @@ def padded_case(model: ModelConfig, corpus: Corpus, n_classes: int, dtype: torch
     ``agree_epochs`` epochs (else RuntimeError), then ``reps`` alternating timings (the engine over ``block``
     epochs, the reference over one), their median ratio, and the engine's roofline."""
     device = device or default_device()
+    release_memory()  # the previous case's padded tensors
     engine = EngineModel.create(model, [corpus], n_classes, dtype, lr, device)
     reference = PaddedModel(model.head, engine.params, 0, corpus, lr=lr, train_head=model.head != "FC")
     gap = agree(engine, reference, agree_epochs)
@@ -473,15 +487,21 @@ def corpus_table(quick: bool = False, reps: int = 5, grid: Sequence[tuple[int, i
     for sentences, length in grid:
         config = SyntheticDataConfig(n_train=sentences, n_test=1, m=length)
         corpus = generate_synthetic(config, 0).train
-        engine = EngineModel.create(model, [corpus], config.n_topics, torch.float64, device=device)
-        repeat = max(1, min(20, 10**6 // (sentences * length)))
         tokens = int(corpus.lengths.sum())
+        engine = EngineModel.create(model, [corpus], config.n_topics, torch.float64, device=device)
+        # The engine keeps only its count matrix: dropping the corpus (its sentences and scipy counts)
+        # now, and the engine before the next corpus is generated, keeps one size in memory at a time,
+        # so the largest corpora fit in a notebook's memory (Binder gives about 2 GB).
+        del corpus
+        repeat = max(1, min(20, 10**6 // (sentences * length)))
         timings = reps if tokens <= 10**6 else min(reps, 3)
         with threads(1 if engine.device.type == "cpu" else None):
             engine.epochs(1)
             epoch_ms = min(engine.epochs(repeat) for _ in range(timings)) * 1e3
         rows.append({"sentences": sentences, "length": length + 1, "classes": config.n_topics, "tokens": tokens,
                      "nonzeros": int(engine.batch.counts.values().numel()), "epoch_ms": epoch_ms})
+        del engine
+        release_memory()
     return rows
 
 
@@ -571,16 +591,22 @@ def run_all(quick: bool = False, reps: int = 5, device: torch.device | None = No
     started = time.perf_counter()
     machine = machine_info(quick, reps, device)
     log("machine measured")
-    sst, source = sst2_cases(machine, quick, reps, device=device)
-    log("SST2 engine vs padded done")
-    synthetic = synthetic_cases(machine, quick, reps, device=device)
-    log("synthetic engine vs padded done")
-    seeds = seeds_table(quick, min(reps, 3), device=device)
-    log("seeds table done")
-    shared = shared_corpus_table(quick, reps, device=device)
-    log("seeds on one SST2 corpus done")
+    # The scaling table first: its largest corpus (2 10^7 tokens) is the most memory any benchmark needs,
+    # and a process that has not yet held the SST models' padded tensors has the least to add to it.
     corpus = corpus_table(quick, reps, device=device)
     log("scaling table done")
+    release_memory()
+    sst, source = sst2_cases(machine, quick, reps, device=device)
+    log("SST2 engine vs padded done")
+    release_memory()
+    synthetic = synthetic_cases(machine, quick, reps, device=device)
+    log("synthetic engine vs padded done")
+    release_memory()
+    seeds = seeds_table(quick, min(reps, 3), device=device)
+    log("seeds table done")
+    release_memory()
+    shared = shared_corpus_table(quick, reps, device=device)
+    log("seeds on one SST2 corpus done")
     slope = loglog_slope([r["tokens"] for r in corpus], [r["epoch_ms"] for r in corpus])
     sst_by_head = {row["head"]: row for row in sst}
     synthetic_by_head = {row["head"]: row for row in synthetic}

@@ -273,6 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="attnlib",
         description="Reproduce the experiments of 'On the Dynamics of Training Attention Models' (ICLR 2021).",
     )
+    from attnlib import __version__
+    parser.add_argument("--version", action="version", version=f"attnlib {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run an experiment and write its figures, tables and metrics",
