@@ -309,5 +309,3 @@ def sst_preset(kind: str = "SST2", head: str = "FC", variant: str = "default") -
                           record_every=100),
     )
 
-
-PRESETS = {"synthetic": synthetic_preset, "ablation": ablation_preset, "sst": sst_preset}
