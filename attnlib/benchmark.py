@@ -1,4 +1,4 @@
-"""Benchmarks of the count-matrix engine (issue 5): speed-up over the padded reference, roofline,
+"""Benchmarks of the count-matrix engine: speed-up over the padded reference, roofline,
 seeds batching (each seed on its own corpus, and several seeds on one SST2 corpus) and scaling
 with corpus size.
 

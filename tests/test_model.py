@@ -126,7 +126,7 @@ def test_fc_initialisations() -> None:
 
 
 def test_same_seed_same_attention_block_across_heads() -> None:
-    """Within a seed, the three heads start from the same query and embeddings (spec §2.2)."""
+    """Within a seed, the three heads start from the same query and embeddings, as in the authors' code."""
     starts = [init_params(ModelConfig(head=h), 50, 4, [3], DTYPE, CPU) for h in ("FC", "TC", "TL")]
     for other in starts[1:]:
         assert torch.equal(other.query, starts[0].query)

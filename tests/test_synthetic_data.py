@@ -1,4 +1,4 @@
-"""The synthetic generator: counts, one topic word per sentence, labels, seeding (spec §4)."""
+"""The synthetic generator: counts, one topic word per sentence, labels, seeding."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The identity (spec §3): formulas, and how well trained models follow it."""
+"""The score-norm identity: formulas, and how well trained models follow it."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""The Stanford Sentiment Treebank (spec §6): locate, verify, parse and tokenise SST2 / SST5.
+"""The Stanford Sentiment Treebank: locate, verify, parse and tokenise SST2 / SST5.
 
 The three PTB-tree files are pinned by sha256 and checked before any parsing, so a truncated,
-corrupt or differently-built copy can never load silently (spec §6.2). Sentences become
+corrupt or differently-built copy can never load silently. Sentences become
 :class:`~attnlib.data.corpus.Corpus` objects over one vocabulary shared by train, dev and test.
 """
 
@@ -28,7 +28,7 @@ PAD = "$PAD$"
 """The padding word; always vocabulary index 0."""
 
 SST_URL = "https://nlp.stanford.edu/sentiment/trainDevTestTrees_PTB.zip"
-"""Canonical archive of the PTB-tree release (spec §6.1)."""
+"""Canonical archive of the PTB-tree release (Socher et al. 2013)."""
 
 ENV_VAR = "ATTNLIB_DATA_DIR"
 """Environment variable naming a folder that holds train.txt, dev.txt and test.txt."""
@@ -59,7 +59,7 @@ SST_FILES: dict[str, SSTFile] = {
     "test": SSTFile("test.txt", "trees/test.txt", 2210, 559614,
                     "6e54806dee95cf80cd918e7dfb3f6770f6df24bf826f289a4d1f709e1c8f6761"),
 }
-"""The pinned files of spec §6.2, by split."""
+"""sha256 of the release's three PTB-tree files, by split."""
 
 TRAIN_VARIANT_SHA256 = "3287e6df56acb2ccba2bc3ebb7a696c0daee8d2fa00988348bbf37796bc3739d"
 """sha256 of the circulating 9645-line train.txt (the 8544 training trees + the 1101 dev trees)."""
@@ -69,7 +69,7 @@ EXPECTED_SIZES: dict[str, dict[str, int]] = {
     "SST5": {"train": 8544, "dev": 1101, "test": 2210},
     "SST2": {"train": 6920, "dev": 872, "test": 1821},
 }
-"""Sentence counts per split after parsing (spec §6.4)."""
+"""Sentence counts per split after parsing: the published SST5 split sizes, and SST2 without the neutral sentences."""
 
 _LABEL = re.compile(r"(\d+) ")
 _TOKEN = re.compile(r"[^()]+")
@@ -310,7 +310,7 @@ def _excerpt(s: str, width: int = 80) -> str:
 
 
 def tokenize(leaves: Sequence[str], keep_punctuation: bool = False) -> list[str]:
-    """Spec §6.5: join with spaces, lowercase, delete ``[^\\w\\s]`` (unless kept), split on Unicode whitespace."""
+    """As the sentence files the authors trained on were made: join with spaces, lowercase, delete ``[^\\w\\s]`` (unless kept), split on Unicode whitespace."""
     text = " ".join(leaves).lower()
     if not keep_punctuation:
         text = _PUNCTUATION.sub("", text)
@@ -338,7 +338,7 @@ def read_trees(path: str | Path) -> list[tuple[int, list[str]]]:
 
 def load_sst(kind: str = "SST2", data_dir: str | Path | None = None, keep_punctuation: bool = False,
              *, download: bool = True) -> Dataset:
-    """SST2 or SST5 (spec §6.4) as train/dev/test corpora over one vocabulary with ``$PAD$`` at 0.
+    """SST2 or SST5 as train/dev/test corpora over one vocabulary with ``$PAD$`` at 0.
 
     Files are verified before parsing. Results are cached in-process per folder, kind and file
     stamps, so repeated calls return the same (treat as read-only) :class:`Dataset`.
@@ -402,7 +402,7 @@ def _labelled_sentences(trees: list[tuple[int, list[str]]], kind: str, keep_punc
 
 
 def _check_sizes(kind: str, labels: dict[str, list[int]]) -> None:
-    """Fail if a split's sentence count differs from the published one (spec §6.4)."""
+    """Fail if a split's sentence count differs from the published one."""
     for split, expected in EXPECTED_SIZES[kind].items():
         if len(labels[split]) != expected:
             raise SSTDataError(f"{kind} {split}: {len(labels[split])} sentences after parsing, expected {expected}")
