@@ -161,6 +161,10 @@ class SyntheticResult(ExperimentResult):
         """N6 (trained on first use): :func:`step_size_study` at its defaults."""
         return step_size_study()
 
+    def check(self, key: str) -> Check:
+        """The check named ``key`` among :func:`paper_checks` (without training N5 and N6)."""
+        return next(c for c in paper_checks(self) if c.key == key)
+
     def checks(self, numerical: bool = True) -> list[Check]:
         """F1-F3, N1, N3 and N4 from the runs; with ``numerical``, also N5 and N6 (their own runs)."""
         return paper_checks(self) + (numerical_checks(self.keys_deviation, self.step_sizes) if numerical else [])
