@@ -28,6 +28,7 @@ import torch
 from scipy.optimize import nnls
 
 from attnlib.config import ModelConfig, SyntheticDataConfig, TrainConfig, synthetic_preset
+from attnlib.costmodel import cost_model_ms
 from attnlib.data import Corpus, Dataset, generate_synthetic
 from attnlib.data.sst import SSTDataError, load_sst
 from attnlib.device import default_device
@@ -498,11 +499,6 @@ def linear_cost_fit(rows: Sequence[dict]) -> dict:
            "ns_per_sentence": float(coefficients[2] * 1e6)}
     predicted = cost_model_ms(fit, tokens, sentences)
     return {**fit, "max_relative_error": float(np.max(np.abs(predicted - ms) / ms))}
-
-
-def cost_model_ms(fit: dict, tokens: np.ndarray, sentences: np.ndarray) -> np.ndarray:
-    """Epoch time (ms) that :func:`linear_cost_fit`'s ``fit`` predicts for corpora of these sizes."""
-    return fit["fixed_ms"] + (fit["ns_per_token"] * tokens + fit["ns_per_sentence"] * sentences) * 1e-6
 
 
 # ----------------------------------------------------------------------------------------------
