@@ -13,6 +13,7 @@ import sys
 import time
 from functools import partial
 from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")  # the command line only writes files

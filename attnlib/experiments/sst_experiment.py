@@ -12,7 +12,7 @@ import pandas as pd
 
 from attnlib.config import HEADS, RunConfig
 from attnlib.experiments.base import Check
-from attnlib.experiments.sst import SETTINGS, SST_SEEDS, SSTResult, available_settings, run_sst
+from attnlib.experiments.sst import SST_SEEDS, SSTResult, available_settings, run_sst
 from attnlib.report import mean_spread
 
 NAME = "sst"
@@ -58,7 +58,7 @@ def run(config: RunConfig | None = None, seeds: Sequence[int] | None = None,
     if config is not None:
         raise ValueError("the sst experiment takes no config: each setting is a preset (see attnlib.config.sst_preset)")
     chosen = available_settings()[0] if settings is None else settings
-    result = run_sst(settings=chosen or SETTINGS[:0], seeds=SST_SEEDS if seeds is None else seeds, quiet=quiet,
+    result = run_sst(settings=list(chosen), seeds=SST_SEEDS if seeds is None else seeds, quiet=quiet,
                      **options)
     return SSTExperimentResult(result.runs)
 
