@@ -32,10 +32,10 @@ from attnlib.costmodel import cost_model_ms
 from attnlib.data import Corpus, Dataset, generate_synthetic
 from attnlib.data.sst import SSTDataError, load_sst
 from attnlib.device import default_device
-from attnlib.model import (Batch, Params, attention_inputs, backward, first_layer, forward, init_params,
+from attnlib.model import (Batch, Params, attention_inputs, first_layer, forward, init_params,
                            span_reduced)
 from attnlib.reference import PaddedModel
-from attnlib.train import apply_gradients, cpu_threads, epoch_size, frozen_groups, train
+from attnlib.train import cpu_threads, epoch_size, frozen_groups, train, update
 
 Tensor = torch.Tensor
 
@@ -199,8 +199,7 @@ class EngineModel:
     def _epoch(self) -> None:
         """Forward, backward and update of every seed."""
         fwd = forward(self.kind, self.params, self.batch, attention_inputs(self.params, self.batch))
-        apply_gradients(self.params, backward(self.kind, self.params, self.batch, fwd, self.frozen), self.lr,
-                        self.frozen)
+        update(self.kind, self.params, self.batch, fwd, self.frozen, self.lr)
 
     def logits(self) -> Tensor:
         with torch.no_grad():
