@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from attnlib import paper, theory
-from attnlib.cache import cached_train
 from attnlib.config import HEADS, RunConfig, SyntheticDataConfig, synthetic_preset
 from attnlib.data import Dataset, generate_synthetic
 from attnlib.experiments.base import Check, ExperimentResult, checks_frame, long_table, train_grid
@@ -202,14 +201,13 @@ def step_size_study(learning_rates: Sequence[float] = (0.4, 0.2, 0.1), lr_times_
     """
     data = data or SyntheticDataConfig(n_nontopic=1000, n_train=200, n_test=50)
     dataset = generate_synthetic(data, seed)
+    settings = {lr: (RunConfig(data=data).replace(model={"head": head},
+                                                  train={"lr": lr, "epochs": int(round(lr_times_epochs / lr))}),
+                     [dataset]) for lr in learning_rates}
     rows = []
-    for lr in learning_rates:
-        config = RunConfig(data=data).replace(model={"head": head},
-                                               train={"lr": lr, "epochs": int(round(lr_times_epochs / lr))})
-        run = cached_train(config.model, config.train, [dataset], [seed], trace_words=dataset.topic_words,
-                           quiet=True)
+    for lr, run in train_grid(settings, [seed], dataset.topic_words).items():
         residual = np.abs(run.traced_norms - theory.sen_norm(run.traced_scores, data.m)).max()
-        rows.append({"lr": lr, "epochs": config.train.epochs, "max_abs_residual": residual,
+        rows.append({"lr": lr, "epochs": run.train_config.epochs, "max_abs_residual": residual,
                      "final_topic_score": run.traced_scores[-1].mean()})
     return pd.DataFrame(rows)
 
