@@ -1,4 +1,4 @@
-"""Benchmarks of the count-matrix engine (issue 5): speed-up over the padded reference, roofline,
+"""Benchmarks of the count-matrix engine: speed-up over the padded reference, roofline,
 seeds batching (each seed on its own corpus, and several seeds on one SST2 corpus) and scaling
 with corpus size.
 
@@ -30,13 +30,14 @@ import torch
 from scipy.optimize import nnls
 
 from attnlib.config import ModelConfig, SyntheticDataConfig, TrainConfig, synthetic_preset
+from attnlib.costmodel import cost_model_ms
 from attnlib.data import Corpus, Dataset, generate_synthetic
 from attnlib.data.sst import SSTDataError, load_sst
 from attnlib.device import default_device
-from attnlib.model import (Batch, Params, attention_inputs, backward, first_layer, forward, init_params,
+from attnlib.model import (Batch, Params, attention_inputs, first_layer, forward, init_params,
                            span_reduced)
 from attnlib.reference import PaddedModel
-from attnlib.train import apply_gradients, cpu_threads, epoch_size, frozen_groups, train
+from attnlib.train import cpu_threads, epoch_size, frozen_groups, train, update
 
 Tensor = torch.Tensor
 
@@ -211,8 +212,7 @@ class EngineModel:
     def _epoch(self) -> None:
         """Forward, backward and update of every seed."""
         fwd = forward(self.kind, self.params, self.batch, attention_inputs(self.params, self.batch))
-        apply_gradients(self.params, backward(self.kind, self.params, self.batch, fwd, self.frozen), self.lr,
-                        self.frozen)
+        update(self.kind, self.params, self.batch, fwd, self.frozen, self.lr)
 
     def logits(self) -> Tensor:
         with torch.no_grad():
@@ -518,11 +518,6 @@ def linear_cost_fit(rows: Sequence[dict]) -> dict:
            "ns_per_sentence": float(coefficients[2] * 1e6)}
     predicted = cost_model_ms(fit, tokens, sentences)
     return {**fit, "max_relative_error": float(np.max(np.abs(predicted - ms) / ms))}
-
-
-def cost_model_ms(fit: dict, tokens: np.ndarray, sentences: np.ndarray) -> np.ndarray:
-    """Epoch time (ms) that :func:`linear_cost_fit`'s ``fit`` predicts for corpora of these sizes."""
-    return fit["fixed_ms"] + (fit["ns_per_token"] * tokens + fit["ns_per_sentence"] * sentences) * 1e-6
 
 
 # ----------------------------------------------------------------------------------------------

@@ -20,15 +20,9 @@ import matplotlib
 
 matplotlib.use("Agg")  # the command line only writes files
 
-EXPERIMENTS: dict[str, tuple[str, Callable[[argparse.Namespace], Path]]] = {}
+from attnlib.experiments import EXPERIMENTS  # noqa: E402 - after choosing the backend
 
-
-def experiment(name: str, summary: str):
-    """Register ``function(args) -> output folder`` as ``attnlib run NAME``."""
-    def register(function: Callable[[argparse.Namespace], Path]) -> Callable[[argparse.Namespace], Path]:
-        EXPERIMENTS[name] = (summary, function)
-        return function
-    return register
+ALL_SUMMARY = "every experiment above, then the reproduction scorecard (scorecard.json, .csv, .md)"
 
 
 def _output_folder(root: Path, name: str, entries: list[str] | None = None) -> Path:
@@ -80,49 +74,22 @@ def _write_outputs(folder: Path, tables: dict, figures: dict, metrics: dict, pro
         write_json(staging / "metrics.json", metrics)
 
 
-@experiment("synthetic", "F1-F3: SEN curves, loss curves and final score/norm distributions on the synthetic data")
-def run_synthetic_command(args: argparse.Namespace) -> Path:
-    from attnlib.experiments import run_synthetic, synthetic_checks
-    from attnlib.plots import SYNTHETIC_FIGURES
-
-    folder = _output_folder(args.out, "synthetic")
-    result = run_synthetic(seeds=range(args.seeds or 5), quiet=args.quiet, base=getattr(args, "base", None))
-    tables = {"curves": result.curves(), "losses": result.losses(), "final_words": result.final_words(),
-              "summary": result.summary(), "checks": synthetic_checks(result)}
-    figures = {f"{name}{suffix}": plot(result, single_run=single_run) for name, plot in SYNTHETIC_FIGURES.items()
-               for suffix, single_run in (("", False), ("_single_run", True))}
-    _write_outputs(folder, tables, figures, result.metrics(), result.provenance())
-    _keep(args, "synthetic", result)
-    return folder
+def _write_result(folder: Path, result) -> None:
+    """Write an experiment's result (its tables, figures, metrics and provenance) into ``folder``."""
+    _write_outputs(folder, result.tables(), result.figures(), result.metrics(), result.provenance())
 
 
-@experiment("ablation", "F4: Attn-FC and Attn-TC with everything trainable, keys frozen, embeddings frozen")
-def run_ablation_command(args: argparse.Namespace) -> Path:
-    from attnlib.experiments import ablation_checks, published_comparison, run_ablation
-    from attnlib.plots import ABLATION_FIGURES
+def _run_experiment(name: str, args: argparse.Namespace):
+    """``attnlib run NAME`` for a registered experiment: run it, write OUT/NAME/, return its result.
 
-    folder = _output_folder(args.out, "ablation")
-    result = run_ablation(seeds=range(args.seeds or 5), quiet=args.quiet, base=getattr(args, "base", None))
-    tables = {"losses": result.losses(), "curves": result.curves(), "topic_means": result.topic_means(),
-              "summary": result.summary(), "checks": ablation_checks(result),
-              "published": published_comparison(result).reset_index()}
-    figures = {name: plot(result) for name, plot in ABLATION_FIGURES.items()}
-    figures["f4_ablation_single_run"] = ABLATION_FIGURES["f4_ablation"](result, single_run=True)
-    _write_outputs(folder, tables, figures, result.metrics(), result.provenance())
-    _keep(args, "ablation", result)
-    return folder
-
-
-@experiment("beyond", "beyond the paper: mutual suppression, the identity's sensitivity, classifier capacity, growth")
-def run_beyond_command(args: argparse.Namespace) -> Path:
-    from attnlib.experiments import run_beyond
-    from attnlib.plots import BEYOND_FIGURES
-
-    folder = _output_folder(args.out, "beyond")
-    result = run_beyond(seeds=range(args.seeds or 3), quiet=args.quiet, base=getattr(args, "base", None))
-    figures = {name: plot(result) for name, plot in BEYOND_FIGURES.items()}
-    _write_outputs(folder, result.tables(), figures, result.metrics(), result.provenance())
-    return folder
+    An experiment with options of its own (sst: --only, --store, --jobs) has its own command.
+    """
+    if name in OWN_COMMANDS:
+        return OWN_COMMANDS[name](args)
+    folder = _output_folder(args.out, name)
+    result = EXPERIMENTS[name].run(config=args.base, seeds=range(args.seeds) if args.seeds else None, quiet=args.quiet)
+    _write_result(folder, result)
+    return result
 
 
 def _sst_setting(kind: str, head: str, variant: str, seeds: tuple[int, ...], store: Path | None, quiet: bool):
@@ -151,11 +118,11 @@ def _serve_sst(setting: tuple[str, str, str], seeds: list[int], folder: Path, wh
     return select_seeds(run, seeds)
 
 
-@experiment("sst", "T1, F5-F7: Attn-FC / Attn-TC on SST2 and SST5 (paper setting, patience 2000, unmasked padding)")
-def run_sst_command(args: argparse.Namespace) -> Path:
+def run_sst_command(args: argparse.Namespace):
     import pandas as pd
 
-    from attnlib.experiments.sst import SETTINGS, SSTResult
+    from attnlib.experiments.sst import SETTINGS
+    from attnlib.experiments.sst_experiment import SSTExperimentResult
     from attnlib.experiments.sst_store import StoredRunError, plan_runs, store_dir
     from attnlib.sweep import sweep
     from attnlib.plots.sst import (plot_attention_shift, plot_sen_gaps, plot_sen_grid, plot_single_sentence,
@@ -182,7 +149,7 @@ def run_sst_command(args: argparse.Namespace) -> Path:
     for setting, run in runs.items():
         print(f"{'_'.join(setting)}: {run.source}, seeds {', '.join(map(str, run.seeds))}, "
               f"test accuracy {run.final_test_accuracy.mean():.4f}", flush=True)
-    result = SSTResult(runs)
+    result = SSTExperimentResult(runs)
     tables = {"t1": result.table(), "t1_per_seed": result.per_seed(), "f6_checks": result.f6_checks(),
               "losses": pd.concat([r.losses() for r in runs.values()], ignore_index=True),
               "f5_gaps": pd.concat([r.sen_gaps() for r in runs.values()], ignore_index=True),
@@ -201,33 +168,27 @@ def run_sst_command(args: argparse.Namespace) -> Path:
         figures["f7_single_sentence"] = plot_single_sentence(sst2)
     _write_outputs(folder, tables, figures, result.metrics(), result.provenance(),
                    texts={"t1.md": t1_markdown(result.table()) + "\n"})
-    _keep(args, "sst", result)
-    return folder
+    return result
 
 
-@experiment("all", "every experiment above, then the reproduction scorecard (scorecard.json, .csv, .md)")
-def run_all_command(args: argparse.Namespace) -> Path:
-    """Each experiment into OUT/NAME/, then OUT/scorecard.* from the same results, so the scorecard
-    always describes the folders beside it."""
-    from attnlib.experiments import step_size_study
-    from attnlib.experiments.sst import SSTResult
-    from attnlib.scorecard import SCORECARD_SST_SETTINGS, assemble, keys_parallel_deviation
+OWN_COMMANDS = {"sst": run_sst_command}
 
-    names = ("synthetic", "ablation", "beyond", "sst")
-    args.results = {}
-    with _whole_out(args, [*names, "scorecard.json", "scorecard.csv", "scorecard.md"]) as shown:
-        for name in names:
+
+def run_all_command(args: argparse.Namespace) -> None:
+    """Each registered experiment into OUT/NAME/, then OUT/scorecard.* from the same results, so the
+    scorecard always describes the folders beside it; OUT is built beside itself and replaced as a whole."""
+    from attnlib.scorecard import assemble
+
+    results = {}
+    with _whole_out(args, [*EXPERIMENTS, "scorecard.json", "scorecard.csv", "scorecard.md"]) as shown:
+        for name in EXPERIMENTS:
             started = time.perf_counter()
-            folder = EXPERIMENTS[name][1](args)
-            print(f"{name}: wrote {shown(folder)} in {time.perf_counter() - started:.0f} s", flush=True)
-        sst = args.results["sst"]
-        sst_for_card = SSTResult({s: sst.runs[s] for s in SCORECARD_SST_SETTINGS if s in sst.runs})
-        card = assemble(args.results["synthetic"], args.results["ablation"], sst_for_card,
-                        keys_parallel_deviation(), step_size_study())
+            results[name] = _run_experiment(name, args)
+            print(f"{name}: wrote {shown(args.out / name)} in {time.perf_counter() - started:.0f} s", flush=True)
+        card = assemble(results)
         card.write(args.out)
     counts = card.table.verdict.value_counts()
     print("scorecard: " + ", ".join(f"{n} {v}" for v, n in counts.items()), flush=True)
-    return args.out
 
 
 @contextmanager
@@ -251,11 +212,13 @@ def _whole_out(args: argparse.Namespace, entries: list[str]) -> Iterator[Callabl
             args.out = out
 
 
-def _keep(args: argparse.Namespace, name: str, result: object) -> None:
-    """Hand a result to ``attnlib run all`` (which sets ``args.results``) for the scorecard."""
-    results = getattr(args, "results", None)
-    if results is not None:
-        results[name] = result
+def _run_command(args: argparse.Namespace) -> Path:
+    """``attnlib run NAME`` or ``attnlib run all``; the folder written."""
+    if args.experiment == "all":
+        run_all_command(args)
+        return args.out
+    _run_experiment(args.experiment, args)
+    return args.out / args.experiment
 
 
 def _positive_int(text: str) -> int:
@@ -283,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
                                           "folder is built beside its final place and replaces any previous "
                                           "OUT/EXPERIMENT/ as a whole at the end, so an interrupted run leaves the "
                                           "previous folder or none.")
-    run.add_argument("experiment", choices=sorted(EXPERIMENTS), help="which experiment (see 'attnlib list')")
+    run.add_argument("experiment", choices=sorted([*EXPERIMENTS, "all"]), help="which experiment (see 'attnlib list')")
     run.add_argument("--seeds", type=_positive_int, default=None,
                      help="number of seeds; seeds 0..N-1 are used (default: as in the book, 5 for synthetic "
                           "and ablation, 3 for beyond and sst)")
@@ -382,8 +345,9 @@ def _expected_failure(error: BaseException) -> str | None:
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "list":
-        width = max(map(len, EXPERIMENTS))
-        for name, (summary, _) in sorted(EXPERIMENTS.items()):
+        listed = {**{name: module.SUMMARY for name, module in EXPERIMENTS.items()}, "all": ALL_SUMMARY}
+        width = max(map(len, listed))
+        for name, summary in sorted(listed.items()):
             print(f"{name:<{width}}  {summary}")
         return 0
     if args.command == "verify-data":
@@ -410,7 +374,7 @@ def _main(argv: list[str] | None) -> int:
 
     started = time.perf_counter()
     with cache.disabled() if args.no_cache else nullcontext():
-        folder = EXPERIMENTS[args.experiment][1](args)
+        folder = _run_command(args)
     print(f"wrote {folder} in {time.perf_counter() - started:.0f} s")
     return 0
 
@@ -422,24 +386,21 @@ SEED_BOUNDED = ("synthetic", "ablation", "beyond", "all")
 BEYOND_SETS_ITSELF = ("train.epochs", "train.record_every", "model.head")
 """Config fields that every study of ``attnlib run beyond`` sets itself, so a config file's value would be ignored."""
 
-CONFIG_BASES = {"synthetic": "synthetic_preset", "ablation": "ablation_preset", "beyond": "synthetic_preset"}
-"""Experiments that take ``--config``, with the preset (in :mod:`attnlib.config`) the file's fields change."""
-
-
 def _prepare_run(args: argparse.Namespace) -> None:
     """Load ``--config`` into ``args.base`` and check ``--only``; a ValueError says what is wrong."""
-    from attnlib import config
+    from attnlib.config import RunConfig, read_config_file
 
     if args.seeds is not None and args.seeds > MAX_SEEDS and args.experiment in SEED_BOUNDED:
         raise ValueError(f"--seeds is at most {MAX_SEEDS} for {args.experiment} (got {args.seeds}): the seeds train "
                          f"together in one batched call, whose memory and time grow with their number")
     args.base = None
     if args.config is not None:
-        if args.experiment not in CONFIG_BASES:
-            raise ValueError(f"--config applies to {', '.join(CONFIG_BASES)}, not to {args.experiment!r}")
-        args.base = config.RunConfig.from_file(args.config, getattr(config, CONFIG_BASES[args.experiment])())
+        takes = [name for name, module in EXPERIMENTS.items() if module.PRESET is not None]
+        if args.experiment not in takes:
+            raise ValueError(f"--config applies to {', '.join(takes)}, not to {args.experiment!r}")
+        args.base = RunConfig.from_file(args.config, EXPERIMENTS[args.experiment].PRESET())
         if args.experiment == "beyond":
-            named = [f"{section}.{name}" for section, fields in config.read_config_file(args.config).items()
+            named = [f"{section}.{name}" for section, fields in read_config_file(args.config).items()
                      if isinstance(fields, dict) for name in fields]
             fixed = [name for name in named if name in BEYOND_SETS_ITSELF]
             if fixed:

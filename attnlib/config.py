@@ -1,7 +1,8 @@
 """Configuration: one frozen dataclass per concern, validated on construction, plus named presets.
 
-Every option that the paper and the authors' code leave open is a field here, so an
-experiment is fully described by a :class:`RunConfig` and its hash.
+Every choice the paper and the authors' code leave open, or make differently, is a field here (the
+default stated where it is defined, the other reading as an option), so an experiment is fully
+described by a :class:`RunConfig` and its hash.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def _is_real(value: Any) -> bool:
 
 @dataclass(frozen=True)
 class SyntheticDataConfig:
-    """The topic-word generator of the paper's synthetic data: K topics, topic words per topic, m non-topic words per sentence."""
+    """The topic-word generator of the paper's synthetic experiments: K topics, topic words per topic, m non-topic words per sentence."""
 
     n_topics: int = 4
     words_per_topic: int = 2
@@ -50,7 +51,7 @@ class SyntheticDataConfig:
     n_train: int = 800
     n_test: int = 200
     m_range: tuple[int, int] | None = None
-    """Variable-m mode (a study beyond the paper): per-sentence m drawn uniformly from [lo, hi]; None means fixed m."""
+    """Variable-m mode (to test the identity when sentence lengths vary): per-sentence m drawn uniformly from [lo, hi]; None means fixed m."""
 
     def __post_init__(self) -> None:
         _require(_is_int(self.n_topics) and self.n_topics >= 2, "SyntheticDataConfig.n_topics", "an integer >= 2", self.n_topics)
@@ -81,8 +82,9 @@ class SSTDataConfig:
 
     kind: str = "SST2"
     mask_padding: bool = True
-    """True: padding is masked (weight 0). False: the code's behaviour, `$PAD$` is an ordinary trainable
-    word and every sentence is padded to the longest length (as in the authors' code)."""
+    """True: padding is masked (weight 0), as the paper sets the padding symbol's score to -inf. False: the
+    authors' code's behaviour, `$PAD$` is an ordinary trainable word and every sentence is padded to the
+    longest length."""
     keep_punctuation: bool = False
     m: int | None = None
     """m in the identity for F5; None uses each word's own m_w = mean length of its sentences - 1."""
@@ -98,7 +100,7 @@ class SSTDataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The attention classifier: dimensions, initialisation and which head."""
+    """The attention classifier of the paper: dimensions, initialisation and which head."""
 
     head: str = "FC"
     d_embed: int = 10
@@ -135,7 +137,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Full-batch gradient descent, as in the paper: learning rate, epochs, precision, frozen groups, early stopping."""
+    """Full-batch gradient descent, as the paper trains: learning rate, epochs, precision, frozen groups, early stopping."""
 
     lr: float = 0.1
     epochs: int = 5000
@@ -311,17 +313,18 @@ def synthetic_preset(head: str = "FC", **model_changes: Any) -> RunConfig:
 
 
 def ablation_preset(head: str = "FC", freeze: tuple[str, ...] = ()) -> RunConfig:
-    """The ablation setting of F4: embedding init std 0.1, 6000 epochs, optional frozen groups."""
+    """The ablation setting of F4 (values from the authors' code): embedding init std 0.1, 6000 epochs, optional frozen groups."""
     return RunConfig(model=ModelConfig(head=head, embed_init_std=0.1), train=TrainConfig(epochs=6000, freeze=freeze))
 
 
 SST_VARIANTS = ("default", "patience2000", "unmasked", "code")
 """T1's variants: the paper's setting, the authors' code's patience, the code's unmasked padding, and all of
-the code's settings at once (a diagnostic for T1: unmasked, patience 2000, embedding std 1e-6, d_e = 100 for TC)."""
+the code's settings at once (a diagnostic for a T1 cell that misses: unmasked, patience 2000, embedding std 1e-6,
+d_e = 100 for TC)."""
 
 
 def sst_preset(kind: str = "SST2", head: str = "FC", variant: str = "default") -> RunConfig:
-    """T1's setting as the paper describes it: d_e = 200, d_k = d_q = 10, lr 0.1, early stopping on the dev loss
+    """T1's setting (the paper's, with the authors' code where the paper is silent): d_e = 200, d_k = d_q = 10, lr 0.1, early stopping on the dev loss
     (patience 100, or 2000 as in the authors' code), epoch cap 100,000, float32, snapshots every 100."""
     _require(variant in SST_VARIANTS, "sst_preset variant", f"one of {list(SST_VARIANTS)}", variant)
     code = variant == "code"
@@ -333,5 +336,3 @@ def sst_preset(kind: str = "SST2", head: str = "FC", variant: str = "default") -
                           record_every=100),
     )
 
-
-PRESETS = {"synthetic": synthetic_preset, "ablation": ablation_preset, "sst": sst_preset}

@@ -277,8 +277,8 @@ def class_major(n_seeds: int, vocab_size: int, width: int, like: Tensor) -> Tens
 class Params:
     """Parameters of S models, one per seed, stacked along a leading seed axis.
 
-    With a fixed query and keys starting at 0, every key stays parallel to the query (spec §2.4),
-    so the keys are carried as one score per word (``scores``) and ``keys`` is None; otherwise the
+    With a fixed query and keys starting at 0, every key stays parallel to the query (the
+    gradient with respect to a key is the score's gradient times q), so the keys are carried as one score per word (``scores``) and ``keys`` is None; otherwise the
     full keys are carried and ``scores`` is None.
 
     With ``coords`` set (the span reduction, see the module docstring), ``embeddings`` holds E(0)
@@ -391,7 +391,8 @@ def span_expanded(params: Params) -> Params:
 
 
 def _fc_matrix(rng: np.random.Generator, d: int, k: int, kind: str) -> np.ndarray:
-    """The fixed classifier of Attn-FC (spec decision 12 and its alternatives)."""
+    """The fixed classifier of Attn-FC: by default, as in the authors' code, a standard-normal matrix with
+    its diagonal set to 1 (the paper does not give it); orthonormal or one-hot columns as alternatives."""
     if kind == "randn_unit_diag":
         u = rng.standard_normal((d, k))
         idx = np.arange(min(d, k))
@@ -412,7 +413,8 @@ def _uniform(rng: np.random.Generator, fan_in: int, shape: tuple[int, ...]) -> n
 
 def _init_one_seed(config: ModelConfig, vocab_size: int, n_classes: int, seed: int) -> dict[str, np.ndarray]:
     """One seed's initial parameters. Query and embeddings depend only on the seed and the shapes, so
-    the three heads of one seed start from the same attention block (spec §2.2, "seeding")."""
+    the three heads of one seed start from the same attention block and differ only in the classifier (the
+    authors' code reseeds before creating the embeddings to the same effect)."""
     attention_rng = np.random.default_rng([seed, 1])
     out = {
         "query": attention_rng.normal(0.0, config.query_std, config.d_key),

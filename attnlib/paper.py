@@ -1,4 +1,4 @@
-"""What the paper reports, in one place (spec §5), so the book and the checks quote the same values.
+"""What the paper reports, in one place, so the book and the checks quote the same values.
 
 "Published" synthetic values are read from the authors' figures (single runs); they are approximate.
 """

@@ -1,4 +1,4 @@
-"""The score / embedding-norm identity (spec §3) and the topic word's attention weight.
+"""The score / embedding-norm identity the paper proves for a topic word, and the topic word's attention weight.
 
 Along gradient flow, a topic word w in sentences of one topic word plus m null words obeys
 
@@ -32,3 +32,28 @@ def attention_weight(score: np.ndarray | float, m: float) -> np.ndarray:
     """Weight e^s / (e^s + m) of a topic word among m null words (score 0)."""
     score = np.asarray(score, dtype=float)
     return 1.0 / (1.0 + m * np.exp(-score))
+
+
+def phi_inverse(value: np.ndarray | float, m: float) -> np.ndarray:
+    """The score s with phi_m(s) = value (phi_m is strictly increasing), by bisection to float precision."""
+    value = np.asarray(value, dtype=float)
+    # phi_m(s) <= s for s <= 0 and phi_m(s) >= s for s >= 0, so the root is >= min(value, 0);
+    # phi_m(s) >= s - 1/m and phi_m(s) >= (e^s - 1)/m bound it above.
+    low = np.minimum(value, 0.0) - 1.0
+    high = np.maximum(np.log1p(np.maximum(value, 0.0) * m) + 1.0, 1.0)
+    for _ in range(200):
+        middle = 0.5 * (low + high)
+        above = phi(middle, m) > value
+        high, low = np.where(above, middle, high), np.where(above, low, middle)
+    return 0.5 * (low + high)
+
+
+def p4_score_dip_bound(initial_norm: np.ndarray | float, m: float, initial_score: np.ndarray | float = 0.0) -> np.ndarray:
+    """P4: the deepest score dip the identity allows, s(0) - phi_m^{-1}(phi_m(s(0)) - (|q||v(0)|)^2 / 2).
+
+    The norm cannot fall below 0, so 2 (phi_m(s) - phi_m(s(0))) >= -(|q||v(0)|)^2.
+    """
+    initial_score = np.asarray(initial_score, dtype=float)
+    floor = phi(initial_score, m) - np.asarray(initial_norm, dtype=float) ** 2 / 2
+    return initial_score - phi_inverse(floor, m)
+

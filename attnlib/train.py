@@ -2,7 +2,9 @@
 
 This is the one training engine of attnlib: every experiment calls :func:`train`. It records what
 the figures need and nothing more: per-epoch loss and accuracy, the score and |q| |v| of traced
-words every ``record_every`` epochs, and every word's final score and norm.
+words every ``record_every`` epochs (and at any extra epochs asked for), and every word's final
+score and norm. :func:`update` is the one gradient-descent step, which :func:`train` and the
+benchmark's engine model both take.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from tqdm import tqdm
 from attnlib.config import ModelConfig, TrainConfig
 from attnlib.data.corpus import Dataset
 from attnlib.device import default_device
-from attnlib.model import (Batch, Gradients, Params, attention_inputs, backward, first_layer, forward, init_params,
-                           key_and_query_gradients, span_expanded, span_reduced, step_projected_embeddings)
+from attnlib.model import (Batch, Forward, Gradients, Params, attention_inputs, backward, first_layer, forward,
+                           init_params, key_and_query_gradients, span_expanded, span_reduced, step_projected_embeddings)
 
 Tensor = torch.Tensor
 
@@ -95,6 +97,12 @@ def apply_gradients(params: Params, grads: Gradients, lr: Tensor, frozen: set[st
             params.head[name].addcmul_(grad, rate.reshape(-1, *([1] * (grad.dim() - 1))))
     if "embeddings" not in frozen:  # after the head, so that the R formed with E's update has the new U1
         _step_embeddings(params, grads, rate[:, None, None])
+
+
+def update(head: str, params: Params, batch: Batch, fwd: Forward, frozen: set[str], lr: Tensor) -> None:
+    """One epoch's gradient-descent step in place: the gradients at the forward pass ``fwd`` (taken on
+    ``batch`` at the current parameters), then :func:`apply_gradients`."""
+    apply_gradients(params, backward(head, params, batch, fwd, frozen), lr, frozen)
 
 
 def _step_embeddings(params: Params, grads: Gradients, rate: Tensor) -> None:
@@ -196,7 +204,8 @@ def _progress(total: int, description: str, quiet: bool):
 def train(model: ModelConfig, config: TrainConfig, datasets: Sequence[Dataset], seeds: Sequence[int],
           trace_words: Sequence[int] | np.ndarray = (), quiet: bool = False,
           device: torch.device | None = None, keep_params: bool = False,
-          reduce_embeddings: bool = True, share_corpora: bool = True) -> TrainResult:
+          reduce_embeddings: bool = True, share_corpora: bool = True,
+          record_at: Sequence[int] = ()) -> TrainResult:
     """Train one model per seed (seed k on ``datasets[k]``) by full-batch gradient descent.
 
     With ``config.patience`` set, each seed stops on its own once its dev loss has not improved for
@@ -207,7 +216,8 @@ def train(model: ModelConfig, config: TrainConfig, datasets: Sequence[Dataset], 
     seed has the same corpus (e.g. ``[dataset] * S``) is multiplied once for all seeds rather than
     stacked block-diagonally (the same sums, see :class:`attnlib.model.Batch`); ``share_corpora=False``
     always stacks, to compare the two. On CPU all but huge problems train on one thread (see
-    :func:`cpu_threads`).
+    :func:`cpu_threads`). Traced words are recorded every ``config.record_every`` epochs, at the last
+    epoch, and at the epochs in ``record_at`` (e.g. ``(1,)`` for the snapshot after the first step).
     """
     seeds = [int(s) for s in seeds]
     if len(datasets) != len(seeds):
@@ -228,7 +238,8 @@ def train(model: ModelConfig, config: TrainConfig, datasets: Sequence[Dataset], 
     words = torch.as_tensor(np.asarray(trace_words, dtype=np.int64), device=device)
 
     n_seeds, epochs = len(seeds), config.epochs
-    record_epochs = np.unique(np.r_[np.arange(0, epochs + 1, config.record_every), epochs])
+    extra = [int(e) for e in record_at if 0 <= int(e) <= epochs]
+    record_epochs = np.unique(np.r_[np.arange(0, epochs + 1, config.record_every), epochs, extra]).astype(np.int64)
     new = lambda *shape: torch.full(shape, float("nan"), dtype=dtype, device=device)  # noqa: E731
     loss_log, accuracy_log = new(epochs + 1, n_seeds), new(epochs + 1, n_seeds)
     test_loss_log, test_accuracy_log = new(len(record_epochs), n_seeds), new(len(record_epochs), n_seeds)
@@ -274,7 +285,7 @@ def train(model: ModelConfig, config: TrainConfig, datasets: Sequence[Dataset], 
                     break
             if epoch == epochs:
                 break
-            apply_gradients(params, backward(model.head, params, train_batch, fwd, frozen), lr, frozen)
+            update(model.head, params, train_batch, fwd, frozen, lr)
             if epoch % 50 == 49:
                 bar.update(50)
 

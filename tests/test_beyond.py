@@ -13,8 +13,9 @@ from attnlib.config import SyntheticDataConfig, synthetic_preset
 from attnlib.data import generate_synthetic
 from attnlib.experiments import beyond
 from attnlib.experiments.beyond import (BeyondResult, breaking_cases, capacity_study, growth_study, identity_sweeps,
-                                        p4_score_dip_bound, phi_inverse, share_topic_word, suppression_study,
-                                        topic_attention)
+                                        share_topic_word, suppression_study, topic_attention)
+from attnlib.experiments.beyond.suppression import _dip
+from attnlib.theory import p4_score_dip_bound, phi_inverse
 
 SMALL = SyntheticDataConfig(n_nontopic=300, n_train=120, n_test=40)
 BASE = synthetic_preset().replace(data=vars(SMALL))
@@ -85,8 +86,8 @@ def test_suppression_columns_and_dips_within_the_bound(suppression) -> None:
 
 def test_a_synthetic_dip_is_measured_exactly() -> None:
     path, epochs = np.array([0.0, -0.2, -0.5, -0.1, 0.0, 0.4]), np.arange(6) * 10
-    assert beyond._dip(path, epochs) == (0.5, 20.0, 40.0)
-    depth, at, back = beyond._dip(np.array([0.0, 0.1, 0.3]), np.arange(3))
+    assert _dip(path, epochs) == (0.5, 20.0, 40.0)
+    depth, at, back = _dip(np.array([0.0, 0.1, 0.3]), np.arange(3))
     assert depth == 0.0 and math.isnan(at) and math.isnan(back)
 
 
@@ -162,7 +163,7 @@ def test_growth_fits_recover_known_slopes(growth) -> None:
             "score_per_loglog_t"} <= set(fits.columns)
     assert len(fits) == len(SEEDS) * 3
     # the fitting code on curves of known shape
-    fake = beyond.GrowthResult(growth.base, growth.seeds, growth.run)
+    fake = beyond.GrowthResult(growth.config, growth.seeds, growth.run)
     t = growth.run.record_epochs.astype(float)
     t[0] = 1.0
     scores = np.broadcast_to((2.0 * np.log(np.log(t + 2)))[:, None, None], growth.run.traced_scores.shape)
@@ -176,7 +177,7 @@ def test_growth_fits_recover_known_slopes(growth) -> None:
 
 
 def test_metrics_are_flat_and_json(suppression, sweeps, breaking, capacity, growth) -> None:
-    result = BeyondResult(suppression, sweeps, breaking, capacity, growth)
+    result = BeyondResult(BASE, list(SEEDS), suppression, sweeps, breaking, capacity, growth)
     metrics = result.metrics()
     json.dumps(metrics)
     assert metrics["seeds"] == list(SEEDS) and "attnlib_version" in metrics

@@ -340,12 +340,10 @@ def test_no_cache_flag_turns_the_cache_off_for_the_run(monkeypatch, tmp_path) ->
 
     seen = []
 
-    def fake_run(args) -> Path:
+    def fake_run(name, args) -> None:
         seen.append((cache.enabled(), args.base))
-        return tmp_path
 
-    summary, _ = cli.EXPERIMENTS["synthetic"]
-    monkeypatch.setitem(cli.EXPERIMENTS, "synthetic", (summary, fake_run))
+    monkeypatch.setattr(cli, "_run_experiment", fake_run)
     assert main(["run", "synthetic", "--no-cache", "--out", str(tmp_path)]) == 0
     assert main(["run", "synthetic", "--out", str(tmp_path)]) == 0
     assert seen == [(False, None), (True, None)] and cache.enabled()

@@ -68,7 +68,7 @@ def test_bad_command_line_values(argv, fragments, capsys) -> None:
 
 def test_only_names_settings_without_running_anything(capsys, monkeypatch) -> None:
     """--only is checked before any output folder is made or any setting trains."""
-    monkeypatch.setitem(cli.EXPERIMENTS, "sst", ("", lambda args: pytest.fail("the experiment ran")))
+    monkeypatch.setattr(cli, "_run_experiment", lambda name, args: pytest.fail("the experiment ran"))
     code, err = refused(["run", "sst", "--only", "SST2_XX_default"], capsys)
     assert code == 2 and err.startswith("attnlib: ")
 
@@ -143,8 +143,7 @@ def test_every_config_field_type_is_understood() -> None:
 
 def test_a_config_file_reaches_the_experiment(tmp_path, monkeypatch, capsys) -> None:
     seen = []
-    for name in ("synthetic", "ablation", "beyond"):
-        monkeypatch.setitem(cli.EXPERIMENTS, name, ("", lambda args: seen.append(args.base) or tmp_path))
+    monkeypatch.setattr(cli, "_run_experiment", lambda name, args: seen.append(args.base))
     path = write(tmp_path / "c.json", json.dumps({"model": {"d_embed": 12}}))
     for name in ("synthetic", "ablation", "beyond"):
         assert main(["run", name, "--config", str(path), "--out", str(tmp_path)]) == 0

@@ -199,7 +199,7 @@ def test_beyond_result_names_every_run() -> None:
 
     seeds = [0]
     result = beyond.BeyondResult(
-        beyond.suppression_study(seeds, heads=("FC",), epochs=3, base=TINY),
+        TINY, seeds, beyond.suppression_study(seeds, heads=("FC",), epochs=3, base=TINY),
         beyond.identity_sweeps(seeds, heads=("FC",), ms=(5, 20), query_stds=(0.3,), epochs=3, base=TINY),
         beyond.breaking_cases(seeds, heads=("FC",), cases=("baseline", "trainable query"), epochs=3, base=TINY),
         beyond.capacity_study(seeds, widths=(2,), epochs=3, record_every=1, base=TINY),

@@ -45,6 +45,22 @@ def test_records_have_the_documented_shapes() -> None:
     assert np.allclose(run.loss[0], np.log(4), atol=1e-3)
 
 
+def test_records_the_epochs_asked_for() -> None:
+    """record_at adds snapshots (e.g. after the first step) to the regular ones; nothing else changes."""
+    config = TrainConfig(epochs=30, record_every=10)
+    plain = train(ModelConfig(head="TC"), config, small_datasets(), [0, 1], trace_words=range(8), quiet=True)
+    more = train(ModelConfig(head="TC"), config, small_datasets(), [0, 1], trace_words=range(8), quiet=True,
+                 record_at=(1, 5, 99))
+    assert plain.record_epochs.tolist() == [0, 10, 20, 30] and more.record_epochs.tolist() == [0, 1, 5, 10, 20, 30]
+    assert more.record_epochs.dtype == plain.record_epochs.dtype
+    assert np.array_equal(more.loss, plain.loss) and np.array_equal(more.final_scores, plain.final_scores)
+    regular = [more.record_epochs.tolist().index(e) for e in plain.record_epochs]
+    assert np.array_equal(more.traced_scores[regular], plain.traced_scores)
+    one_epoch = train(ModelConfig(head="TC"), TrainConfig(epochs=1), small_datasets(), [0, 1], trace_words=range(8),
+                      quiet=True)
+    assert np.array_equal(more.traced_scores[1], one_epoch.traced_scores[1])
+
+
 def test_keys_stay_parallel_to_the_query_and_the_reduction_is_exact() -> None:
     """N5 and the exact reduction: full keys stay parallel to q, and carrying scores gives the same run."""
     datasets = small_datasets()

@@ -1,4 +1,4 @@
-"""The Stanford Sentiment Treebank (Socher et al. 2013): locate, verify, parse and tokenise SST2 / SST5.
+"""The Stanford Sentiment Treebank: locate, verify, parse and tokenise SST2 / SST5.
 
 The three PTB-tree files are pinned by sha256 and checked before any parsing, so a truncated,
 corrupt or differently-built copy can never load silently. Sentences become
@@ -30,7 +30,7 @@ PAD = "$PAD$"
 """The padding word; always vocabulary index 0."""
 
 SST_URL = "https://nlp.stanford.edu/sentiment/trainDevTestTrees_PTB.zip"
-"""Canonical archive of the PTB-tree release, from the Stanford NLP group's sentiment page."""
+"""Canonical archive of the PTB-tree release (Socher et al. 2013)."""
 
 ENV_VAR = "ATTNLIB_DATA_DIR"
 """Environment variable naming a folder that holds train.txt, dev.txt and test.txt."""
@@ -67,7 +67,7 @@ SST_FILES: dict[str, SSTFile] = {
     "test": SSTFile("test.txt", "trees/test.txt", 2210, 559614,
                     "6e54806dee95cf80cd918e7dfb3f6770f6df24bf826f289a4d1f709e1c8f6761"),
 }
-"""The pinned files, by split: the three members of the archive at :data:`SST_URL`."""
+"""sha256 of the release's three PTB-tree files, by split."""
 
 TRAIN_VARIANT_SHA256 = "3287e6df56acb2ccba2bc3ebb7a696c0daee8d2fa00988348bbf37796bc3739d"
 """sha256 of the circulating 9645-line train.txt (the 8544 training trees + the 1101 dev trees)."""
@@ -77,7 +77,7 @@ EXPECTED_SIZES: dict[str, dict[str, int]] = {
     "SST5": {"train": 8544, "dev": 1101, "test": 2210},
     "SST2": {"train": 6920, "dev": 872, "test": 1821},
 }
-"""Sentence counts per split after parsing: the published SST5 splits, and SST2 without the neutral roots."""
+"""Sentence counts per split after parsing: the published SST5 split sizes, and SST2 without the neutral sentences."""
 
 _LABEL = re.compile(r"(\d+) ")
 _TOKEN = re.compile(r"[^()]+")
@@ -554,7 +554,7 @@ def _excerpt(s: str, width: int = 80) -> str:
 
 
 def tokenize(leaves: Sequence[str], keep_punctuation: bool = False) -> list[str]:
-    """Join the leaves with spaces, lowercase, delete ``[^\\w\\s]`` (unless kept), split on Unicode whitespace."""
+    """As the sentence files the authors trained on were made: join with spaces, lowercase, delete ``[^\\w\\s]`` (unless kept), split on Unicode whitespace."""
     text = " ".join(leaves).lower()
     if not keep_punctuation:
         text = _PUNCTUATION.sub("", text)
@@ -657,7 +657,7 @@ def _labelled_sentences(trees: list[tuple[int, list[str]]], kind: str, keep_punc
 
 
 def _check_sizes(kind: str, labels: dict[str, list[int]]) -> None:
-    """Fail if a split's sentence count differs from the published one (:data:`EXPECTED_SIZES`)."""
+    """Fail if a split's sentence count differs from the published one."""
     for split, expected in EXPECTED_SIZES[kind].items():
         if len(labels[split]) != expected:
             raise SSTDataError(f"{kind} {split}: {len(labels[split])} sentences after parsing, expected {expected}")

@@ -1,4 +1,4 @@
-"""The seeded topic-word generator of the paper's synthetic experiments (spec §4).
+"""The seeded topic-word generator of the paper's synthetic experiments.
 
 Word ids: topic word j of topic y has id ``y * words_per_topic + j``; the non-topic words follow.
 Each sentence is its topic word followed by m non-topic words drawn uniformly with replacement.

@@ -1,4 +1,4 @@
-"""Figures of the F4 ablation: the three variants of each model together, seed bands."""
+"""Figures of the F4 ablation: the three variants of each model together, seed bands (the paper shows one run)."""
 
 from __future__ import annotations
 

@@ -36,7 +36,7 @@ def plot_suppression(result: SuppressionResult, init_std: float = 0.1, seed: int
     dips = result.dips()
     dips = dips[(dips.init_std == init_std) & (dips.seed == seed)]
     models = list(dict.fromkeys(curves.model))
-    m = result.base.data.m
+    m = result.config.data.m
     fig, axes = plt.subplots(3, len(models), figsize=(FIG_WIDTH, 7.6), squeeze=False)
     for col, model in enumerate(models):
         table = curves[curves.model == model]
@@ -96,8 +96,8 @@ def plot_sweeps(result: SweepResult) -> plt.Figure:
             top = part.score.max()
             if sweep == "query_std":
                 grid = np.linspace(0, top, 200)
-                ax.plot(grid, theory.sen_norm(grid, result.base.data.m), color=THEORY_COLOR, lw=5, alpha=0.2,
-                        label=rf"$\sqrt{{2\varphi_{{{result.base.data.m}}}(s)}}$")
+                ax.plot(grid, theory.sen_norm(grid, result.config.data.m), color=THEORY_COLOR, lw=5, alpha=0.2,
+                        label=rf"$\sqrt{{2\varphi_{{{result.config.data.m}}}(s)}}$")
             for value, color in reversed(list(zip(values, colors))):  # widest range first, so none is hidden
                 runs = part[part.value == value]
                 if sweep == "m":
@@ -118,7 +118,7 @@ def plot_sweeps(result: SweepResult) -> plt.Figure:
     for value, color in zip(q_values, q_colors):
         run = part[part.value == value]
         grid = np.linspace(0, run.score.max(), 200)
-        ax.plot(grid, theory.sen_norm(grid, result.base.data.m) / run.query_norm.iloc[0], color=color, lw=5, alpha=0.25)
+        ax.plot(grid, theory.sen_norm(grid, result.config.data.m) / run.query_norm.iloc[0], color=color, lw=5, alpha=0.25)
         for _, path in run.groupby("word"):
             ax.plot(path.score, path.raw_norm, color=color, lw=0.8, alpha=0.9)
         ax.plot([], [], color=color, lw=2, label=rf"$\|q\|$ = {run.query_norm.iloc[0]:.2f}")
@@ -262,7 +262,7 @@ def plot_growth(result: GrowthResult) -> plt.Figure:
         ax.set_xlim(left=100)
         low = curves[curves.epoch >= 100][["score", "norm"]].min().min()
         ax.set_ylim(bottom=max(low * 0.8, 1e-2))
-    slopes = result.local_slopes(min_epoch=max(100, result.base.train.epochs // 30))
+    slopes = result.local_slopes(min_epoch=max(100, result.config.train.epochs // 30))
     ax = axes[3]
     for column, shade in (("score", color), ("norm", CONTRAST_COLORS[1]), ("loss", CONTRAST_COLORS[5])):
         band(ax, slopes, "epoch", column, shade, column, lead)

@@ -1,7 +1,7 @@
 """Figures F1-F3 of the synthetic experiments.
 
 Curves over seeds show the seed-0 run as a solid line and the min-max range over seeds as a band
-; ``single_run=True`` gives the paper's single-run view instead.
+(the paper shows single runs, which hide the variation over seeds); ``single_run=True`` gives the paper's single-run view instead.
 """
 
 from __future__ import annotations

@@ -1,0 +1,182 @@
+"""What every experiment has in common: its checks, its result's surface, and the long-table step.
+
+An experiment is a module with ``NAME``, ``SUMMARY`` and ``run(config=None, seeds=None, **options)``
+returning an :class:`ExperimentResult`; :data:`attnlib.experiments.EXPERIMENTS` lists them. A result
+gives its tidy tables, its figures (functions that draw them, so that many figures never stay open
+together), its checks (the one place its pass criteria are written: the chapter's verdict table and
+the scorecard both read them), flat metrics and provenance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from attnlib import __version__
+from attnlib.cache import cached_train
+from attnlib.config import RunConfig
+from attnlib.data import Dataset
+from attnlib.train import TrainResult
+
+
+def verdict(passed: int, needed: int, total: int) -> str:
+    """reproduced: at least ``needed`` of ``total`` units meet the criterion; partly: some but too few;
+    not reproduced: none; reported: no criterion (``total == 0``)."""
+    if total == 0:
+        return "reported"
+    if passed >= needed:
+        return "reproduced"
+    return "partly" if passed > 0 else "not reproduced"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One criterion of a paper's claim: ``verdict`` follows from ``passed``, ``needed`` and ``total``.
+
+    ``passed`` units (seeds, model-seed pairs, cells) meet the criterion, ``needed`` of ``total`` must;
+    ``total == 0`` marks a value that is reported without a pass condition. ``key`` names the check for
+    code that reads one (e.g. a chapter gluing its count); it is not shown.
+    """
+
+    id: str
+    claim: str
+    paper: str
+    ours: str
+    criterion: str
+    passed: int
+    needed: int
+    total: int
+    note: str = ""
+    key: str = ""
+
+    @property
+    def verdict(self) -> str:
+        return verdict(self.passed, self.needed, self.total)
+
+    @property
+    def reproduced(self) -> bool:
+        return self.verdict == "reproduced"
+
+
+def checks_frame(checks: Iterable[Check], ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """A chapter's verdict table: experiment, criterion (claim and its test), measured, reproduced."""
+    rows = [{"experiment": c.id, "criterion": f"{c.claim}: {c.criterion}", "measured": c.ours,
+             "reproduced": c.reproduced} for c in checks if c.total and (ids is None or c.id in ids)]
+    return pd.DataFrame(rows, columns=["experiment", "criterion", "measured", "reproduced"])
+
+
+def checks_table(checks: Iterable[Check]) -> pd.DataFrame:
+    """Every field of the checks as columns (without ``key``), with the verdict."""
+    return pd.DataFrame([{**{k: v for k, v in asdict(c).items() if k != "key"}, "verdict": c.verdict}
+                         for c in checks])
+
+
+def long_table(labels: Mapping[str, Any], axes: Mapping[str, Sequence], values: Mapping[str, Any],
+               order: Sequence[str] = ()) -> pd.DataFrame:
+    """One row per cell of arrays whose axes are ``axes`` (name -> coordinates, in the arrays' axis order).
+
+    Columns: the constant ``labels``, then the names in ``order`` (axes or values), then the other axes
+    and values in their order. A value is an array of the grid's shape, or anything that broadcasts to it.
+    """
+    grids = np.meshgrid(*[np.asarray(a) for a in axes.values()], indexing="ij")
+    shape = grids[0].shape
+    columns = {name: grid.ravel() for name, grid in zip(axes, grids)}
+    columns.update({name: np.broadcast_to(np.asarray(v), shape).ravel() for name, v in values.items()})
+    names = list(order) + [name for name in columns if name not in order]
+    return pd.DataFrame({**labels, **{name: columns[name] for name in names}})
+
+
+@dataclass
+class ExperimentResult:
+    """Fields and methods every experiment's result shares; subclasses add their runs and tables."""
+
+    config: RunConfig
+    """The configuration the experiment's runs are derived from."""
+    seeds: list[int]
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """Tidy tables by file name (``attnlib run`` writes each as NAME.csv)."""
+        return {}
+
+    def figures(self) -> dict[str, Callable[[], Any]]:
+        """Figure name -> a function drawing it (``attnlib run`` writes NAME.png and NAME.pdf)."""
+        return {}
+
+    def checks(self) -> list[Check]:
+        """The experiment's criteria with their measured values (none by default)."""
+        return []
+
+    def check(self, key: str) -> Check:
+        """The check named ``key``."""
+        found = [c for c in self.checks() if c.key == key]
+        if not found:
+            raise KeyError(f"{type(self).__name__} has no check {key!r}")
+        return found[0]
+
+    def card(self) -> ExperimentResult:
+        """The part of the result the scorecard reads (by default all of it)."""
+        return self
+
+    def measures(self) -> dict[str, Any]:
+        """The experiment's own flat metrics (see :meth:`metrics`)."""
+        return {}
+
+    def metrics(self) -> dict[str, Any]:
+        """Flat metrics for metrics.json: :meth:`measures`, then ``seeds`` and ``attnlib_version``."""
+        return {**self.measures(), "seeds": list(self.seeds), "attnlib_version": __version__}
+
+    def config_hashes(self) -> dict[str, str]:
+        """Run name -> config hash (by default of ``self.runs`` with the data config)."""
+        from attnlib.provenance import run_config_hashes
+
+        return run_config_hashes(self.runs, self.config.data)  # type: ignore[attr-defined]
+
+    def provenance(self) -> dict:
+        """Config hash of every run, the seeds and the environment (:func:`attnlib.provenance.provenance`)."""
+        from attnlib.provenance import provenance
+
+        return provenance(self.config_hashes(), self.seeds)
+
+
+def train_grid(settings: Mapping[Hashable, tuple[RunConfig, Sequence[Dataset]]], seeds: Sequence[int],
+               trace_words: Sequence[int] | np.ndarray, quiet: bool = True, stack: bool = True) -> dict[Hashable, TrainResult]:
+    """Train every setting (key -> config and one dataset per seed) for ``seeds`` through the cache.
+
+    Settings with the same model and training config whose datasets have the same vocabulary and
+    classes train as one stacked call of :func:`attnlib.train.train` (the batch entries are independent,
+    so each entry is what its own call would give), then are split per setting; ``stack=False`` makes
+    one call per setting.
+    """
+    seeds = [int(s) for s in seeds]
+    groups: dict[tuple, list[Hashable]] = {}
+    for key, (config, datasets) in settings.items():
+        if len(datasets) != len(seeds):
+            raise ValueError(f"train_grid: setting {key!r} has {len(datasets)} datasets for {len(seeds)} seeds")
+        shape = (config.model, config.train, datasets[0].n_classes, len(datasets[0].vocab))
+        groups.setdefault(shape if stack else (key,), []).append(key)
+    out: dict[Hashable, TrainResult] = {}
+    for keys in groups.values():
+        config = settings[keys[0]][0]
+        datasets = [d for key in keys for d in settings[key][1]]
+        run = cached_train(config.model, config.train, datasets, seeds * len(keys), trace_words=trace_words,
+                           quiet=quiet)
+        for i, key in enumerate(keys):
+            out[key] = run if len(keys) == 1 else select_entries(run, slice(i * len(seeds), (i + 1) * len(seeds)))
+    return {key: out[key] for key in settings}
+
+
+def select_entries(run: TrainResult, part: slice) -> TrainResult:
+    """The batch entries ``part`` of a run, as a run of their own."""
+    def pick(a: np.ndarray | None, axis: int) -> np.ndarray | None:
+        return None if a is None else a[part] if axis == 0 else a[:, part]
+
+    per_epoch = {name: pick(getattr(run, name), 1) for name in ("loss", "train_accuracy", "test_loss",
+                                                                "test_accuracy", "traced_scores", "traced_norms",
+                                                                "dev_loss")}
+    per_entry = {name: pick(getattr(run, name), 0) for name in ("final_scores", "final_norms", "query_norm",
+                                                                "final_test_accuracy", "stopped_epoch", "best_epoch")}
+    return TrainResult(model=run.model, train_config=run.train_config, seeds=run.seeds[part],
+                       record_epochs=run.record_epochs, traced_words=run.traced_words, **per_epoch, **per_entry)

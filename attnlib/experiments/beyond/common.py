@@ -1,0 +1,53 @@
+"""What the studies beyond the paper share: their seeds, t_0.1, the traced-word table, the book's cells."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from attnlib import theory
+from attnlib.experiments.base import long_table
+from attnlib.experiments.synthetic import LOSS_THRESHOLD
+from attnlib.train import TrainResult
+
+BEYOND_SEEDS = (0, 1, 2)
+
+
+def first_below(loss: np.ndarray, threshold: float = LOSS_THRESHOLD) -> float:
+    """The first epoch whose loss is below ``threshold`` (t_0.1 by default); NaN if none is."""
+    below = np.flatnonzero(loss < threshold)
+    return float(below[0]) if len(below) else float("nan")
+
+
+def traced_table(run: TrainResult, labels: dict, m: float | np.ndarray, seeds: Sequence | None = None) -> pd.DataFrame:
+    """Per recorded epoch, seed index and traced word: score, |q||v|, the identity's general-init
+    prediction from the word's own start, and the residual. ``m`` is a scalar or one value per seed."""
+    seeds = run.seeds if seeds is None else seeds
+    m_per_seed = np.broadcast_to(np.asarray(m, dtype=float), (len(seeds),))
+    predicted = theory.sen_norm(run.traced_scores, m_per_seed[None, :, None], run.traced_scores[:1], run.traced_norms[:1])
+    return long_table(labels, {"epoch": run.record_epochs, "seed": np.asarray(seeds), "word": run.traced_words},
+                      {"m": m_per_seed[None, :, None], "score": run.traced_scores, "norm": run.traced_norms,
+                       "theory": predicted, "residual": run.traced_norms - predicted},
+                      order=("seed", "m", "epoch", "word"))
+
+
+def topic_means_table(run: TrainResult, labels: dict) -> pd.DataFrame:
+    """Per recorded epoch and seed: the mean score and |q||v| over the traced words, and the loss."""
+    return long_table(labels, {"epoch": run.record_epochs, "seed": run.seeds},
+                      {"score": run.traced_scores.mean(2), "norm": run.traced_norms.mean(2),
+                       "loss": run.loss[run.record_epochs]}, order=("seed", "epoch"))
+
+
+def spread(values: pd.Series, digits: int = 3) -> str:
+    """Mean (min–max) over seeds for a book table; for t_0.1, how many seeds never got there."""
+    values = values.astype(float)
+    if values.isna().any():
+        reached = values.dropna()
+        if reached.empty:
+            return f"not reached ({len(values)} of {len(values)} seeds)"
+        return f"{reached.mean():.0f} ({len(reached)} of {len(values)} seeds; the rest never)"
+    if len(values) == 1:
+        return f"{values.iloc[0]:.{digits}f}"
+    return f"{values.mean():.{digits}f} ({values.min():.{digits}f}–{values.max():.{digits}f})"
