@@ -21,9 +21,9 @@ import gc
 import platform
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -34,8 +34,7 @@ from attnlib.costmodel import cost_model_ms
 from attnlib.data import Corpus, Dataset, generate_synthetic
 from attnlib.data.sst import SSTDataError, load_sst
 from attnlib.device import default_device
-from attnlib.model import (Batch, Params, attention_inputs, first_layer, forward, init_params,
-                           span_reduced)
+from attnlib.model import Batch, Params, attention_inputs, first_layer, forward, init_params, span_reduced
 from attnlib.reference import PaddedModel
 from attnlib.train import cpu_threads, epoch_size, frozen_groups, train, update
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterator
 
 import matplotlib
 
@@ -36,7 +36,7 @@ def _output_folder(root: Path, name: str, entries: list[str] | None = None) -> P
         check_replaceable(folder, entries)
     except OSError as error:
         where = f"{error.filename}: " if error.filename and Path(error.filename) != folder else ""
-        raise SystemExit(f"attnlib: cannot write to the output folder {folder}: {where}{error.strerror or error}")
+        raise SystemExit(f"attnlib: cannot write to the output folder {folder}: {where}{error.strerror or error}") from None
     return folder
 
 
@@ -124,9 +124,15 @@ def run_sst_command(args: argparse.Namespace):
     from attnlib.experiments.sst import SETTINGS
     from attnlib.experiments.sst_experiment import SSTExperimentResult
     from attnlib.experiments.sst_store import StoredRunError, plan_runs, store_dir
+    from attnlib.plots.sst import (
+        plot_attention_shift,
+        plot_sen_gaps,
+        plot_sen_grid,
+        plot_single_sentence,
+        plot_sst_losses,
+        t1_markdown,
+    )
     from attnlib.sweep import sweep
-    from attnlib.plots.sst import (plot_attention_shift, plot_sen_gaps, plot_sen_grid, plot_single_sentence,
-                                   plot_sst_losses, t1_markdown)
 
     seeds = tuple(range(args.seeds or 3))
     only = getattr(args, "only", None)

@@ -42,7 +42,8 @@ def _is_real(value: Any) -> bool:
 
 @dataclass(frozen=True)
 class SyntheticDataConfig:
-    """The topic-word generator of the paper's synthetic experiments: K topics, topic words per topic, m non-topic words per sentence."""
+    """The topic-word generator of the paper's synthetic experiments: K topics, topic words per topic,
+    m non-topic words per sentence."""
 
     n_topics: int = 4
     words_per_topic: int = 2
@@ -51,7 +52,8 @@ class SyntheticDataConfig:
     n_train: int = 800
     n_test: int = 200
     m_range: tuple[int, int] | None = None
-    """Variable-m mode (to test the identity when sentence lengths vary): per-sentence m drawn uniformly from [lo, hi]; None means fixed m."""
+    """Variable-m mode (to test the identity when sentence lengths vary): per-sentence m drawn uniformly
+    from [lo, hi]; None means fixed m."""
 
     def __post_init__(self) -> None:
         _require(_is_int(self.n_topics) and self.n_topics >= 2, "SyntheticDataConfig.n_topics", "an integer >= 2", self.n_topics)
@@ -324,7 +326,8 @@ d_e = 100 for TC)."""
 
 
 def sst_preset(kind: str = "SST2", head: str = "FC", variant: str = "default") -> RunConfig:
-    """T1's setting (the paper's, with the authors' code where the paper is silent): d_e = 200, d_k = d_q = 10, lr 0.1, early stopping on the dev loss
+    """T1's setting (the paper's, with the authors' code where the paper is silent): d_e = 200, d_k = d_q = 10,
+    lr 0.1, early stopping on the dev loss
     (patience 100, or 2000 as in the authors' code), epoch cap 100,000, float32, snapshots every 100."""
     _require(variant in SST_VARIANTS, "sst_preset variant", f"one of {list(SST_VARIANTS)}", variant)
     code = variant == "code"

@@ -7,7 +7,7 @@ not import the benchmark.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 

@@ -13,9 +13,10 @@ import shutil
 import signal
 import tempfile
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 PARTIAL = ".partial-"
 """Infix of a folder being built (``.NAME.partial-PID-XXXX`` beside ``NAME``)."""

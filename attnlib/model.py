@@ -33,8 +33,8 @@ corpus, float32, one thread: ~28 ms per epoch before, ~16 ms after).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Collection, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -278,7 +278,8 @@ class Params:
     """Parameters of S models, one per seed, stacked along a leading seed axis.
 
     With a fixed query and keys starting at 0, every key stays parallel to the query (the
-    gradient with respect to a key is the score's gradient times q), so the keys are carried as one score per word (``scores``) and ``keys`` is None; otherwise the
+    gradient with respect to a key is the score's gradient times q), so the keys are carried as one score per word
+    (``scores``) and ``keys`` is None; otherwise the
     full keys are carried and ``scores`` is None.
 
     With ``coords`` set (the span reduction, see the module docstring), ``embeddings`` holds E(0)

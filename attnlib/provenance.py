@@ -12,8 +12,9 @@ import hashlib
 import json
 import platform
 import subprocess
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from attnlib import __version__
 from attnlib.config import RunConfig, SSTDataConfig, SyntheticDataConfig

@@ -10,9 +10,9 @@ benchmark's engine model both take.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -21,8 +21,21 @@ from tqdm import tqdm
 from attnlib.config import ModelConfig, TrainConfig
 from attnlib.data.corpus import Dataset
 from attnlib.device import default_device
-from attnlib.model import (Batch, Forward, Gradients, Params, attention_inputs, backward, first_layer, forward,
-                           init_params, key_and_query_gradients, span_expanded, span_reduced, step_projected_embeddings)
+from attnlib.model import (
+    Batch,
+    Forward,
+    Gradients,
+    Params,
+    attention_inputs,
+    backward,
+    first_layer,
+    forward,
+    init_params,
+    key_and_query_gradients,
+    span_expanded,
+    span_reduced,
+    step_projected_embeddings,
+)
 
 Tensor = torch.Tensor
 

@@ -17,9 +17,9 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="attnlib-test-"))
 CACHE_DIR = _SESSION_DIR / "attnlib-cache"

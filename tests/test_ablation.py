@@ -11,8 +11,13 @@ import pytest
 
 from attnlib import paper
 from attnlib.config import SyntheticDataConfig, ablation_preset
-from attnlib.experiments.ablation import (AblationResult, ablation_checks, ablation_configs, published_comparison,
-                                          run_ablation)
+from attnlib.experiments.ablation import (
+    AblationResult,
+    ablation_checks,
+    ablation_configs,
+    published_comparison,
+    run_ablation,
+)
 
 SMALL = SyntheticDataConfig(n_nontopic=300, n_train=120, n_test=40)
 RUNS = ("Attn-FC", "Attn-FC-KF", "Attn-FC-EF", "Attn-TC", "Attn-TC-KF", "Attn-TC-EF")

@@ -12,8 +12,16 @@ from attnlib import theory
 from attnlib.config import SyntheticDataConfig, synthetic_preset
 from attnlib.data import generate_synthetic
 from attnlib.experiments import beyond
-from attnlib.experiments.beyond import (BeyondResult, breaking_cases, capacity_study, growth_study, identity_sweeps,
-                                        share_topic_word, suppression_study, topic_attention)
+from attnlib.experiments.beyond import (
+    BeyondResult,
+    breaking_cases,
+    capacity_study,
+    growth_study,
+    identity_sweeps,
+    share_topic_word,
+    suppression_study,
+    topic_attention,
+)
 from attnlib.experiments.beyond.suppression import _dip
 from attnlib.theory import p4_score_dip_bound, phi_inverse
 

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import immutable
 
 from attnlib.cli import main
-from conftest import immutable
 
 MODELS = ("Attn-FC", "Attn-TC", "Attn-TL")
 KEYS = ("test_accuracy", "final_train_loss", "epochs_to_train_loss_0.1", "sen_max_abs_residual",

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from attnlib.config import (ModelConfig, RunConfig, SyntheticDataConfig, TrainConfig, ablation_preset, sst_preset,
-                            synthetic_preset)
+from attnlib.config import (
+    ModelConfig,
+    RunConfig,
+    SyntheticDataConfig,
+    TrainConfig,
+    ablation_preset,
+    sst_preset,
+    synthetic_preset,
+)
 
 
 def test_synthetic_preset_is_the_papers_setting() -> None:

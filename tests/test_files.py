@@ -9,10 +9,18 @@ import subprocess
 import sys
 
 import pytest
-
-from attnlib.files import (PARTIAL, PREVIOUS, atomic_write, check_replaceable, clean_leftovers, replaced_folder,
-                           write_json, write_text)
 from conftest import immutable
+
+from attnlib.files import (
+    PARTIAL,
+    PREVIOUS,
+    atomic_write,
+    check_replaceable,
+    clean_leftovers,
+    replaced_folder,
+    write_json,
+    write_text,
+)
 
 
 def test_write_text_and_json_replace_the_file(tmp_path):

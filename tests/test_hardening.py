@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import immutable
 
 import attnlib
 from attnlib import cli
@@ -22,7 +23,6 @@ from attnlib.cli import main
 from attnlib.config import RunConfig, synthetic_preset
 from attnlib.data import SSTDataError, sst
 from attnlib.train import TrainingDiverged
-from conftest import immutable
 
 TINY = {"data": {"n_nontopic": 40, "n_train": 24, "n_test": 8, "m": 6}, "train": {"epochs": 10}}
 """A config file's content for a synthetic run that takes well under a second to train."""
@@ -364,6 +364,7 @@ def test_a_run_killed_while_writing_leaves_the_previous_folder_and_the_next_run_
 
 def test_tests_never_use_the_user_cache() -> None:
     import conftest
+
     from attnlib import cache
 
     assert cache.cache_dir() == conftest.CACHE_DIR
@@ -428,7 +429,8 @@ def unsafe_loads(tree: ast.AST) -> list[str]:
             continue
         name = ast.unparse(node.func)
         keywords = {k.arg: k.value for k in node.keywords}
-        constant = lambda key: getattr(keywords.get(key), "value", None)  # noqa: E731 - None unless a literal
+        def constant(key, keywords=keywords):  # None unless a literal
+            return getattr(keywords.get(key), "value", None)
         if name.endswith("torch.load") and constant("weights_only") is not True:
             found.append(f"line {node.lineno}: torch.load without weights_only=True")
         if name.split(".")[-1] == "load" and "allow_pickle" in keywords and constant("allow_pickle") is not False:

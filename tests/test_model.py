@@ -5,14 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from attnlib.config import ModelConfig
-from attnlib.model import (Batch, backward, first_layer, forward, init_params, key_and_query_gradients, span_expanded,
-                           span_reduced)
-import attnlib.model as model_module
-from attnlib.reference import padded_logits, padded_loss
-
 from conftest import random_dataset
+
+import attnlib.model as model_module
+from attnlib.config import ModelConfig
+from attnlib.model import (
+    Batch,
+    backward,
+    first_layer,
+    forward,
+    init_params,
+    key_and_query_gradients,
+    span_expanded,
+    span_reduced,
+)
+from attnlib.reference import padded_logits, padded_loss
 
 DTYPE = torch.float64
 CPU = torch.device("cpu")
@@ -271,7 +278,7 @@ def test_shared_corpus_gives_the_block_diagonal_model_and_gradients(head: str, d
     shared, stacked = results
     assert shared.keys() == stacked.keys() and len(shared) == 7 + len(params.head)
     for name, expected in stacked.items():
-        torch.testing.assert_close(shared[name], expected, rtol=1e-10, atol=1e-14, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(shared[name], expected, rtol=1e-10, atol=1e-14, msg=lambda m, name=name: f"{name}: {m}")
 
 
 # ----------------------------------------------------------------------------------------------

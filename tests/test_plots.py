@@ -11,8 +11,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from attnlib.plots import plot_identity_family  # noqa: E402
-from attnlib.plots.style import (DPI, DPI_KEY, FIG_WIDTH, FONT_KEY, MAX_ASPECT, MIN_FONT_PT, figure_png,  # noqa: E402
-                                 min_font_pt, save_figure, use_style)
+from attnlib.plots.style import (  # noqa: E402
+    DPI,
+    DPI_KEY,
+    FIG_WIDTH,
+    FONT_KEY,
+    MAX_ASPECT,
+    MIN_FONT_PT,
+    figure_png,
+    min_font_pt,
+    save_figure,
+    use_style,
+)
 
 
 def test_min_font_counts_drawn_text_only() -> None:

@@ -8,8 +8,15 @@ import pytest
 
 from attnlib import scorecard
 from attnlib.config import RunConfig, SyntheticDataConfig, TrainConfig
-from attnlib.experiments import EXPERIMENTS, ablation_checks, keys_parallel_deviation, run_ablation, run_synthetic, step_size_study
-from attnlib.experiments import sst_experiment
+from attnlib.experiments import (
+    EXPERIMENTS,
+    ablation_checks,
+    keys_parallel_deviation,
+    run_ablation,
+    run_synthetic,
+    sst_experiment,
+    step_size_study,
+)
 from attnlib.experiments.sst import STORE_DIR
 from attnlib.experiments.synthetic import PARALLEL_TOLERANCE, RESIDUAL_MAX
 

@@ -155,6 +155,7 @@ def test_first_reaching_finds_the_first_snapshot_at_the_target(runs):
 
 def test_finding_figures_label_every_axis(runs):
     import matplotlib.pyplot as plt
+
     from attnlib.plots.sst_findings import plot_accuracy_against_epoch, plot_dev_loss_trend
     fig = plot_accuracy_against_epoch([runs[("SST2", "FC", "default")]], {"SST2": 76.68})
     ax = fig.axes[0]

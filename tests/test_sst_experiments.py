@@ -12,9 +12,20 @@ from attnlib import theory
 from attnlib.config import SST_VARIANTS, ModelConfig, RunConfig, SSTDataConfig, TrainConfig, sst_preset
 from attnlib.data.corpus import Corpus, Dataset
 from attnlib.experiments import sst
-from attnlib.experiments.sst import (PAD_ID, SSTResult, SSTRun, attention_shift, crossing_epochs, find_sentence,
-                                     mean_length_minus_one, padded_dataset, reduce_run, sentence_weights, top_tokens,
-                                     word_purity)
+from attnlib.experiments.sst import (
+    PAD_ID,
+    SSTResult,
+    SSTRun,
+    attention_shift,
+    crossing_epochs,
+    find_sentence,
+    mean_length_minus_one,
+    padded_dataset,
+    reduce_run,
+    sentence_weights,
+    top_tokens,
+    word_purity,
+)
 
 VOCAB = ["$PAD$", "a", "powerful", "sequel", "and", "one", "of", "the", "best", "films", "year", "stupid", "mess",
          "solid", "suffers", "dull"]

@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import random_dataset
 
 from attnlib.config import ModelConfig, SyntheticDataConfig, TrainConfig
 from attnlib.data import Corpus, Dataset, generate_synthetic
 from attnlib.model import init_params
 from attnlib.train import SMALL_EPOCH, TrainingDiverged, cpu_threads, train
-
-from conftest import random_dataset
 
 SMALL = SyntheticDataConfig(n_nontopic=300, n_train=120, n_test=40)
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tomllib
 from importlib import metadata
 from pathlib import Path
 
+import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -49,7 +49,7 @@ def _requirements(names_extras: list[tuple[Requirement, set[str]]]) -> dict[str,
             dist = metadata.distribution(requirement.name)
         except metadata.PackageNotFoundError:
             raise SystemExit(f"attnlib: {requirement.name} is required by the book but not installed here; "
-                             "install attnlib[book] first (make venv)")
+                             "install attnlib[book] first (make venv)") from None
         pinned[name] = dist.version
         for line in dist.requires or []:
             child = Requirement(line)

@@ -554,7 +554,8 @@ def _excerpt(s: str, width: int = 80) -> str:
 
 
 def tokenize(leaves: Sequence[str], keep_punctuation: bool = False) -> list[str]:
-    """As the sentence files the authors trained on were made: join with spaces, lowercase, delete ``[^\\w\\s]`` (unless kept), split on Unicode whitespace."""
+    """As the sentence files the authors trained on were made: join with spaces, lowercase, delete
+    ``[^\\w\\s]`` (unless kept), split on Unicode whitespace."""
     text = " ".join(leaves).lower()
     if not keep_punctuation:
         text = _PUNCTUATION.sub("", text)

@@ -11,12 +11,29 @@ from types import ModuleType
 from attnlib.experiments import ablation, beyond, sst_experiment, synthetic
 from attnlib.experiments.ablation import AblationResult, ablation_checks, published_comparison, run_ablation
 from attnlib.experiments.base import Check, ExperimentResult, long_table, train_grid
-from attnlib.experiments.beyond import (BeyondResult, BreakingResult, CapacityResult, GrowthResult, SuppressionResult,
-                                       SweepResult, breaking_cases, capacity_study, growth_study, identity_sweeps,
-                                       run_beyond, suppression_study)
+from attnlib.experiments.beyond import (
+                                       BeyondResult,
+                                       BreakingResult,
+                                       CapacityResult,
+                                       GrowthResult,
+                                       SuppressionResult,
+                                       SweepResult,
+                                       breaking_cases,
+                                       capacity_study,
+                                       growth_study,
+                                       identity_sweeps,
+                                       run_beyond,
+                                       suppression_study,
+)
 from attnlib.experiments.sst import SSTResult, SSTRun, load_or_train, run_sst, train_setting
-from attnlib.experiments.synthetic import (DEFAULT_SEEDS, SyntheticResult, keys_parallel_deviation, run_synthetic,
-                                          step_size_study, synthetic_checks)
+from attnlib.experiments.synthetic import (
+                                       DEFAULT_SEEDS,
+                                       SyntheticResult,
+                                       keys_parallel_deviation,
+                                       run_synthetic,
+                                       step_size_study,
+                                       synthetic_checks,
+)
 
 EXPERIMENTS: dict[str, ModuleType] = {module.NAME: module for module in (synthetic, ablation, beyond, sst_experiment)}
 """Name -> experiment module, in the order ``attnlib run all`` runs them."""

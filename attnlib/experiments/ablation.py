@@ -8,9 +8,10 @@ embeddings), and returns tidy tables, the checks of F4 and the N2 residual.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd

@@ -14,9 +14,9 @@ serving them again in :mod:`attnlib.experiments.sst_store`; verifying stored run
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -24,11 +24,24 @@ import pandas as pd
 from attnlib import paper, theory
 from attnlib.config import HEADS, SST_VARIANTS, RunConfig
 from attnlib.data.corpus import Corpus
-from attnlib.data.transforms import (PAD_ID, PADDED_LENGTH, find_sentence, load_unpadded,  # noqa: F401
-                                     mean_length_minus_one, padded_dataset, word_purity)
+from attnlib.data.transforms import (  # noqa: F401
+    PAD_ID,
+    PADDED_LENGTH,
+    find_sentence,
+    load_unpadded,
+    mean_length_minus_one,
+    padded_dataset,
+    word_purity,
+)
 from attnlib.experiments import sst_store
-from attnlib.experiments.sst_store import (StoredRunError, available_settings, load_or_train,  # noqa: F401
-                                           select_seeds, stored_hash, stored_seeds)
+from attnlib.experiments.sst_store import (  # noqa: F401
+    StoredRunError,
+    available_settings,
+    load_or_train,
+    select_seeds,
+    stored_hash,
+    stored_seeds,
+)
 
 _LAZY = {"sst_train": ("sst_dataset", "reduce_run", "with_first_step", "train_setting", "at_best", "_provenance"),
          "sst_verify": ("VERIFY_EPOCHS", "verify_stored", "require_verified", "VerificationError")}

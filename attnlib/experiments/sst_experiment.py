@@ -6,7 +6,8 @@ and holds the SST criteria, which the scorecard reads.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 

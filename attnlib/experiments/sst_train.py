@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -11,8 +11,16 @@ import pandas as pd
 from attnlib.config import RunConfig, sst_preset
 from attnlib.data.corpus import Dataset
 from attnlib.data.transforms import PAD_ID, find_sentence, load_unpadded, mean_length_minus_one, padded_dataset
-from attnlib.experiments.sst import (F6_WORDS, F7_SENTENCE, N_TOP, SST_SEEDS, SSTRun, attention_shift,
-                                     padding_attention, sentence_weights)
+from attnlib.experiments.sst import (
+    F6_WORDS,
+    F7_SENTENCE,
+    N_TOP,
+    SST_SEEDS,
+    SSTRun,
+    attention_shift,
+    padding_attention,
+    sentence_weights,
+)
 
 
 def sst_dataset(config: RunConfig, download: bool = True) -> Dataset:

@@ -7,9 +7,10 @@ the numerical claims N1, N3-N6 (the chapter's verdict table and the scorecard bo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, partial
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -347,7 +348,8 @@ def numerical_checks(deviation: float, steps: pd.DataFrame) -> list[Check]:
     """N5 (keys parallel to q) and N6 (the gap shrinks with the step size)."""
     gaps = steps.max_abs_residual.to_numpy()
     rates = ", ".join(f"η={lr:g}: {g:.4f}" for lr, g in zip(steps.lr, gaps))
-    return [Check("N5", "keys stay parallel to the query (full keys, float64)", "exactly (the keys start at 0 and move only along q)",
+    return [Check("N5", "keys stay parallel to the query (full keys, float64)",
+                  "exactly (the keys start at 0 and move only along q)",
                   f"largest relative deviation {deviation:.1e}", f"≤ {PARALLEL_TOLERANCE:g}",
                   int(deviation <= PARALLEL_TOLERANCE), 1, 1),
             Check("N6", "the identity's gap shrinks with the step size at fixed η·T", "gradient-flow limit",

@@ -33,7 +33,7 @@ def plot_ablation(result: AblationResult, single_run: bool = False) -> plt.Figur
     models = result.models
     fig, axes = plt.subplots(len(models), 3, figsize=(FIG_WIDTH, 2.4 * len(models)), squeeze=False)
     for row, model in enumerate(models):
-        for suffix, label in VARIANT_LABELS.items():
+        for suffix, _label in VARIANT_LABELS.items():
             run = model + suffix
             if run not in result.runs:
                 continue

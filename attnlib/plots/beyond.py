@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
-from matplotlib.ticker import NullFormatter
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import NullFormatter
 
 from attnlib import theory
-from attnlib.experiments.beyond import (BreakingResult, CapacityResult, GrowthResult, SuppressionResult,
-                                        SweepResult)
-from attnlib.plots.style import (CONTRAST_COLORS, FIG_WIDTH, MODEL_COLORS, NORM_LABEL, SCORE_LABEL, THEORY_COLOR,
-                                 band, use_style)
+from attnlib.experiments.beyond import BreakingResult, CapacityResult, GrowthResult, SuppressionResult, SweepResult
+from attnlib.plots.style import (
+    CONTRAST_COLORS,
+    FIG_WIDTH,
+    MODEL_COLORS,
+    NORM_LABEL,
+    SCORE_LABEL,
+    THEORY_COLOR,
+    band,
+    use_style,
+)
 
 DIP_COLOR = CONTRAST_COLORS[0]
 QUIET_COLOR = "#9a9a9a"

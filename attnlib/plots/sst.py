@@ -5,15 +5,22 @@ from __future__ import annotations
 import itertools
 
 import matplotlib.pyplot as plt
-from matplotlib.lines import Line2D
 import numpy as np
 import pandas as pd
+from matplotlib.lines import Line2D
 
 from attnlib import theory
 from attnlib.config import HEADS
 from attnlib.experiments.sst import F6_WORDS, SSTResult, SSTRun
-from attnlib.plots.style import (CONTRAST_COLORS, FIG_WIDTH, MODEL_COLORS, NORM_LABEL, SCORE_LABEL, THEORY_COLOR,
-                                 use_style)
+from attnlib.plots.style import (
+    CONTRAST_COLORS,
+    FIG_WIDTH,
+    MODEL_COLORS,
+    NORM_LABEL,
+    SCORE_LABEL,
+    THEORY_COLOR,
+    use_style,
+)
 
 VARIANT_STYLES = {"default": "-", "patience2000": "--", "unmasked": ":", "code": "-."}
 
@@ -32,11 +39,11 @@ def plot_sst_losses(result: SSTResult) -> plt.Figure:
     variants = [v for v in VARIANT_STYLES if any(s[2] == v for s in result.runs)]
     fig, axes = plt.subplots(len(variants), len(kinds), figsize=(FIG_WIDTH, 2.2 * len(variants)), squeeze=False)
     names = []
-    for (kind, head, variant), run in result.runs.items():
+    for (kind, _head, variant), run in result.runs.items():
         ax = axes[variants.index(variant), kinds.index(kind)]
         color = MODEL_COLORS.get(run.name, "C0")
         names.append(run.name)
-        for k, seed in enumerate(run.seeds):
+        for k, _seed in enumerate(run.seeds):
             stop = int(run.stopped_epoch[k])
             epochs = np.arange(stop + 1)
             lw, alpha = (1.6, 1.0) if k == 0 else (0.8, 0.4)
@@ -95,7 +102,7 @@ def plot_sen_gaps(result: SSTResult, n_top: int = 100, criterion: float = 0.25) 
                              sharex=True, sharey=True)
     for ax in axes.ravel():
         ax.set_visible(False)
-    for (kind, head, variant), run in result.runs.items():
+    for (kind, _head, variant), run in result.runs.items():
         row, col = rows.index((kind, run.name)), variants.index(variant)
         ax = axes[row, col]
         ax.set_visible(True)
@@ -171,7 +178,7 @@ def plot_single_sentence(runs: list[SSTRun], seed_index: int = 0) -> plt.Figure:
     use_style()
     fig, axes = plt.subplots(len(runs), 3, figsize=(FIG_WIDTH, 1.45 * len(runs) + 0.9), squeeze=False,
                              sharex=True, sharey="col")
-    for r, (row, run) in enumerate(zip(axes, runs)):
+    for _r, (row, run) in enumerate(zip(axes, runs)):
         df = run.single_sentence()
         df = df[(df.seed == run.seeds[seed_index]) & (df.epoch >= 1)]
         for word, g in df.groupby("word"):

@@ -3,7 +3,7 @@ trend on the Attn-TC plateau with and without masked padding (see attnlib.experi
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np

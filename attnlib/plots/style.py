@@ -13,8 +13,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import matplotlib.pyplot as plt
 import matplotlib.text

@@ -16,16 +16,23 @@ result object with tidy DataFrames whose columns are listed in each method's doc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Sequence
+from typing import Any
 
 import pandas as pd
 
 from attnlib.config import RunConfig, synthetic_preset
 from attnlib.experiments.base import ExperimentResult
-from attnlib.experiments.beyond.breaking import (BREAKING_CASES, BreakingResult, breaking_cases, breaking_hashes,
-                                                 breaking_table, share_topic_word)
+from attnlib.experiments.beyond.breaking import (
+    BREAKING_CASES,
+    BreakingResult,
+    breaking_cases,
+    breaking_hashes,
+    breaking_table,
+    share_topic_word,
+)
 from attnlib.experiments.beyond.capacity import CapacityResult, capacity_study, capacity_table, topic_attention
 from attnlib.experiments.beyond.common import BEYOND_SEEDS
 from attnlib.experiments.beyond.growth import GrowthResult, growth_study, growth_table

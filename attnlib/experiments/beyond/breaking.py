@@ -3,8 +3,8 @@ embedding init, variable sentence length, a topic word shared by two topics, a t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -16,6 +16,7 @@ from attnlib.data import Corpus, Dataset, generate_synthetic
 from attnlib.experiments.base import ExperimentResult, train_grid
 from attnlib.experiments.beyond.common import BEYOND_SEEDS, traced_table
 from attnlib.model import init_params
+from attnlib.train import TrainResult
 
 BREAKING_CASES = {
     "baseline": ("none", "the synthetic preset (m = 20, embedding std 1e-3, lr 0.1)"),

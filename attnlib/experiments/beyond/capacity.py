@@ -3,8 +3,8 @@ hidden widths 2 to 200, on the same data, query and embeddings."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import pandas as pd

@@ -3,8 +3,8 @@ they rise, how deep, for how long, for which heads and embedding inits."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import pandas as pd

@@ -4,8 +4,8 @@ m = 20 curve is when the data's m differs."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -16,6 +16,7 @@ from attnlib.data import generate_synthetic
 from attnlib.experiments.base import ExperimentResult, train_grid
 from attnlib.experiments.beyond.common import BEYOND_SEEDS, first_below, spread, traced_table
 from attnlib.train import TrainResult
+
 
 @dataclass
 class SweepResult(ExperimentResult):
