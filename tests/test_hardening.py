@@ -230,13 +230,14 @@ def test_an_unwritable_metrics_file_is_refused_before_anything_is_written(tmp_pa
 @pytest.mark.parametrize("error", [SSTDataError("SST file /data/sst/train.txt has 378 of 8544 lines"),
                                    TrainingDiverged("training diverged at epoch 3: the loss is no longer finite")])
 def test_a_failure_inside_the_sweep_is_its_own_one_line(error, tmp_path, capsys, monkeypatch) -> None:
-    """run sst trains its settings through attnlib.sweep, which wraps a task's failure; the user sees the
-    failure itself, as when it happens outside a sweep."""
+    """run sst trains its settings (here one it is told to retrain) through attnlib.sweep, which wraps a
+    task's failure; the user sees the failure itself, as when it happens outside a sweep."""
     def fail(*args, **kwargs):
         raise error
 
     monkeypatch.setattr(cli, "_sst_setting", fail)
-    code, err = refused(["run", "sst", "--only", "SST2_FC_default", "--out", str(tmp_path / "out"), "--quiet"], capsys)
+    code, err = refused(["run", "sst", "--only", "SST2_FC_default", "--retrain", "--out", str(tmp_path / "out"),
+                         "--quiet"], capsys)
     assert code == 1 and one_line(err) == f"attnlib: {error}"
     assert not (tmp_path / "out" / "sst").exists()
 
