@@ -33,6 +33,17 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+def only_these(monkeypatch: pytest.MonkeyPatch, **experiments) -> None:
+    """What ``attnlib run NAME`` (and ``run all``, in registry order) runs: ``experiments`` maps a name to a
+    function of the parsed arguments; any other experiment that runs fails the test."""
+    def run(name, args):
+        if name not in experiments:
+            pytest.fail(f"the experiment {name} ran")
+        return experiments[name](args)
+
+    monkeypatch.setattr(cli, "_run_experiment", run)
+
+
 def refused(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str]:
     """Run the command line in-process; (exit code, stderr) of a refusal."""
     try:
@@ -184,7 +195,7 @@ def test_divergence_from_a_huge_query_names_the_query(tmp_path, capsys) -> None:
 def test_beyond_refuses_the_fields_its_studies_set_themselves(tmp_path, capsys, monkeypatch) -> None:
     """Each study of run beyond sets its own epochs, recording interval and heads: a config file's value
     would be ignored without a word, so it is refused; other fields reach the studies."""
-    monkeypatch.setitem(cli.EXPERIMENTS, "beyond", ("", lambda args: pytest.fail("the experiment ran")))
+    only_these(monkeypatch)
     for fields in ({"train": {"epochs": 10}}, {"train": {"record_every": 5}}, {"model": {"head": "TC"}}):
         path = write(tmp_path / "c.json", json.dumps(fields))
         code, err = refused(["run", "beyond", "--config", str(path), "--out", str(tmp_path)], capsys)
@@ -269,7 +280,7 @@ def test_a_folder_that_cannot_be_read_is_one_line(tmp_path, capsys, monkeypatch)
     def unreadable(args):
         raise PermissionError(13, "Permission denied", "/data/sst/train.txt")
 
-    monkeypatch.setitem(cli.EXPERIMENTS, "synthetic", ("", unreadable))
+    only_these(monkeypatch, synthetic=unreadable)
     code, err = refused(["run", "synthetic", "--out", str(tmp_path)], capsys)
     assert code == 1 and one_line(err) == "attnlib: /data/sst/train.txt: Permission denied"
 
@@ -277,7 +288,7 @@ def test_a_folder_that_cannot_be_read_is_one_line(tmp_path, capsys, monkeypatch)
 CHILD = """
 import os, signal, sys, time
 
-import attnlib.experiments.synthetic as synthetic
+import attnlib.experiments.base as base
 from attnlib import files
 from attnlib.cli import main
 
@@ -291,9 +302,9 @@ def pause():
     time.sleep(600)  # until the test interrupts it
 
 
-train, write_text, writes = synthetic.cached_train, files.write_text, []
-if phase == "training":
-    synthetic.cached_train = lambda *args, **kwargs: pause() or train(*args, **kwargs)
+train, write_text, writes = base.cached_train, files.write_text, []
+if phase == "training":  # every experiment trains through train_grid, which calls base.cached_train
+    base.cached_train = lambda *args, **kwargs: pause() or train(*args, **kwargs)
 else:  # writing, kill: the third file of the new folder
     files.write_text = lambda *args: (writes.append(1), len(writes) == 3 and pause(), write_text(*args))[-1]
 raise SystemExit(main(argv))
@@ -369,7 +380,7 @@ def test_tests_never_use_the_user_cache() -> None:
     from attnlib import cache
 
     assert cache.cache_dir() == conftest.CACHE_DIR
-    assert conftest.XDG_CACHE_DIR in sst.cache_data_dir().parents  # where a download would go
+    assert conftest.CACHE_DIR in sst.cache_data_dir().parents  # where a download would go
     assert Path.home() / ".cache" not in sst.cache_data_dir().parents
 
 
@@ -480,8 +491,7 @@ def test_run_all_interrupted_keeps_the_previous_out_together(tmp_path, capsys, m
             return folder
         return run
 
-    monkeypatch.setitem(cli.EXPERIMENTS, "synthetic", ("", experiment("synthetic")))
-    monkeypatch.setitem(cli.EXPERIMENTS, "ablation", ("", experiment("ablation", interrupt=True)))
+    only_these(monkeypatch, synthetic=experiment("synthetic"), ablation=experiment("ablation", interrupt=True))
     assert main(["run", "all", "--out", str(out), "--quiet"]) == 130
     assert capsys.readouterr().err == "attnlib: interrupted\n"
     assert tree(out) == before and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
@@ -489,7 +499,7 @@ def test_run_all_interrupted_keeps_the_previous_out_together(tmp_path, capsys, m
 
 def test_run_all_refuses_to_replace_the_current_folder(tmp_path, capsys, monkeypatch) -> None:
     """run all replaces OUT as a whole: the folder a user works in (or one holding it) is refused."""
-    monkeypatch.setitem(cli.EXPERIMENTS, "synthetic", ("", lambda args: pytest.fail("the experiment ran")))
+    only_these(monkeypatch)
     (tmp_path / "work").mkdir()
     monkeypatch.chdir(tmp_path / "work")
     for out in (".", str(tmp_path)):
