@@ -11,7 +11,7 @@ from the site, and nothing is fetched from another host. What a reader sees is m
 * no table or figure is wider than the page (a table scrolling inside its own box is fine), at 1400 px
   and at 400 px;
 * no raw ``$...$`` math or ``{glue...}`` role is left in the text;
-* no page refers to a document outside the book ("the spec", "spec §", "decision 8", "project target").
+* no page refers to a document outside the book (a specification, a numbered decision, a project target).
 
 Full-page screenshots at both widths go to ``$ATTNLIB_SCREENSHOT_DIR`` (default ``_build/screenshots``),
 with ``report.json``: the rendered text size of every figure and the height of every page. Runs after
@@ -51,7 +51,7 @@ still reported in full)."""
 RAW_MATH = re.compile(r"\$[^$\n]*[\\^_{}][^$\n]*\$")
 """Dollar-delimited TeX (a backslash, ^, _ or braces inside) left untypeset in the text."""
 RAW_GLUE = re.compile(r"\{glue(?::\w+)?\}")
-OUTSIDE_DOCUMENTS = re.compile(r"\bspec\s*§|\bthe spec\b|\bspec's\b|\bdecision \d+|\bproject target", re.IGNORECASE)
+OUTSIDE_DOCUMENTS = re.compile(r"\bspec\s*\u00a7|\bthe\s+spec\b|\bspec\Ws\b|\bdecision\s+\d+|\bproject\s+target", re.IGNORECASE)
 """Phrases that point the reader at a document outside the book: every criterion is stated on the page."""
 
 pytestmark = [

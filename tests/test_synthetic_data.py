@@ -32,7 +32,7 @@ def test_one_topic_word_of_the_right_topic_and_m_others() -> None:
         assert np.all([data.topic_of_word[int(w)] == y for w, y in zip(topic_word, corpus.labels)])
 
 
-def test_statistics_match_the_spec() -> None:
+def test_statistics_match_the_paper() -> None:
     """About 100 training sentences per topic word (800 sentences over 8 topic words), about 4% of the
     non-topic words unseen in training ((1 - 1/5000) ** (800 * 20) = e ** -3.2), 200 sentences per label."""
     data = generate_synthetic(CONFIG, seed=2)

@@ -10,7 +10,7 @@ from attnlib import theory
 from attnlib.experiments import run_synthetic, step_size_study
 
 
-def test_curve_values_from_the_spec() -> None:
+def test_curve_values_from_the_paper() -> None:
     """sqrt(2 phi_20(s)) at s = 1, 3, 4, 5, worked out by hand from phi_m(s) = s + (e^s - 1) / m (e.g.
     sqrt(2 (1 + (e - 1) / 20)) = 1.47), and the matching attention weights."""
     s = np.array([1.0, 3.0, 4.0, 5.0])

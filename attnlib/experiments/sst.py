@@ -158,7 +158,7 @@ class SSTRun:
     test_accuracy_curve: np.ndarray  # (R, S)
     words: np.ndarray  # (W,) vocabulary ids of the traced words kept
     word_names: list[str]
-    m_w: np.ndarray  # (W,) decision 8
+    m_w: np.ndarray  # (W,) the word's own mean sentence length minus one, the m of its identity curve
     scores: np.ndarray  # (R, S, W)
     norms: np.ndarray  # (R, S, W) |q||v_w|
     top: np.ndarray  # (S, N_TOP) word ids ranked by the score at the last snapshot ($PAD$ excluded when masked)

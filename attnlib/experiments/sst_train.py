@@ -91,7 +91,7 @@ def reduce_run(result, config: RunConfig, kind: str, head: str, variant: str, da
 
 
 def with_first_step(run: SSTRun, dataset: Dataset | None = None) -> SSTRun:
-    """Insert the snapshot after step 1 (spec §2.6, F6: "the first plotted snapshot is the one after step 1").
+    """Insert the snapshot after step 1 (F6 plots the first snapshot after one gradient step, as the authors' plots do).
 
     The training loop records every P epochs; one extra gradient step from the same initialisation
     (deterministic, identical to the run's first step) gives the scores of every word at t = 1.
