@@ -10,15 +10,25 @@ import numpy as np
 
 from attnlib.experiments.sst import SSTRun
 from attnlib.experiments.sst_analysis import accuracy_curves
-from attnlib.plots.style import MODEL_COLORS, PANEL_WIDTH, THEORY_COLOR, use_style
+from attnlib.plots.style import FIG_WIDTH, MODEL_COLORS, THEORY_COLOR, use_style
+
+
+def _panels(n: int) -> tuple[plt.Figure, list[plt.Axes]]:
+    """``n`` panels in rows of two at the book's column width (no figure wider than 3:1); spare axes hidden."""
+    rows = -(-n // 2)
+    fig, axes = plt.subplots(rows, min(n, 2), figsize=(FIG_WIDTH, 3.6 * rows), squeeze=False)
+    flat = list(axes.flat)
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
 
 
 def plot_accuracy_against_epoch(runs: Sequence[SSTRun], paper: dict[str, float]) -> plt.Figure:
     """One panel per run (dataset): test accuracy (%) at every snapshot, seed 0 bold and the others faint, the
     paper's value (``paper[kind]``, in %) as a dotted line and each seed's best epoch as a short vertical mark."""
     use_style()
-    fig, axes = plt.subplots(1, len(runs), figsize=(PANEL_WIDTH * 1.5 * len(runs), 3.4), squeeze=False)
-    for ax, run in zip(axes[0], runs):
+    fig, axes = _panels(len(runs))
+    for ax, run in zip(axes, runs):
         color = MODEL_COLORS.get(run.name, "C0")
         curves = accuracy_curves(run)
         for k, seed in enumerate(run.seeds):
@@ -44,8 +54,8 @@ def plot_dev_loss_trend(runs: Sequence[SSTRun], start: int, end: int) -> plt.Fig
     padding solid and unmasked dashed (seed 0), against the float32 spacing of the loss (grey band)."""
     use_style()
     kinds = sorted({r.kind for r in runs})
-    fig, axes = plt.subplots(1, len(kinds), figsize=(PANEL_WIDTH * 1.5 * len(kinds), 3.4), squeeze=False)
-    for ax, kind in zip(axes[0], kinds):
+    fig, axes = _panels(len(kinds))
+    for ax, kind in zip(axes, kinds):
         spacing = None
         for run in (r for r in runs if r.kind == kind):
             stop = min(end, int(run.stopped_epoch[0]))
