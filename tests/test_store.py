@@ -240,6 +240,35 @@ def test_compare_runs_holds_epochs_and_accuracy_to_the_tolerances(sst2, tmp_path
     assert not sst_verify.compare_runs(run, sst_store.select_seeds(run, [0]))["pass"].all()  # a seed missing
 
 
+def test_compare_runs_lets_a_tie_on_a_flat_minimum_through_and_nothing_else(sst2):
+    """Two runs may pick different epochs of one flat dev-loss minimum: far apart, tied within rounding."""
+    import copy
+
+    run, _ = sst2
+    other = int(run.best_epoch[0]) + sst_verify.EPOCH_TOLERANCE + 2  # further than the epoch tolerance
+    assert other < run.stopped_epoch[0] and np.isfinite(run.dev_loss[other, 0])
+    best = float(run.dev_loss[run.best_epoch[0], 0])
+
+    def pair(gap: float):
+        stored, fresh = copy.deepcopy(run), copy.deepcopy(run)
+        stored.dev_loss[other, 0] = best * (1 + gap)  # the stored curve: `other` almost as good as its best
+        fresh.dev_loss[other, 0], fresh.dev_loss[run.best_epoch[0], 0] = best, best * (1 + gap)
+        fresh.best_epoch[0] = other
+        fresh.stopped_epoch[0] = other + run.config.train.patience
+        return stored, fresh
+
+    tied = sst_verify.compare_runs(*pair(sst_verify.TIE_RTOL / 2))
+    assert tied["tied_best"].tolist() == [True, True] and tied["pass"].all()
+    apart = sst_verify.compare_runs(*pair(sst_verify.TIE_RTOL * 20))
+    assert apart["tied_best"].tolist() == [False, True] and apart["pass"].tolist() == [False, True]
+    stored, fresh = pair(sst_verify.TIE_RTOL / 2)
+    fresh.final_test_accuracy = fresh.final_test_accuracy + 0.002  # a tie does not excuse another accuracy
+    assert not sst_verify.compare_runs(stored, fresh)["pass"].iloc[0]
+    stored, fresh = pair(sst_verify.TIE_RTOL / 2)
+    fresh.stopped_epoch[0] += 3  # stopped where its patience rule would not have: not a tie
+    assert not sst_verify.compare_runs(stored, fresh)["pass"].iloc[0]
+
+
 def test_the_compare_command_fails_on_drift(sst2, tmp_path, monkeypatch, capsys):
     import copy
 
@@ -369,3 +398,51 @@ def test_stored_runs_are_found_through_the_environment_outside_a_checkout(tmp_pa
     assert done.returncode == 1
     assert done.stderr.strip().count("\n") == 0 and "SST2_TC_unmasked.npz does not have the sha256" in done.stderr
     assert not (work / "out" / "sst" / "metrics.json").exists()
+
+
+WHEEL_SERVE = """
+import attnlib
+from attnlib.experiments import sst, sst_store
+run = sst.load_or_train("SST2", "TC", "unmasked", seeds=(0,))
+print(attnlib.__file__, sst_store.store_dir()[1], run.source, run.seeds)
+"""
+
+
+@pytest.mark.skipif(("SST2", "TC", "unmasked") not in STORED, reason="no stored SST2_TC_unmasked run")
+def test_a_wheel_installed_attnlib_serves_the_stored_runs_through_the_environment(tmp_path):
+    """What a pip user has: attnlib installed from its wheel, no checkout, the store named by the environment."""
+    from attnlib.data.sst import ENV_VAR as DATA_ENV_VAR
+    from attnlib.data.sst import SSTDataError, find_data_dir
+
+    try:
+        data = find_data_dir(download=False)
+    except SSTDataError as error:
+        pytest.skip(f"no SST data here: {error}")
+    offline = {**os.environ, "PIP_NO_INDEX": "1"}
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
+                    "--wheel-dir", str(tmp_path / "wheel"), str(ROOT)], check=True, timeout=300, env=offline)
+    wheel, = (tmp_path / "wheel").glob("attnlib-*.whl")
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(site), str(wheel)],
+                   check=True, timeout=300, env=offline)
+    store = tmp_path / "store"
+    save_run(sst_store.select_seeds(load_run("SST2", "TC", "unmasked", STORE), [0]), store)
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env |= {"PYTHONPATH": str(site), sst_store.ENV_VAR: str(store), DATA_ENV_VAR: str(data)}
+    done = subprocess.run([sys.executable, "-c", WHEEL_SERVE], cwd=work, env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    where, found, source, seeds = done.stdout.strip().split(maxsplit=3)
+    assert Path(where).is_relative_to(site)  # the installed copy, not the checkout
+    assert (found, source, seeds) == (f"${sst_store.ENV_VAR}={store}", "stored", "[0]")
+    # and the command a pip user runs: served, nothing trained, the folder written
+    done = subprocess.run([sys.executable, "-m", "attnlib", "run", "sst", "--seeds", "1", "--only", "SST2_TC_unmasked",
+                           "--out", "out", "--quiet"], cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((work / "out" / "sst" / "metrics.json").read_text(encoding="utf-8"))
+    stored = load_run("SST2", "TC", "unmasked", store)
+    assert metrics["SST2.Attn-TC.stopped_epoch.unmasked"] == stored.stopped_epoch[0]
+    assert metrics["SST2.Attn-TC.test_accuracy.unmasked"] == pytest.approx(stored.final_test_accuracy[0], abs=1e-12)
+    assert metrics["provenance"]["git_commit"] == "unknown"  # no checkout around it
