@@ -122,8 +122,8 @@ def run_sst_command(args: argparse.Namespace):
     import pandas as pd
 
     from attnlib.experiments.sst import SETTINGS
-    from attnlib.experiments.sst_experiment import SSTExperimentResult
-    from attnlib.experiments.sst_store import StoredRunError, plan_runs, store_dir
+    from attnlib.experiments.sst_experiment import SSTExperimentResult, plan_runs
+    from attnlib.experiments.sst_store import StoredRunError, store_dir
     from attnlib.plots.sst import (
         plot_attention_shift,
         plot_sen_gaps,

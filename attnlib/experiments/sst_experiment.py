@@ -6,7 +6,9 @@ and holds the SST criteria, which the scorecard reads.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -14,6 +16,7 @@ import pandas as pd
 from attnlib.config import HEADS, RunConfig
 from attnlib.experiments.base import Check
 from attnlib.experiments.sst import SST_SEEDS, SSTResult, available_settings, run_sst
+from attnlib.experiments.sst_store import stored_seeds
 from attnlib.report import mean_spread
 
 NAME = "sst"
@@ -111,3 +114,59 @@ def sst_checks(result: SSTResult) -> list[Check]:
 
 def _head(model: str) -> str:
     return next(h for h, name in HEADS.items() if name == model)
+
+
+# --------------------------------------------------------------------------- what `attnlib run sst` does
+
+
+def training_estimate(setting: tuple[str, str, str], folder: Path | None, n_seeds: int) -> str:
+    """How long training ``n_seeds`` seeds of a setting takes, from the stored run's wall time."""
+    path = folder / f"{'_'.join(setting)}.json" if folder else None
+    try:
+        meta = json.loads(path.read_text()) if path and path.is_file() else {}
+    except ValueError:
+        meta = {}
+    wall, stored = meta.get("wall_time_s"), len(meta.get("seeds", []))
+    if not wall or not stored:
+        return "training time unknown (no stored run to estimate it from)"
+    return (f"about {wall * n_seeds / stored / 60:.0f} min to train {n_seeds} seed{'s' * (n_seeds > 1)} "
+            f"(the stored run's {stored} seeds took {wall:.0f} s on {meta.get('cpu_threads', '?')} CPU threads)")
+
+
+def plan_runs(seeds: Sequence[int], folder: Path | None, where: str, only: Sequence[str] | None = None,
+              retrain: bool = False):
+    """What ``attnlib run sst`` does with each setting: (serve, train, notes).
+
+    ``serve`` maps a setting to the stored seeds served; ``train`` lists the settings trained (fast ones,
+    or any named in ``only``); ``notes`` are the lines saying what was skipped or why a slow one trains.
+    A slow setting (:data:`~attnlib.experiments.sst.SLOW_SETTINGS`) not named in ``only`` is never
+    trained: its stored seeds are served and the others skipped, with the command and the time to train them.
+    """
+    from attnlib.experiments import sst
+
+    seeds = [int(s) for s in seeds]
+    serve, train, notes = {}, [], []
+    for setting in sst.SETTINGS:
+        key = "_".join(setting)
+        if only and key not in only:
+            continue
+        have = set(stored_seeds(*setting, folder=folder)) if folder and not retrain else set()
+        missing = [s for s in seeds if s not in have]
+        if not missing:
+            serve[setting] = seeds
+        elif setting in sst.SLOW_SETTINGS and not only:
+            if len(missing) < len(seeds):
+                serve[setting] = [s for s in seeds if s not in missing]
+            plural = len(missing) > 1
+            why = ("--retrain retrains slow settings only when --only names them" if retrain
+                   else f"no stored run with {'them' if plural else 'it'} in {where}")
+            notes.append(f"{key}: seed{'s' * plural} {', '.join(map(str, missing))} skipped: {why}, and Attn-TC is "
+                         f"slow, {training_estimate(setting, folder, len(missing))}; train with "
+                         f"`attnlib run sst --only {key} --seeds {len(seeds)}`")
+        else:
+            train.append(setting)
+            if setting in sst.SLOW_SETTINGS:
+                notes.append(f"{key}: training {len(seeds)} seeds ("
+                             f"{'asked for' if retrain else f'no stored run with them in {where}'}), "
+                             f"{training_estimate(setting, folder, len(seeds))}")
+    return serve, train, notes

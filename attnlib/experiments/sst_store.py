@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 
 ENV_VAR = "ATTNLIB_STORE_DIR"
 MANIFEST = "MANIFEST.json"
+PREVIOUS = ".prev"
+"""Suffix of the previous pair of a run that :func:`save_run` keeps until the manifest names the new one."""
 FORMAT = 2
 """Format of newly stored runs. 2: per seed, the scores and the classifier-projected embeddings at the
 restored best epoch and the losses and accuracies there (so that they can be recomputed); 1: without."""
@@ -147,19 +150,27 @@ def regenerate_manifest(folder: str | Path | None = None) -> Path:
         return _write_manifest(folder, {name: _sha256(folder / name) for name in names})
 
 
-def check_integrity(folder: Path, key: str) -> None:
-    """Raise :class:`StoredRunError` unless both files of ``key`` have the manifest's sha256."""
+def check_integrity(folder: Path, key: str) -> tuple[Path, Path]:
+    """The ``(npz, json)`` files of ``key`` that have the manifest's sha256: the stored pair, or the previous
+    pair :func:`save_run` keeps while it replaces them (a save interrupted before its manifest update);
+    :class:`StoredRunError` if neither pair holds."""
     manifest = read_manifest(folder)
     if not manifest:
         raise StoredRunError(f"stored run {key} refused: {folder / MANIFEST} is missing, so its files cannot be "
                              "checked (regenerate it: python -m attnlib.experiments.sst_verify manifest)")
-    for name in (f"{key}.npz", f"{key}.json"):
+    names = (f"{key}.npz", f"{key}.json")
+    for name in names:
         if name not in manifest:
             raise StoredRunError(f"stored run {key} refused: {folder / name} is not in {MANIFEST}")
-        if _sha256(folder / name) != manifest[name]:
-            raise StoredRunError(f"stored run {key} refused: {folder / name} does not have the sha256 recorded in "
-                                 f"{MANIFEST} (changed since it was stored, or its write was interrupted); retrain it "
-                                 f"with `attnlib run sst --only {key} --retrain` (add --store DIR to store it)")
+    for suffix in ("", PREVIOUS):
+        paths = tuple(folder / f"{name}{suffix}" for name in names)
+        if all(path.is_file() and _sha256(path) == manifest[name] for path, name in zip(paths, names)):
+            return paths
+    changed = next((folder / n for n in names if not (folder / n).is_file() or _sha256(folder / n) != manifest[n]),
+                   folder / names[0])
+    raise StoredRunError(f"stored run {key} refused: {changed} does not have the sha256 recorded in "
+                         f"{MANIFEST} (changed since it was stored, or its write was interrupted); retrain it "
+                         f"with `attnlib run sst --only {key} --retrain` (add --store DIR to store it)")
 
 
 # --------------------------------------------------------------------------- write and read
@@ -201,16 +212,42 @@ def save_run(run: SSTRun, folder: str | Path) -> Path:
     else:
         arrays["format"] = np.array(1)
 
-    def write_npz(target: Path) -> None:
-        with open(target, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
-
-    atomic_write(path, write_npz)
     meta = {"kind": run.kind, "head": run.head, "variant": run.variant, "seeds": [int(s) for s in run.seeds],
             "config_hash": run.config.config_hash(), "config": run.config.to_dict(), **run.provenance}
-    write_json(folder / f"{run.key}.json", meta, default=list)
-    update_manifest(folder, [path.name, f"{run.key}.json"])
+    names = [path.name, f"{run.key}.json"]
+    fresh = [folder / f".{name}.{os.getpid()}.new" for name in names]
+    try:
+        with open(fresh[0], "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+        fresh[1].write_text(json.dumps(meta, indent=2, default=list) + "\n", encoding="utf-8")
+        with _locked(folder):
+            # Until the manifest names the new pair, the previous one stays readable under NAME.prev, so a
+            # save interrupted at any point leaves a pair the manifest vouches for (check_integrity).
+            for name in names:
+                _keep_previous(folder / name)
+            for new, name in zip(fresh, names):
+                os.replace(new, folder / name)
+            files = read_manifest(folder)
+            files.update({name: _sha256(folder / name) for name in names})
+            _write_manifest(folder, files)
+            for name in names:
+                (folder / f"{name}{PREVIOUS}").unlink(missing_ok=True)
+    finally:
+        for new in fresh:
+            new.unlink(missing_ok=True)
     return path
+
+
+def _keep_previous(path: Path) -> None:
+    """Make ``path.prev`` the current content of ``path`` (a hard link, or a copy where links fail)."""
+    previous = path.with_name(f"{path.name}{PREVIOUS}")
+    previous.unlink(missing_ok=True)
+    if not path.is_file():
+        return
+    try:
+        os.link(path, previous)
+    except OSError:
+        atomic_write(previous, lambda target: shutil.copyfile(path, target))
 
 
 def _refuse(key: str, why: str) -> StoredRunError:
@@ -226,12 +263,12 @@ def load_run(kind: str, head: str, variant: str, folder: str | Path | None = Non
     config = config or sst_preset(kind, head, variant)
     folder = _folder(folder)
     key = f"{kind}_{head}_{variant}"
-    if not (folder / f"{key}.npz").is_file() or not (folder / f"{key}.json").is_file():
+    if not any((folder / f"{key}.npz{suffix}").is_file() for suffix in ("", PREVIOUS)):
         raise StoredRunError(f"no stored run {key} in {folder}")
-    check_integrity(folder, key)
+    npz_path, json_path = check_integrity(folder, key)
     try:
-        meta = json.loads((folder / f"{key}.json").read_text())
-        with np.load(folder / f"{key}.npz", allow_pickle=False) as npz:
+        meta = json.loads(json_path.read_text())
+        with np.load(npz_path, allow_pickle=False) as npz:
             z = {name: npz[name] for name in npz.files}
     except (ValueError, OSError, zipfile.BadZipFile) as error:
         raise _refuse(key, f"cannot read it ({error})") from None
@@ -338,56 +375,3 @@ def load_or_train(kind: str, head: str, variant: str, seeds: Sequence[int] | Non
         if set(seeds) <= set(stored_seeds(kind, head, variant, folder)):
             return select_seeds(load_run(kind, head, variant, folder), seeds)
     return sst.train_setting(kind, head, variant, seeds, quiet=quiet, config=sst_preset(kind, head, variant))
-
-
-def training_estimate(setting: tuple[str, str, str], folder: Path | None, n_seeds: int) -> str:
-    """How long training ``n_seeds`` seeds of a setting takes, from the stored run's wall time."""
-    path = folder / f"{'_'.join(setting)}.json" if folder else None
-    try:
-        meta = json.loads(path.read_text()) if path and path.is_file() else {}
-    except ValueError:
-        meta = {}
-    wall, stored = meta.get("wall_time_s"), len(meta.get("seeds", []))
-    if not wall or not stored:
-        return "training time unknown (no stored run to estimate it from)"
-    return (f"about {wall * n_seeds / stored / 60:.0f} min to train {n_seeds} seed{'s' * (n_seeds > 1)} "
-            f"(the stored run's {stored} seeds took {wall:.0f} s on {meta.get('cpu_threads', '?')} CPU threads)")
-
-
-def plan_runs(seeds: Sequence[int], folder: Path | None, where: str, only: Sequence[str] | None = None,
-              retrain: bool = False):
-    """What ``attnlib run sst`` does with each setting: (serve, train, notes).
-
-    ``serve`` maps a setting to the stored seeds served; ``train`` lists the settings trained (fast ones,
-    or any named in ``only``); ``notes`` are the lines saying what was skipped or why a slow one trains.
-    A slow setting (:data:`~attnlib.experiments.sst.SLOW_SETTINGS`) not named in ``only`` is never
-    trained: its stored seeds are served and the others skipped, with the command and the time to train them.
-    """
-    from attnlib.experiments import sst
-
-    seeds = [int(s) for s in seeds]
-    serve, train, notes = {}, [], []
-    for setting in sst.SETTINGS:
-        key = "_".join(setting)
-        if only and key not in only:
-            continue
-        have = set(stored_seeds(*setting, folder=folder)) if folder and not retrain else set()
-        missing = [s for s in seeds if s not in have]
-        if not missing:
-            serve[setting] = seeds
-        elif setting in sst.SLOW_SETTINGS and not only:
-            if len(missing) < len(seeds):
-                serve[setting] = [s for s in seeds if s not in missing]
-            plural = len(missing) > 1
-            why = ("--retrain retrains slow settings only when --only names them" if retrain
-                   else f"no stored run with {'them' if plural else 'it'} in {where}")
-            notes.append(f"{key}: seed{'s' * plural} {', '.join(map(str, missing))} skipped: {why}, and Attn-TC is "
-                         f"slow, {training_estimate(setting, folder, len(missing))}; train with "
-                         f"`attnlib run sst --only {key} --seeds {len(seeds)}`")
-        else:
-            train.append(setting)
-            if setting in sst.SLOW_SETTINGS:
-                notes.append(f"{key}: training {len(seeds)} seeds ("
-                             f"{'asked for' if retrain else f'no stored run with them in {where}'}), "
-                             f"{training_estimate(setting, folder, len(seeds))}")
-    return serve, train, notes
