@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from attnlib import theory
-from attnlib.experiments import run_synthetic, step_size_study
+from attnlib.experiments import run_synthetic
 
 
 def test_curve_values_from_the_paper() -> None:
@@ -51,12 +51,3 @@ def test_identity_holds_on_trained_models(paper_run) -> None:
     assert np.all(residual < 0.02), residual.tolist()
     curves = paper_run.curves()
     assert curves.score.max() > 1.0  # the trajectories went somewhere
-
-
-def test_residual_shrinks_with_the_step_size() -> None:
-    """N6: at fixed lr * epochs the gap decreases as lr decreases, at first order, towards the floor
-    left by non-topic words that are not exactly null (assumption A2)."""
-    gaps = step_size_study(learning_rates=(0.4, 0.2, 0.1)).max_abs_residual.to_numpy()
-    assert gaps[0] > gaps[1] > gaps[2]
-    first, second = gaps[0] - gaps[1], gaps[1] - gaps[2]
-    assert 1.5 < first / second < 3.0  # halving the step halves the discretisation error

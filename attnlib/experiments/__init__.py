@@ -28,8 +28,12 @@ from attnlib.experiments.beyond import (
 from attnlib.experiments.sst import SSTResult, SSTRun, load_or_train, run_sst, train_setting
 from attnlib.experiments.synthetic import (
                                        DEFAULT_SEEDS,
+                                       GradientFlowGap,
                                        SyntheticResult,
+                                       gradient_flow_gap,
                                        keys_parallel_deviation,
+                                       observed_order,
+                                       richardson_limit,
                                        run_synthetic,
                                        step_size_study,
                                        synthetic_checks,
@@ -39,8 +43,8 @@ EXPERIMENTS: dict[str, ModuleType] = {module.NAME: module for module in (synthet
 """Name -> experiment module, in the order ``attnlib run all`` runs them."""
 
 __all__ = ["EXPERIMENTS", "Check", "ExperimentResult", "long_table", "train_grid",
-           "DEFAULT_SEEDS", "SyntheticResult", "keys_parallel_deviation", "run_synthetic", "step_size_study",
-           "synthetic_checks",
+           "DEFAULT_SEEDS", "GradientFlowGap", "SyntheticResult", "gradient_flow_gap", "keys_parallel_deviation",
+           "observed_order", "richardson_limit", "run_synthetic", "step_size_study", "synthetic_checks",
            "AblationResult", "ablation_checks", "published_comparison", "run_ablation",
            "BeyondResult", "BreakingResult", "CapacityResult", "GrowthResult", "SuppressionResult", "SweepResult",
            "breaking_cases", "capacity_study", "growth_study", "identity_sweeps", "run_beyond", "suppression_study",

@@ -156,10 +156,20 @@ class SyntheticResult(ExperimentResult):
         """N5 (trained on first use): :func:`keys_parallel_deviation` of Attn-TL at this result's config."""
         return keys_parallel_deviation(self.seeds[0], config=self.config)
 
+    @property
+    def widest_gap_head(self) -> str:
+        """The head (short code, e.g. ``FC``) whose run on the first seed has the identity's largest gap."""
+        s = self.summary()
+        first = s[s.seed == self.seeds[0]]
+        model = first.loc[first.sen_max_abs_residual.idxmax(), "model"]
+        return next(code for code, name in HEADS.items() if name == model)
+
     @cached_property
     def step_sizes(self) -> pd.DataFrame:
-        """N6 (trained on first use): :func:`step_size_study` at its defaults."""
-        return step_size_study()
+        """N6 (trained on first use): :func:`step_size_study` at this result's config and first seed, for
+        the head with the largest gap there (for a single seed its row at the config's step size is
+        this result's own run, from the cache)."""
+        return step_size_study(head=self.widest_gap_head, seed=self.seeds[0], config=self.config)
 
     def check(self, key: str) -> Check:
         """The check named ``key`` among :func:`paper_checks` (without training N5 and N6)."""
@@ -167,7 +177,8 @@ class SyntheticResult(ExperimentResult):
 
     def checks(self, numerical: bool = True) -> list[Check]:
         """F1-F3, N1, N3 and N4 from the runs; with ``numerical``, also N5 and N6 (their own runs)."""
-        return paper_checks(self) + (numerical_checks(self.keys_deviation, self.step_sizes) if numerical else [])
+        numerical_rows = numerical_checks(self.keys_deviation, self.step_sizes, self.config.train.lr) if numerical else []
+        return paper_checks(self) + numerical_rows
 
 
 def run(config: RunConfig | None = None, seeds: Sequence[int] | None = None, heads: Sequence[str] = tuple(HEADS),
@@ -193,26 +204,120 @@ def run_synthetic(seeds: Sequence[int] = DEFAULT_SEEDS, heads: Sequence[str] = t
     return run(base, seeds, heads, quiet)
 
 
-def step_size_study(learning_rates: Sequence[float] = (0.4, 0.2, 0.1), lr_times_epochs: float = 150.0,
-                    head: str = "FC", seed: int = 0, data: SyntheticDataConfig | None = None) -> pd.DataFrame:
+STEP_SIZES = (0.1, 0.05, 0.025)
+"""N6's step sizes: the paper's 0.1 and two halvings below it, the fewest that extrapolate to lr -> 0 and
+show the error's order (at fixed lr * epochs the smallest trains 4 times the main run's epochs)."""
+
+
+def step_size_study(learning_rates: Sequence[float] = STEP_SIZES, lr_times_epochs: float | None = None,
+                    head: str = "FC", seed: int = 0, config: RunConfig | None = None,
+                    data: SyntheticDataConfig | None = None) -> pd.DataFrame:
     """N6: the identity's largest residual for several step sizes at fixed lr * epochs.
 
-    Gradient flow is the limit lr -> 0; what remains as lr shrinks is due to the assumptions, not
-    to the discrete steps. The default is a small problem (1000 non-topic words, 200 sentences).
+    Gradient flow is the limit lr -> 0; what remains as lr shrinks is due to the assumptions, not to
+    the discrete steps (:func:`gradient_flow_gap` extrapolates it). The default problem is the main
+    runs': ``config`` (the synthetic preset) with ``data`` replacing its data config if given, and
+    lr * epochs = the config's (0.1 x 5000 for the preset), so the run at the config's own step size is
+    the main run (the same cache entry). A run at a smaller step records the traced words every
+    ``record_every * lr_main / lr`` epochs (rounded), so that for steps that divide the main one, as the
+    defaults do, every row's residual is the largest over the same instants of the flow as the main run's.
     """
-    data = data or SyntheticDataConfig(n_nontopic=1000, n_train=200, n_test=50)
-    dataset = generate_synthetic(data, seed)
-    settings = {lr: (RunConfig(data=data).replace(model={"head": head},
-                                                  train={"lr": lr, "epochs": int(round(lr_times_epochs / lr))}),
-                     [dataset]) for lr in learning_rates}
+    base = (config or synthetic_preset()).replace(model={"head": head})
+    if data is not None:
+        base = RunConfig(data=data, model=base.model, train=base.train)
+    base_lr, base_every = base.train.lr, base.train.record_every
+    total = base_lr * base.train.epochs if lr_times_epochs is None else lr_times_epochs
+    dataset = generate_synthetic(base.data, seed)
+    settings = {}
+    for lr in learning_rates:
+        every = max(1, int(round(base_every * base_lr / lr)))
+        settings[lr] = (base.replace(train={"lr": lr, "epochs": int(round(total / lr)), "record_every": every}),
+                        [dataset])
     rows = []
     for lr, run in train_grid(settings, [seed], dataset.topic_words).items():
-        residual = np.abs(run.traced_norms - theory.sen_norm(run.traced_scores, data.m)).max()
-        rows.append({"lr": lr, "epochs": run.train_config.epochs, "max_abs_residual": residual,
+        residual = np.abs(run.traced_norms - theory.sen_norm(run.traced_scores, base.data.m)).max()
+        rows.append({"model": base.model.name, "lr": lr, "epochs": run.train_config.epochs, "max_abs_residual": residual,
                      "final_topic_score": run.traced_scores[-1].mean()})
     return pd.DataFrame(rows)
 
 
+def richardson_limit(steps: Sequence[float], values: Sequence[float], order: float = 1.0) -> float:
+    """The limit h -> 0 of values v(h) = v0 + c h^order + o(h^order), from the two smallest steps.
+
+    With h1 > h2 and r = h1 / h2 the leading term cancels in (r^order v(h2) - v(h1)) / (r^order - 1)
+    (Richardson extrapolation); for halved steps and order 1 that is 2 v(h2) - v(h1).
+    """
+    h, v = np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
+    if h.shape != v.shape or h.size < 2 or np.any(h <= 0) or len(np.unique(h)) != h.size:
+        raise ValueError(f"richardson_limit needs two or more distinct positive steps with a value each (got {steps!r})")
+    small = np.argsort(h)[:2]
+    (h2, v2), (h1, v1) = (h[small[0]], v[small[0]]), (h[small[1]], v[small[1]])
+    r = (h1 / h2) ** order
+    return float((r * v2 - v1) / (r - 1.0))
+
+
+def observed_order(steps: Sequence[float], values: Sequence[float]) -> float:
+    """The order p of v(h) = v0 + c h^p seen on the three smallest of geometrically spaced steps:
+    log((v1 - v2) / (v2 - v3)) / log(h1 / h2) (1 for a first-order error such as gradient descent's)."""
+    h, v = np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
+    if h.shape != v.shape or h.size < 3:
+        raise ValueError(f"observed_order needs three or more steps with a value each (got {steps!r})")
+    order = np.argsort(h)[:3][::-1]
+    (h1, h2, h3), (v1, v2, v3) = h[order], v[order]
+    if not np.isclose(h1 / h2, h2 / h3):
+        raise ValueError(f"observed_order needs geometrically spaced steps (got {h1:g}, {h2:g}, {h3:g})")
+    ratio = (v1 - v2) / (v2 - v3) if v2 != v3 else np.nan
+    return float(np.log(ratio) / np.log(h1 / h2)) if ratio > 0 else float("nan")  # nan: not monotone
+
+
+@dataclass(frozen=True)
+class GradientFlowGap:
+    """How far a run at step size ``lr`` is from gradient flow, from :func:`step_size_study`'s table."""
+
+    lr: float
+    """The step size judged (the main runs')."""
+    gap: float
+    """The identity's largest residual at ``lr``."""
+    floor: float
+    """The residual extrapolated to lr -> 0 (first order, the two smallest steps): what gradient flow
+    would leave, the part due to the assumptions (A2)."""
+    floor_coarse: float | None
+    """The same extrapolation from the next pair of steps (None with two steps): how settled it is."""
+    order: float | None
+    """The observed order of the step-size error on the three smallest steps (None with two steps)."""
+
+    @property
+    def floor_change(self) -> float | None:
+        """How far the two extrapolations lie apart (None with two steps): how settled the limit is."""
+        return None if self.floor_coarse is None else abs(self.floor - self.floor_coarse)
+
+    @property
+    def step_part(self) -> float:
+        """The part of the gap at ``lr`` due to the discrete steps."""
+        return self.gap - self.floor
+
+    @property
+    def step_share(self) -> float:
+        """The share of the gap at ``lr`` due to the discrete steps (the rest is due to A2)."""
+        return self.step_part / self.gap
+
+    @property
+    def assumption_share(self) -> float:
+        """The share of the gap at ``lr`` that gradient flow keeps: due to A2, not to the step size."""
+        return self.floor / self.gap
+
+
+def gradient_flow_gap(steps: pd.DataFrame, lr: float = 0.1) -> GradientFlowGap:
+    """:class:`GradientFlowGap` at step size ``lr`` (a row of ``steps``) from every step size in ``steps``."""
+    h, v = steps.lr.to_numpy(dtype=float), steps.max_abs_residual.to_numpy(dtype=float)
+    at = np.flatnonzero(np.isclose(h, lr))
+    if not at.size:
+        raise ValueError(f"gradient_flow_gap: the study has no run at lr = {lr:g} (it has {sorted(h.tolist())})")
+    by_step = np.argsort(h)
+    coarse = richardson_limit(h[by_step[1:3]], v[by_step[1:3]]) if h.size >= 3 else None
+    order = observed_order(h, v) if h.size >= 3 else None
+    return GradientFlowGap(lr=float(h[at[0]]), gap=float(v[at[0]]), floor=richardson_limit(h, v),
+                           floor_coarse=coarse, order=order)
 
 
 def keys_parallel_deviation(seed: int = 0, epochs: int | None = None, config: RunConfig | None = None) -> float:
@@ -344,17 +449,25 @@ def _largest_dip(path: np.ndarray) -> np.ndarray:
     return np.clip(-np.diff(path, axis=0), 0.0, None).max(axis=0)
 
 
-def numerical_checks(deviation: float, steps: pd.DataFrame) -> list[Check]:
-    """N5 (keys parallel to q) and N6 (the gap shrinks with the step size)."""
+def numerical_checks(deviation: float, steps: pd.DataFrame, lr: float = 0.1) -> list[Check]:
+    """N5 (keys parallel to q) and N6 (the gap shrinks with the step size; the note says how much of the
+    gap at the main runs' step size ``lr`` the step size accounts for, when ``steps`` has a run there)."""
+    steps = steps.sort_values("lr", ascending=False)
+    model = steps.model.iloc[0] if "model" in steps else "Attn-FC"
     gaps = steps.max_abs_residual.to_numpy()
-    rates = ", ".join(f"η={lr:g}: {g:.4f}" for lr, g in zip(steps.lr, gaps))
+    rates = ", ".join(f"η={step:g}: {g:.4f}" for step, g in zip(steps.lr, gaps))
+    note = "it shrinks towards a floor set by A2, not to 0 (see the theory chapter)"
+    if np.isclose(steps.lr, lr).any():
+        flow = gradient_flow_gap(steps, lr)
+        note = (f"extrapolated to η → 0 it leaves {flow.floor:.4f} (A2); the step size's share of the gap at "
+                f"η = {flow.lr:g} is {flow.step_share:.1%} (see the theory chapter)")
     return [Check("N5", "keys stay parallel to the query (full keys, float64)",
                   "exactly (the keys start at 0 and move only along q)",
                   f"largest relative deviation {deviation:.1e}", f"≤ {PARALLEL_TOLERANCE:g}",
                   int(deviation <= PARALLEL_TOLERANCE), 1, 1),
-            Check("N6", "the identity's gap shrinks with the step size at fixed η·T", "gradient-flow limit",
+            Check("N6", f"{model}: the identity's gap shrinks with the step size at fixed η·T", "gradient-flow limit",
                   rates, "decreasing as η decreases", int((np.diff(gaps) < 0).sum()), len(gaps) - 1, len(gaps) - 1,
-                  note="it shrinks towards a floor set by A2, not to 0 (see the theory chapter)")]
+                  note=note)]
 
 
 def synthetic_checks(result: SyntheticResult) -> pd.DataFrame:
