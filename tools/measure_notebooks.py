@@ -3,8 +3,9 @@
 Each notebook is staged (tools/stage_book.py) and executed with nbclient's ``jupyter execute`` in its own
 process, with an empty result cache of its own (``ATTNLIB_CACHE_DIR`` in a temporary folder): what a
 Binder user who opens that one chapter in a fresh session runs. The peak is the largest resident set of
-the process tree (the kernel included), as the kernel reports it to ``wait4``. Binder gives a session
-about 2 GB; the book keeps every notebook under 1.5 GB.
+the process tree (the kernel included), as the kernel reports it to ``wait4``, which also gives the CPU
+seconds of the tree (user + system): unlike the wall time, they hardly depend on what else the machine
+runs. Binder gives a session about 2 GB; the book keeps every notebook under 1.5 GB.
 
     python tools/measure_notebooks.py                    # every notebook, in reading order
     python tools/measure_notebooks.py performance sst    # some of them
@@ -44,7 +45,8 @@ def measure(notebook: Path, timeout: int = 3000) -> dict:
         seconds = time.perf_counter() - started
         stderr = process.stderr.read() if process.stderr else ""
     code = os.waitstatus_to_exitcode(status)
-    return {"notebook": notebook.stem, "seconds": round(seconds, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024),
+    return {"notebook": notebook.stem, "seconds": round(seconds, 1), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024),
             "exit_code": code, "error": stderr.strip().splitlines()[-1] if code and stderr.strip() else None}
 
 
@@ -63,13 +65,14 @@ def main(argv: list[str] | None = None) -> int:
         notebooks = [n for n in notebooks if n.stem in args.names]
     load = os.getloadavg()[0]
     rows = []
-    print(f"{'notebook':<14} {'cold s':>8} {'peak RSS MB':>12}", flush=True)
+    print(f"{'notebook':<14} {'cold s':>8} {'CPU s':>8} {'peak RSS MB':>12}", flush=True)
     for notebook in notebooks:
         row = measure(notebook)
         rows.append(row)
         flag = "" if row["exit_code"] == 0 else f"  FAILED: {row['error']}"
         flag += "  over 1.5 GB" if row["peak_rss_mb"] > LIMIT_MB else ""
-        print(f"{row['notebook']:<14} {row['seconds']:>8.1f} {row['peak_rss_mb']:>12}{flag}", flush=True)
+        print(f"{row['notebook']:<14} {row['seconds']:>8.1f} {row['cpu_seconds']:>8.1f} {row['peak_rss_mb']:>12}{flag}",
+              flush=True)
     summary = {"cpu_count": os.cpu_count(), "load_at_start": load, "load_at_end": os.getloadavg()[0], "rows": rows}
     print(f"{os.cpu_count()} cores, load average {load:.1f} at the start, {summary['load_at_end']:.1f} at the end")
     if args.out:
