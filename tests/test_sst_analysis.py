@@ -9,7 +9,7 @@ import pytest
 from attnlib.config import ModelConfig, RunConfig, SSTDataConfig, TrainConfig
 from attnlib.data.corpus import Corpus, Dataset
 from attnlib.experiments import sst_analysis as sa
-from attnlib.experiments.sst import PAD_ID, padded_dataset, reduce_run
+from attnlib.experiments.sst import PAD_ID, PADDED_LENGTH, padded_dataset, reduce_run
 from attnlib.train import train
 
 VOCAB = ["$PAD$", "a", "powerful", "sequel", "and", "one", "of", "the", "best", "films", "year", "stupid", "mess",
@@ -165,3 +165,184 @@ def test_finding_figures_label_every_axis(runs):
     labels = [t.get_text() for t in fig2.axes[0].get_legend().get_texts()]
     assert any("unmasked" in t for t in labels) and any("float32" in t for t in labels)
     plt.close("all")
+
+
+# --------------------------------------------------------------------------- the logit against the padding share
+
+
+def _params_run(variant: str):
+    """A tiny Attn-TC run with the per-word scores and projected embeddings at its best epoch, its dataset and the
+    engine's result (float64, so that the engine's logits are an exact reference). Its dev set is the training set,
+    so that the dev loss falls, the best epoch is the last and the scores have moved away from 0."""
+    from attnlib.experiments.sst_train import at_best
+
+    plain = _dataset()
+    plain = Dataset("SST2", VOCAB, 2, {"train": plain.train, "dev": plain.train, "test": plain.splits["test"]})
+    data = plain if variant == "default" else padded_dataset(plain, PADDED)
+    config = RunConfig(data=SSTDataConfig(kind="SST2", mask_padding=variant != "unmasked"),
+                       model=ModelConfig(head="TC", d_embed=6, d_key=3),
+                       train=TrainConfig(epochs=60, lr=1.0, dtype="float64", patience=60, record_every=10))
+    result = train(config.model, config.train, [data] * 2, [0, 1], trace_words=np.arange(len(VOCAB)), quiet=True,
+                   keep_params=True)
+    run = reduce_run(result, config, "SST2", "TC", variant, data, n_top=5)
+    run.best_scores, run.best_projected, run.at_best = at_best(result, config, data)
+    return run, data, result
+
+
+@pytest.fixture(scope="module")
+def params_runs():
+    return {variant: _params_run(variant) for variant in ("unmasked", "default")}
+
+
+def _engine_logits(run, data, result, split: str) -> np.ndarray:
+    """(S, n) positive-minus-negative logits from the engine's own forward pass at the restored parameters."""
+    import torch
+
+    from attnlib.model import Batch, forward
+
+    params = result.params
+    batch = Batch.from_corpora([data.splits[split]] * len(run.seeds), params.embeddings.dtype,
+                               params.embeddings.device)
+    with torch.no_grad():
+        logits = forward(run.config.model.head, params, batch).logits.cpu().numpy()
+    return logits[:, :, 1] - logits[:, :, 0]
+
+
+def test_sentence_logits_are_the_engines_and_the_padding_share_is_counted(params_runs):
+    run, data, result = params_runs["unmasked"]
+    table = sa.sentence_logits(run, data)
+    engine = _engine_logits(run, data, result, "dev")
+    texts = [t for t, _ in TRAIN]
+    lengths = np.array([len(t.split()) for t in texts])
+    for k, seed in enumerate(run.seeds):
+        rows = table[table.seed == seed]
+        scale = np.abs(engine[k]).max()
+        np.testing.assert_allclose(rows["logit"], engine[k], rtol=1e-5, atol=1e-6 * scale)
+        np.testing.assert_allclose(rows["P(positive)"], 1 / (1 + np.exp(-engine[k])), rtol=1e-6)
+        np.testing.assert_array_equal(rows["real length"], lengths)
+        np.testing.assert_allclose(rows["padding share"], (PADDED - lengths) / PADDED)
+        # PAD's attention: its positions' softmax weights over each padded sentence, position by position
+        s = result.final_scores[k]
+        expected = []
+        for text in texts:
+            ids = np.array([IDX[w] for w in text.split()] + [PAD_ID] * (PADDED - len(text.split())))
+            w = np.exp(s[ids] - s[ids].max())
+            expected.append(w[ids == PAD_ID].sum() / w.sum())
+        np.testing.assert_allclose(rows["PAD attention"], expected, rtol=1e-5)
+    assert list(table.columns[:3]) == ["seed", "sentence", "label"]
+    assert table.label.tolist() == [y for _, y in TRAIN] * 2
+    assert (run.best_epoch == 60).all() and np.abs(run.best_scores).max() > 0.1  # attention no longer uniform
+
+
+def test_logit_correlations_and_the_summary_follow_the_engine(params_runs):
+    from attnlib.experiments.sst_verify import split_metrics
+
+    run, data, result = params_runs["unmasked"]
+    summary = sa.padding_logit_summary(run, data)
+    engine = _engine_logits(run, data, result, "dev")
+    lengths = np.array([len(t.split()) for t, _ in TRAIN])
+    assert summary.seed.tolist() == [0, 1] and (summary.sentences == len(TRAIN)).all()
+    assert summary["best epoch"].tolist() == [int(b) for b in run.best_epoch]
+    for k in range(2):
+        row = summary.iloc[k]
+        assert row["r(logit, padding share)"] == pytest.approx(np.corrcoef(engine[k], (PADDED - lengths) / PADDED)[0, 1],
+                                                               abs=1e-6)
+        assert row["r(logit, real length)"] == pytest.approx(np.corrcoef(engine[k], lengths)[0, 1], abs=1e-6)
+        assert row["mean P(positive) (%)"] == pytest.approx(100 * np.mean(1 / (1 + np.exp(-engine[k]))), rel=1e-6)
+        own = result.params.embeddings[k].numpy() @ result.params.head["U"][k].numpy()
+        assert row["PAD's own logit"] == pytest.approx(own[PAD_ID, 1] - own[PAD_ID, 0], rel=1e-5)
+        # the loss derivatives by central differences of the recomputed mean loss, moving PAD's row of E U
+        for split in ("dev", "train"):
+            h = 1e-5
+            projected = run.best_projected[k].astype(np.float64)
+            up, down = projected.copy(), projected.copy()
+            up[PAD_ID, 1] += h / 2
+            down[PAD_ID, 1] -= h / 2
+            corpus = data.splits[split]
+            numeric = (split_metrics(corpus, run.best_scores[k], up)[0]
+                       - split_metrics(corpus, run.best_scores[k], down)[0]) / h
+            assert row[f"d {split} loss / d PAD's logit"] == pytest.approx(numeric, rel=1e-4, abs=1e-9)
+
+
+def test_masked_padding_has_no_padding_share_and_no_correlation_with_it(params_runs):
+    run, data, result = params_runs["default"]
+    table = sa.sentence_logits(run, data)
+    assert (table["padding share"] == 0).all() and (table["PAD attention"] == 0).all()
+    engine = _engine_logits(run, data, result, "dev")
+    np.testing.assert_allclose(table[table.seed == 0]["logit"], engine[0], rtol=1e-5, atol=1e-6 * np.abs(engine[0]).max())
+    corr = sa.logit_correlations(table)
+    assert corr["r(logit, padding share)"].isna().all()
+    assert corr.iloc[0]["r(logit, real length)"] == pytest.approx(
+        np.corrcoef(engine[0], [len(t.split()) for t, _ in TRAIN])[0, 1], abs=1e-6)
+
+
+def test_sentence_logits_refuse_runs_and_datasets_they_cannot_recompute(runs, params_runs):
+    import dataclasses
+
+    with pytest.raises(ValueError, match="no per-word scores and projected embeddings"):
+        sa.sentence_logits(runs[("SST2", "FC", "unmasked")], padded_dataset(_dataset(), PADDED))
+    run, data, _ = params_runs["unmasked"]
+    with pytest.raises(ValueError, match="trained on padded sentences"):
+        sa.sentence_logits(run, _dataset())
+    masked, _, _ = params_runs["default"]
+    with pytest.raises(ValueError, match=r"trained on masked \(plain\) sentences"):
+        sa.sentence_logits(masked, data)
+    five = dataclasses.replace(run, best_projected=np.zeros((2, len(VOCAB), 5), np.float32))
+    with pytest.raises(ValueError, match="two classes"):
+        sa.sentence_logits(five, data)
+
+
+def test_logit_figure_labels_its_axes_and_gives_the_correlation(params_runs):
+    import matplotlib.pyplot as plt
+
+    from attnlib.plots.sst import plot_logit_against_padding
+    from attnlib.plots.style import FIG_WIDTH, MAX_ASPECT, MIN_FONT_PT, min_font_pt
+
+    run, data, _ = params_runs["unmasked"]
+    table = sa.sentence_logits(run, data)
+    fig = plot_logit_against_padding(table, run.name, {"training prior": 50.0, "dev prior": 75.0})
+    left, right = fig.axes
+    assert left.get_xlabel().startswith("padding share") and left.get_ylabel().startswith("logit")
+    assert right.get_ylabel() == "P(positive) (%)"
+    r = sa.logit_correlations(table)["r(logit, padding share)"]
+    assert [t.get_text() for t in left.get_legend().get_texts()] == [
+        f"Attn-TC, seed {s}: r = {v:.4f}" for s, v in zip(run.seeds, r)]
+    assert [t.get_text() for t in right.get_legend().get_texts()] == ["training prior: 50.0 %", "dev prior: 75.0 %"]
+    width, height = fig.get_size_inches()
+    assert width <= FIG_WIDTH and width / height <= MAX_ASPECT and min_font_pt(fig) >= MIN_FONT_PT
+    plt.close("all")
+
+
+STORED_UNMASKED = ("SST2", "TC", "unmasked")
+
+
+@pytest.fixture(scope="module")
+def stored_unmasked():
+    """The stored SST2 Attn-TC unmasked run and its dataset, or a skip: these tests never download the data."""
+    from attnlib.data import SSTDataError
+    from attnlib.experiments.sst_store import StoredRunError, load_run
+    from attnlib.experiments.sst_train import sst_dataset
+
+    try:
+        run = load_run(*STORED_UNMASKED)
+    except StoredRunError as error:
+        pytest.skip(f"no usable stored {'_'.join(STORED_UNMASKED)} run ({str(error).splitlines()[0]})")
+    if not run.best_scores.size:
+        pytest.skip(f"the stored {'_'.join(STORED_UNMASKED)} run predates the arrays at the best epoch")
+    try:
+        return run, sst_dataset(run.config, download=False)
+    except SSTDataError:
+        pytest.skip("the SST data is not available (attnlib verify-data says where it looks)")
+
+
+def test_stored_unmasked_logits_give_the_stored_dev_loss(stored_unmasked):
+    run, data = stored_unmasked
+    table = sa.sentence_logits(run, data)
+    summary = sa.padding_logit_summary(run, data)
+    for k, seed in enumerate(run.seeds):
+        rows = table[table.seed == seed]
+        p = np.where(rows.label == 1, rows["P(positive)"], 1 - rows["P(positive)"])
+        assert -np.mean(np.log(p)) == pytest.approx(float(run.at_best["dev_loss"][k]), rel=1e-4)  # the engine's
+        assert (rows["padded length"] == PADDED_LENGTH).all()
+    # one padded length for all: the padding share is 1 - real length / padded length
+    np.testing.assert_allclose(summary["r(logit, padding share)"], -summary["r(logit, real length)"], atol=1e-9)

@@ -1,5 +1,6 @@
 """Analyses of the SST runs that the SST chapter shows beside T1 and F5-F7: the Attn-TC plateau, the padding
-token in the unmasked variant, the first epochs' losses and the choice of ``m`` in the identity.
+token in the unmasked variant (its attention, and each sentence's logit against its share of padding), the first
+epochs' losses and the choice of ``m`` in the identity.
 
 Every function takes the :class:`~attnlib.experiments.sst.SSTRun` objects (trained or stored) and returns a
 table with readable column names, so that the chapter only displays what is computed (and tested) here.
@@ -11,6 +12,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from attnlib.data.transforms import UNMASKED_SUFFIX
 from attnlib.experiments.sst import PAD_ID, PADDED_LENGTH, SSTRun
 
 SETTING = ["dataset", "model", "variant"]
@@ -231,3 +233,89 @@ def accuracy_curves(run: SSTRun) -> pd.DataFrame:
         frames.append(pd.DataFrame({"seed": seed, "epoch": run.record_epochs[: last + 1],
                                     "test accuracy (%)": 100 * run.test_accuracy_curve[: last + 1, k]}))
     return pd.concat(frames, ignore_index=True)
+
+
+# --------------------------------------------------------------------------- the logit against the padding share
+
+
+def sentence_logits(run: SSTRun, dataset, split: str = "dev") -> pd.DataFrame:
+    """Per seed and sentence of ``split`` at the restored best epoch (two classes, SST2): the padding share
+    (``$PAD$`` tokens / padded length; 0 with masked padding), the real length (tokens other than ``$PAD$``),
+    ``$PAD$``'s attention weight, the logit (positive minus negative) and P(positive).
+
+    The logits are recomputed exactly from the run's per-word scores and classifier-projected embeddings E U at
+    the best epoch (:func:`~attnlib.experiments.sst_verify.split_logits`, as the stored runs' recompute check
+    does). ``dataset`` is the one the run trained on (:func:`~attnlib.experiments.sst_train.sst_dataset`: padded
+    for an unmasked run)."""
+    from attnlib.experiments.sst_verify import split_logits
+
+    if not run.best_scores.size or not run.best_projected.size:
+        raise ValueError(f"run {run.key} has no per-word scores and projected embeddings at the best epoch (stored "
+                         "before format 2): retrain it to recompute its logits")
+    if dataset.n_classes != 2 or run.best_projected.shape[2] != 2:
+        raise ValueError(f"sentence_logits: defined for two classes (positive minus negative); {run.key} has "
+                         f"{run.best_projected.shape[2]} and the dataset {dataset.n_classes}")
+    if run.best_projected.shape[1] != len(dataset.vocab):
+        raise ValueError(f"run {run.key} has {run.best_projected.shape[1]} words, the dataset {len(dataset.vocab)}")
+    if dataset.name.endswith(UNMASKED_SUFFIX) == run.config.data.mask_padding:
+        want = "masked (plain)" if run.config.data.mask_padding else "padded"
+        raise ValueError(f"run {run.key} trained on {want} sentences but the dataset {dataset.name!r} is not: pass "
+                         "sst_dataset(run.config)")
+    corpus = dataset.splits[split]
+    counts = corpus.counts
+    padded = np.asarray(corpus.lengths, dtype=np.int64)
+    pads = np.asarray(counts[:, PAD_ID].todense()).ravel().astype(np.int64)
+    frames = []
+    for k, seed in enumerate(run.seeds):
+        logits = split_logits(corpus, run.best_scores[k], run.best_projected[k])
+        diff = logits[:, 1] - logits[:, 0]
+        weights = np.exp(run.best_scores[k].astype(np.float64) - float(run.best_scores[k].max()))
+        pad_attention = pads * weights[PAD_ID] / (counts @ weights)
+        frames.append(pd.DataFrame({
+            "seed": seed, "sentence": np.arange(len(corpus)), "label": corpus.labels,
+            "padded length": padded, "real length": padded - pads, "padding share": pads / padded,
+            "PAD attention": pad_attention, "logit": diff, "P(positive)": 1.0 / (1.0 + np.exp(-diff))}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson's r; NaN when either is constant (e.g. the padding share with masked padding)."""
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def logit_correlations(table: pd.DataFrame) -> pd.DataFrame:
+    """Per seed of a :func:`sentence_logits` table: the sentences, Pearson's r of the logit with the padding share
+    and with the real length, and the mean P(positive) in %."""
+    rows = []
+    for seed, g in table.groupby("seed", sort=False):
+        logit = g["logit"].to_numpy()
+        rows.append({"seed": seed, "sentences": len(g),
+                     "r(logit, padding share)": _pearson(logit, g["padding share"].to_numpy(np.float64)),
+                     "r(logit, real length)": _pearson(logit, g["real length"].to_numpy(np.float64)),
+                     "mean P(positive) (%)": 100 * float(g["P(positive)"].mean())})
+    return pd.DataFrame(rows)
+
+
+def padding_logit_summary(run: SSTRun, dataset, split: str = "dev") -> pd.DataFrame:
+    """Per seed at the best epoch: :func:`logit_correlations` on ``split``, ``$PAD$``'s own logit (its row of E U,
+    positive minus negative) beside the median absolute own logit of the other words in ``split``, and the
+    derivative of the mean loss on ``split`` and on the training set with respect to ``$PAD$``'s own logit,
+    attention held fixed: the mean of (P(positive) - label) x ``$PAD$``'s attention weight. Where it is negative
+    on train and positive on dev, a gradient step on ``$PAD$`` lowers the training loss and raises the dev loss."""
+    table = sentence_logits(run, dataset, split)
+    out = logit_correlations(table)
+    present = np.flatnonzero(np.asarray(dataset.splits[split].counts.sum(axis=0)).ravel() > 0)
+    others = present[present != PAD_ID]
+    own = run.best_projected[:, :, 1].astype(np.float64) - run.best_projected[:, :, 0].astype(np.float64)
+    out.insert(1, "best epoch", [int(b) for b in run.best_epoch])
+    out["PAD's own logit"] = own[:, PAD_ID]
+    out["median absolute own logit, other words"] = np.median(np.abs(own[:, others]), axis=1)
+    tables = {split: table}
+    if split != "train":
+        tables["train"] = sentence_logits(run, dataset, "train")
+    for name, where in tables.items():
+        grad = (where["P(positive)"] - where["label"]) * where["PAD attention"]
+        out[f"d {name} loss / d PAD's logit"] = grad.groupby(where["seed"], sort=False).mean().to_numpy()
+    return out

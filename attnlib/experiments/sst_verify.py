@@ -125,13 +125,19 @@ def replay_check(run, dataset, epochs: int = VERIFY_EPOCHS, rtol: float = LOSS_R
     return {**check, "epochs_compared": min(compared), "max_rel_diff": worst}
 
 
-def split_metrics(corpus, scores: np.ndarray, projected: np.ndarray) -> tuple[float, float, int]:
-    """(loss, accuracy, sentences within :data:`MARGIN` of a tie) of one seed on a split, from its word
-    scores (V,) and projected embeddings (V, K): logits are the attention-weighted mean of E U over the words."""
+def split_logits(corpus, scores: np.ndarray, projected: np.ndarray) -> np.ndarray:
+    """Logits (n, K) of one seed on a split, in float64, from its word scores (V,) and projected embeddings
+    (V, K): each sentence's logits are the attention-weighted mean of its words' rows of E U."""
     counts = corpus.counts
     scores = scores.astype(np.float64)
     weights = np.exp(scores - scores.max())
-    logits = (counts @ (weights[:, None] * projected.astype(np.float64))) / (counts @ weights)[:, None]
+    return (counts @ (weights[:, None] * projected.astype(np.float64))) / (counts @ weights)[:, None]
+
+
+def split_metrics(corpus, scores: np.ndarray, projected: np.ndarray) -> tuple[float, float, int]:
+    """(loss, accuracy, sentences within :data:`MARGIN` of a tie) of one seed on a split, from its word
+    scores (V,) and projected embeddings (V, K), through :func:`split_logits`."""
+    logits = split_logits(corpus, scores, projected)
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     labels = corpus.labels

@@ -1,4 +1,4 @@
-"""Figures of the SST chapter: losses (T1), SEN curves (F5), attention shift (F6), one sentence (F7)."""
+"""Figures of the SST chapter: losses (T1), SEN curves (F5), attention shift (F6), one sentence (F7), padding."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from matplotlib.lines import Line2D
 from attnlib import theory
 from attnlib.config import HEADS
 from attnlib.experiments.sst import F6_WORDS, SSTResult, SSTRun
+from attnlib.experiments.sst_analysis import logit_correlations
 from attnlib.plots.style import (
     CONTRAST_COLORS,
     FIG_WIDTH,
@@ -225,6 +226,37 @@ def plot_padding(runs: list[SSTRun]) -> plt.Figure:
             ax.set_xlim(left=0)
     _model_legend(fig, list(dict.fromkeys(names)),
                   [(f"variant {v}", {"ls": VARIANT_STYLES.get(v, "-")}) for v in dict.fromkeys(variants)], ncol=4)
+    fig.tight_layout()
+    return fig
+
+
+SEED_MARKERS = ("o", "s", "^", "D", "v")
+
+
+def plot_logit_against_padding(table: pd.DataFrame, model: str, priors: dict[str, float] | None = None,
+                               title: str = "") -> plt.Figure:
+    """Each sentence's logit (left) and P(positive) in % (right) against its padding share, one marker per seed
+    (seed 0 opaque, the others faint), the correlation of logit and padding share in the legend.
+
+    ``table`` is :func:`~attnlib.experiments.sst_analysis.sentence_logits`; ``priors`` maps a label to a share of
+    positive sentences in %, drawn as horizontal lines on the right panel (e.g. the training and dev priors)."""
+    use_style()
+    color = MODEL_COLORS.get(model, "C0")
+    r = logit_correlations(table).set_index("seed")["r(logit, padding share)"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(FIG_WIDTH, 3.3), sharex=True)
+    for k, (seed, g) in enumerate(table.groupby("seed", sort=False)):
+        style = {"color": color, "marker": SEED_MARKERS[k % len(SEED_MARKERS)], "s": 7, "lw": 0,
+                 "alpha": 0.8 if k == 0 else 0.3, "zorder": 3 if k == 0 else 2}
+        left.scatter(g["padding share"], g["logit"], label=f"{model}, seed {seed}: r = {r[seed]:.4f}", **style)
+        right.scatter(g["padding share"], 100 * g["P(positive)"], **style)
+    for (label, value), ls in zip((priors or {}).items(), (":", "--", "-.")):
+        right.axhline(value, color=THEORY_COLOR, lw=1.1, ls=ls, label=f"{label}: {value:.1f} %")
+    left.set(xlabel=r"padding share (\$PAD\$ tokens / padded length)", ylabel="logit (positive − negative)",
+             title=title)
+    right.set(xlabel="padding share", ylabel="P(positive) (%)", title="predicted probability")
+    left.legend(loc="upper left", markerscale=2)
+    if priors:
+        right.legend(loc="center left")
     fig.tight_layout()
     return fig
 
