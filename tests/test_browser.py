@@ -10,6 +10,7 @@ from the site, and nothing is fetched from another host. What a reader sees is m
 * no figure is wider than 3:1;
 * no table or figure is wider than the page, at 1400 px and at 400 px: one that is wider than the
   column scrolls sideways inside its own box (a scroll box, not one that cuts it off);
+* each page shows exactly one search box at 1400 px and at 400 px, and it finds pages of the book;
 * no raw ``$...$`` math or ``{glue...}`` role is left in the text;
 * no page refers to a document outside the book (a specification, a numbered decision, a project target).
 
@@ -133,7 +134,12 @@ def _png_font(src: str) -> tuple[float | None, float | None]:
     return (float(font) if font else None), (float(dpi) if dpi else None)
 
 
+SEARCH_CONTROLS = ("input[type=search], input[name=q], .search-button__button, .search-button, "
+                   ".search-button-field, form.bd-search")
+"""Whatever the theme draws to search the book with: a field, or a button that opens the search dialog."""
+
 MEASURE = """
+const SEARCH_CONTROLS = arguments[0];
 const article = document.querySelector('.bd-article') || document.body;
 const viewport = document.documentElement.clientWidth;
 function box(element) {
@@ -156,12 +162,23 @@ const images = Array.from(article.querySelectorAll('img')).filter(i => i.src.inc
 const tables = Array.from(article.querySelectorAll('table')).map((t, k) => ({
   index: k, width: t.getBoundingClientRect().width, ...placed(t),
   head: (t.innerText || '').slice(0, 60).replace(/\\s+/g, ' ')}));
+function visible(element) {
+  // drawn, and at least partly inside the window (an off-canvas sidebar is not)
+  const style = getComputedStyle(element), rect = element.getBoundingClientRect();
+  return rect.width > 0 && rect.height > 0 && style.visibility !== 'hidden' && parseFloat(style.opacity) > 0
+    && rect.right > 0 && rect.left < viewport && rect.bottom > 0;
+}
+const shown = Array.from(document.querySelectorAll(SEARCH_CONTROLS)).filter(visible);
+// a field inside a search form is one search box, not two
+const searches = shown.filter(e => !shown.some(o => o !== e && o.contains(e))).map(e => ({
+  html: e.outerHTML.slice(0, 160).replace(/\\s+/g, ' '), left: Math.round(e.getBoundingClientRect().left),
+  top: Math.round(e.getBoundingClientRect().top)}));
 const clean = article.cloneNode(true);
 clean.querySelectorAll('script, style, mjx-container, .cell_input, pre, .MathJax_Preview').forEach(e => e.remove());
 const all = article.cloneNode(true);
 all.querySelectorAll('script, style, mjx-container').forEach(e => e.remove());
 return {viewport: viewport, page_width: document.documentElement.scrollWidth,
-        height: document.documentElement.scrollHeight, images: images, tables: tables,
+        height: document.documentElement.scrollHeight, images: images, tables: tables, searches: searches,
         prose: clean.textContent, text: all.textContent};
 """
 
@@ -193,7 +210,7 @@ def pages(server: str, browser) -> dict[str, dict]:
             has_math = browser.execute_script("return document.querySelectorAll('.math, .MathJax_Preview').length > 0")
             typeset = not has_math or _wait(browser, "return document.querySelectorAll('mjx-container').length > 0")
             errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
-            data = browser.execute_script(MEASURE)
+            data = browser.execute_script(MEASURE, SEARCH_CONTROLS)
             data.update(loaded=loaded, broken=broken, typeset=typeset, errors=errors)
             _screenshot(browser, SCREENSHOTS / f"{Path(page).stem}-{width}.png", width, data["height"])
             record[width] = data
@@ -284,3 +301,48 @@ def test_no_reference_to_documents_outside_the_book(page: str, pages) -> None:
     text = pages[page][WIDE]["text"]
     found = sorted({m.group(0) for m in OUTSIDE_DOCUMENTS.finditer(text)})
     assert not found, f"{page} refers to a document outside the book: {found}"
+
+
+@pytest.mark.parametrize("width", [WIDE, NARROW])
+@pytest.mark.parametrize("page", PAGES)
+def test_one_search_box(page: str, width: int, pages) -> None:
+    """A reader sees exactly one search box (a field, or the button that opens the search dialog)."""
+    found = pages[page][width]["searches"]
+    assert len(found) == 1, (f"{page} at {width} px shows {len(found)} search boxes, not one: "
+                             + "; ".join(f"at ({s['left']}, {s['top']}) {s['html']}" for s in found))
+
+
+SEARCH_WORD = "attention"
+"""A word on many pages of the book: searching for it must list pages."""
+
+
+VISIBLE = """
+const viewport = document.documentElement.clientWidth;
+return Array.from(document.querySelectorAll(arguments[0])).filter(e => {
+  const r = e.getBoundingClientRect(), style = getComputedStyle(e);
+  return r.width > 0 && r.height > 0 && style.visibility !== 'hidden' && r.right > 0 && r.left < viewport;
+});
+"""
+"""The elements matching a selector that are drawn inside the window."""
+
+
+@pytest.mark.parametrize("width", [WIDE, NARROW])
+def test_search_box_finds_pages(width: int, server: str, browser) -> None:
+    """The visible search box works: a click opens a field, and a query there lists pages of the book."""
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+    page = "book/intro.html" if "book/intro.html" in PAGES else PAGES[0]
+    _set_width(browser, width)
+    browser.get(f"{server}/{page}")
+    assert _wait(browser, "return document.readyState === 'complete'"), f"{page} did not load"
+    controls = browser.execute_script(VISIBLE, SEARCH_CONTROLS)
+    assert controls, f"no visible search box on {page} at {width} px"
+    controls[0].click()
+    fields = WebDriverWait(browser, 10, poll_frequency=0.2).until(
+        lambda d: d.execute_script(VISIBLE, "input[type=search], input[name=q]"),
+        f"clicking the search box at {width} px shows no field to type in")
+    fields[0].send_keys(SEARCH_WORD + Keys.ENTER)
+    assert _wait(browser, "return location.pathname.endsWith('/search.html')", 10), (
+        f"searching at {width} px did not open the search page ({browser.current_url})")
+    assert _wait(browser, "return document.querySelectorAll('#search-results li a').length > 0"), (
+        f"searching for {SEARCH_WORD!r} at {width} px found no page")
