@@ -3,20 +3,21 @@
 Every page loads without console errors, every image loads, math is typeset by the MathJax copy served
 from the site, and nothing is fetched from another host. What a reader sees is measured too:
 
-* every figure's smallest text renders at >= 9 CSS px at 1400 px. The size is computed from the figure's
-  own numbers: the smallest font size (points) and the dpi that attnlib writes into each PNG (see
-  :func:`attnlib.plots.style.figure_png`), and the width at which the page displays the image:
-  ``points * dpi / 72 * displayed width / native width``;
+* every figure's smallest text renders at >= 9 CSS px, at 1400 px and at 400 px. The size is computed
+  from the figure's own numbers: the smallest font size (points) and the dpi that attnlib writes into
+  each PNG (see :func:`attnlib.plots.style.figure_png`), and the width at which the page displays the
+  image: ``points * dpi / 72 * displayed width / native width``;
 * no figure is wider than 3:1;
-* no table or figure is wider than the page (a table scrolling inside its own box is fine), at 1400 px
-  and at 400 px;
+* no table or figure is wider than the page, at 1400 px and at 400 px: one that is wider than the
+  column scrolls sideways inside its own box (a scroll box, not one that cuts it off);
+* each page shows exactly one search box at 1400 px and at 400 px, and it finds pages of the book;
 * no raw ``$...$`` math or ``{glue...}`` role is left in the text;
 * no page refers to a document outside the book (a specification, a numbered decision, a project target).
 
 Full-page screenshots at both widths go to ``$ATTNLIB_SCREENSHOT_DIR`` (default ``_build/screenshots``),
-with ``report.json``: the rendered text size of every figure and the height of every page. Runs after
-`make book` (the ``browser`` marker); skipped with a reason when the book is not built or Chromium and its
-driver are not installed (`make browser-deps` installs them).
+with ``report.json``: the rendered text size of every figure at both widths and the height of every page.
+Runs after `make book` (the ``browser`` marker); skipped with a reason when the book is not built or Chromium
+and its driver are not installed (`make browser-deps` installs them).
 """
 
 from __future__ import annotations
@@ -73,9 +74,11 @@ def test_no_external_scripts_or_styles() -> None:
 
 @pytest.fixture(scope="module")
 def server():
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(HTML))
-    handler.log_message = lambda *args: None
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # no line per request in a failing test's output
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(HTML)))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -131,7 +134,12 @@ def _png_font(src: str) -> tuple[float | None, float | None]:
     return (float(font) if font else None), (float(dpi) if dpi else None)
 
 
+SEARCH_CONTROLS = ("input[type=search], input[name=q], .search-button__button, .search-button, "
+                   ".search-button-field, form.bd-search")
+"""Whatever the theme draws to search the book with: a field, or a button that opens the search dialog."""
+
 MEASURE = """
+const SEARCH_CONTROLS = arguments[0];
 const article = document.querySelector('.bd-article') || document.body;
 const viewport = document.documentElement.clientWidth;
 function box(element) {
@@ -142,19 +150,35 @@ function box(element) {
   }
   return element;
 }
-function right(element) { return box(element).getBoundingClientRect().right; }
+function placed(element) {
+  // where the element's box ends, and whether the element is cut off there instead of scrolling
+  const outer = box(element), own = element.getBoundingClientRect(), seen = outer.getBoundingClientRect();
+  const clipped = outer !== element && own.width > seen.width + 1 && getComputedStyle(outer).overflowX === 'hidden';
+  return {right: seen.right, clipped: clipped};
+}
 const images = Array.from(article.querySelectorAll('img')).filter(i => i.src.includes('/_images/')).map(i => ({
   src: i.src, id: (i.closest('figure') || {}).id || '', natural_width: i.naturalWidth,
-  natural_height: i.naturalHeight, shown_width: i.getBoundingClientRect().width, right: right(i)}));
+  natural_height: i.naturalHeight, shown_width: i.getBoundingClientRect().width, ...placed(i)}));
 const tables = Array.from(article.querySelectorAll('table')).map((t, k) => ({
-  index: k, width: t.getBoundingClientRect().width, right: right(t),
+  index: k, width: t.getBoundingClientRect().width, ...placed(t),
   head: (t.innerText || '').slice(0, 60).replace(/\\s+/g, ' ')}));
+function visible(element) {
+  // drawn, and at least partly inside the window (an off-canvas sidebar is not)
+  const style = getComputedStyle(element), rect = element.getBoundingClientRect();
+  return rect.width > 0 && rect.height > 0 && style.visibility !== 'hidden' && parseFloat(style.opacity) > 0
+    && rect.right > 0 && rect.left < viewport && rect.bottom > 0;
+}
+const shown = Array.from(document.querySelectorAll(SEARCH_CONTROLS)).filter(visible);
+// a field inside a search form is one search box, not two
+const searches = shown.filter(e => !shown.some(o => o !== e && o.contains(e))).map(e => ({
+  html: e.outerHTML.slice(0, 160).replace(/\\s+/g, ' '), left: Math.round(e.getBoundingClientRect().left),
+  top: Math.round(e.getBoundingClientRect().top)}));
 const clean = article.cloneNode(true);
 clean.querySelectorAll('script, style, mjx-container, .cell_input, pre, .MathJax_Preview').forEach(e => e.remove());
 const all = article.cloneNode(true);
 all.querySelectorAll('script, style, mjx-container').forEach(e => e.remove());
 return {viewport: viewport, page_width: document.documentElement.scrollWidth,
-        height: document.documentElement.scrollHeight, images: images, tables: tables,
+        height: document.documentElement.scrollHeight, images: images, tables: tables, searches: searches,
         prose: clean.textContent, text: all.textContent};
 """
 
@@ -186,22 +210,30 @@ def pages(server: str, browser) -> dict[str, dict]:
             has_math = browser.execute_script("return document.querySelectorAll('.math, .MathJax_Preview').length > 0")
             typeset = not has_math or _wait(browser, "return document.querySelectorAll('mjx-container').length > 0")
             errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
-            data = browser.execute_script(MEASURE)
+            data = browser.execute_script(MEASURE, SEARCH_CONTROLS)
             data.update(loaded=loaded, broken=broken, typeset=typeset, errors=errors)
             _screenshot(browser, SCREENSHOTS / f"{Path(page).stem}-{width}.png", width, data["height"])
             record[width] = data
-        for image in record[WIDE]["images"]:
-            image["font_pt"], image["dpi"] = _png_font(image["src"])
-            if image["font_pt"] and image["dpi"] and image["natural_width"]:
-                image["text_px"] = (image["font_pt"] * image["dpi"] / 72
-                                    * image["shown_width"] / image["natural_width"])
+        for data in record.values():
+            for image in data["images"]:
+                image["font_pt"], image["dpi"] = _png_font(image["src"])
+                if image["font_pt"] and image["dpi"] and image["natural_width"]:
+                    image["text_px"] = (image["font_pt"] * image["dpi"] / 72
+                                        * image["shown_width"] / image["natural_width"])
         measured[page] = record
+
+    def rounded(value: float | None) -> float | None:
+        return round(value, 1) if value else None
+
     report = {page: {"height_px_at_1400": r[WIDE]["height"], "height_px_at_400": r[NARROW]["height"],
-                     "figures": [{"figure": i["id"] or Path(urlparse(i["src"]).path).name,
-                                  "min_text_px": round(i["text_px"], 1) if i.get("text_px") else None,
-                                  "font_pt": i["font_pt"], "dpi": i["dpi"],
-                                  "native": f"{i['natural_width']}x{i['natural_height']}",
-                                  "shown_width": round(i["shown_width"])} for i in r[WIDE]["images"]]}
+                     "figures": [{"figure": wide["id"] or Path(urlparse(wide["src"]).path).name,
+                                  "min_text_px": rounded(wide.get("text_px")),
+                                  "min_text_px_at_400": rounded(narrow.get("text_px")),
+                                  "font_pt": wide["font_pt"], "dpi": wide["dpi"],
+                                  "native": f"{wide['natural_width']}x{wide['natural_height']}",
+                                  "shown_width": round(wide["shown_width"]),
+                                  "shown_width_at_400": round(narrow["shown_width"])}
+                                 for wide, narrow in zip(r[WIDE]["images"], r[NARROW]["images"], strict=True)]}
               for page, r in measured.items()}
     (SCREENSHOTS / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return measured
@@ -218,31 +250,40 @@ def test_page_renders(page: str, pages) -> None:
 
 @pytest.mark.parametrize("page", PAGES)
 def test_figures_are_legible(page: str, pages) -> None:
-    """At 1400 px every figure's smallest text is >= 9 CSS px and no figure is wider than 3:1."""
+    """At 1400 px and at 400 px every figure's smallest text is >= 9 CSS px; no figure is wider than 3:1."""
     problems = []
+    for width, data in pages[page].items():
+        for image in data["images"]:
+            name = image["id"] or image["src"]
+            if image.get("text_px") is None:
+                problems.append(f"{name}: no font size and dpi in the PNG (glue it with attnlib.plots.glue_figure)")
+            elif image["text_px"] < MIN_TEXT_PX:
+                problems.append(f"{name} at {width} px: smallest text {image['text_px']:.1f} px ({image['font_pt']:g} "
+                                f"pt at {image['dpi']:g} dpi, {image['natural_width']} px shown at "
+                                f"{image['shown_width']:.0f})")
     for image in pages[page][WIDE]["images"]:
         name = image["id"] or image["src"]
-        if image.get("text_px") is None:
-            problems.append(f"{name}: no font size and dpi in the PNG (glue it with attnlib.plots.glue_figure)")
-        elif image["text_px"] < MIN_TEXT_PX:
-            problems.append(f"{name}: smallest text {image['text_px']:.1f} px ({image['font_pt']:g} pt at "
-                            f"{image['dpi']:g} dpi, {image['natural_width']} px shown at {image['shown_width']:.0f})")
         if image["natural_height"] and image["natural_width"] / image["natural_height"] > MAX_ASPECT:
             problems.append(f"{name}: {image['natural_width']}x{image['natural_height']} px is wider than "
                             f"{MAX_ASPECT:g}:1")
-    assert not problems, f"{page}: " + "; ".join(problems)
+    assert not problems, f"{page}: " + "; ".join(dict.fromkeys(problems))  # a PNG without its record: once
 
 
 @pytest.mark.parametrize("width", [WIDE, NARROW])
 @pytest.mark.parametrize("page", PAGES)
 def test_nothing_wider_than_the_page(page: str, width: int, pages) -> None:
-    """No table or figure runs past the window; a wide table scrolls inside its own box."""
+    """No table or figure runs past the window; a wide one scrolls inside its own box (its right edge is the
+    box's), and none is cut off by a box that clips instead of scrolling."""
     data = pages[page][width]
     limit = data["viewport"] + 1
     wide = [f"figure {i['id'] or i['src']} (right edge {i['right']:.0f} px)" for i in data["images"]
             if i["right"] > limit]
     wide += [f"table {t['index']} '{t['head']}' (right edge {t['right']:.0f} px)" for t in data["tables"]
              if t["right"] > limit]
+    wide += [f"figure {i['id'] or i['src']} is cut off by a box that does not scroll" for i in data["images"]
+             if i["clipped"]]
+    wide += [f"table {t['index']} '{t['head']}' is cut off by a box that does not scroll" for t in data["tables"]
+             if t["clipped"]]
     assert not wide, f"{page} at {width} px, window {data['viewport']} px: " + "; ".join(wide)
     assert data["page_width"] <= limit, f"{page} at {width} px scrolls sideways ({data['page_width']} px wide)"
 
@@ -260,3 +301,48 @@ def test_no_reference_to_documents_outside_the_book(page: str, pages) -> None:
     text = pages[page][WIDE]["text"]
     found = sorted({m.group(0) for m in OUTSIDE_DOCUMENTS.finditer(text)})
     assert not found, f"{page} refers to a document outside the book: {found}"
+
+
+@pytest.mark.parametrize("width", [WIDE, NARROW])
+@pytest.mark.parametrize("page", PAGES)
+def test_one_search_box(page: str, width: int, pages) -> None:
+    """A reader sees exactly one search box (a field, or the button that opens the search dialog)."""
+    found = pages[page][width]["searches"]
+    assert len(found) == 1, (f"{page} at {width} px shows {len(found)} search boxes, not one: "
+                             + "; ".join(f"at ({s['left']}, {s['top']}) {s['html']}" for s in found))
+
+
+SEARCH_WORD = "attention"
+"""A word on many pages of the book: searching for it must list pages."""
+
+
+VISIBLE = """
+const viewport = document.documentElement.clientWidth;
+return Array.from(document.querySelectorAll(arguments[0])).filter(e => {
+  const r = e.getBoundingClientRect(), style = getComputedStyle(e);
+  return r.width > 0 && r.height > 0 && style.visibility !== 'hidden' && r.right > 0 && r.left < viewport;
+});
+"""
+"""The elements matching a selector that are drawn inside the window."""
+
+
+@pytest.mark.parametrize("width", [WIDE, NARROW])
+def test_search_box_finds_pages(width: int, server: str, browser) -> None:
+    """The visible search box works: a click opens a field, and a query there lists pages of the book."""
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+    page = "book/intro.html" if "book/intro.html" in PAGES else PAGES[0]
+    _set_width(browser, width)
+    browser.get(f"{server}/{page}")
+    assert _wait(browser, "return document.readyState === 'complete'"), f"{page} did not load"
+    controls = browser.execute_script(VISIBLE, SEARCH_CONTROLS)
+    assert controls, f"no visible search box on {page} at {width} px"
+    controls[0].click()
+    fields = WebDriverWait(browser, 10, poll_frequency=0.2).until(
+        lambda d: d.execute_script(VISIBLE, "input[type=search], input[name=q]"),
+        f"clicking the search box at {width} px shows no field to type in")
+    fields[0].send_keys(SEARCH_WORD + Keys.ENTER)
+    assert _wait(browser, "return location.pathname.endsWith('/search.html')", 10), (
+        f"searching at {width} px did not open the search page ({browser.current_url})")
+    assert _wait(browser, "return document.querySelectorAll('#search-results li a').length > 0"), (
+        f"searching for {SEARCH_WORD!r} at {width} px found no page")
