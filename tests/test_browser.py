@@ -28,6 +28,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import threading
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -35,14 +36,15 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "book" / "_ext"))
+from figure_zoom import MIN_TEXT_PX  # noqa: E402 - the book's own floor, which sizes figures on narrow screens
+
 HTML = Path(os.environ.get("ATTNLIB_BOOK_HTML") or ROOT / "_build" / "html")
 """The built site (``ATTNLIB_BOOK_HTML`` points the test at a book built elsewhere)."""
 SCREENSHOTS = Path(os.environ.get("ATTNLIB_SCREENSHOT_DIR") or ROOT / "_build" / "screenshots")
 PAGES = sorted(p.relative_to(HTML).as_posix() for p in (HTML / "book").glob("*.html")) if HTML.is_dir() else []
 
 WIDE, NARROW = 1400, 400
-MIN_TEXT_PX = 9.0
-"""Smallest legible text in CSS px: tick labels and legends below this are hard to read on a screen."""
 MAX_ASPECT = 3.0
 """Widest figure (width : height): a wider one shrinks to a strip at the width of the text column."""
 SCREENSHOT_MAX_HEIGHT = 16000

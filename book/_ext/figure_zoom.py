@@ -25,7 +25,8 @@ from pathlib import Path
 STATIC = Path(__file__).resolve().parents[1] / "_static"
 CSS = "attnlib.css"
 MIN_TEXT_PX = 9.0
-"""Smallest legible text in CSS px (tick labels and legends): the browser test checks the same."""
+"""Smallest legible text in CSS px: tick labels and legends below this are hard to read on a screen. The
+browser test (tests/test_browser.py) checks every rendered figure against this value."""
 _FIGURE = re.compile(r"<figure\b.*?</figure>", re.DOTALL)
 _IMAGE = re.compile(r'(<a\b[^>]*>\s*)?(<img\b[^>]*\bsrc="([^"]+)"[^>]*>)')
 
