@@ -346,3 +346,32 @@ def test_stored_unmasked_logits_give_the_stored_dev_loss(stored_unmasked):
         assert (rows["padded length"] == PADDED_LENGTH).all()
     # one padded length for all: the padding share is 1 - real length / padded length
     np.testing.assert_allclose(summary["r(logit, padding share)"], -summary["r(logit, real length)"], atol=1e-9)
+
+
+def _curve_run(curve: np.ndarray, best: int, stop: int, cap: int = 10_000):
+    """The fields :func:`sa.rounding_stops` reads, for one seed with the dev-loss curve ``curve``."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(kind="SST5", name="Attn-TC", variant="unmasked", seeds=[0], best_epoch=np.array([best]),
+                           stopped_epoch=np.array([stop]), dev_loss=np.asarray(curve, np.float32)[:, None],
+                           final_test_accuracy=np.array([0.25]),
+                           config=SimpleNamespace(train=SimpleNamespace(epochs=cap)))
+
+
+def test_rounding_stops_tells_a_rounded_plateau_from_a_rise_and_the_cap():
+    spacing = float(np.spacing(np.float32(1.5)))
+    t = np.arange(3000, dtype=np.float64)
+    # a loss that improves by a tenth of a spacing per epoch: float32 shows it as steps every ~10 epochs
+    plateau = 1.5 - 0.1 * spacing * np.minimum(t, 2800)
+    # one that falls by 5 spacings per epoch to its best at 2800, then rises by 2 spacings per epoch
+    rising = np.where(t <= 2800, 1.5 - 5 * spacing * t, 1.5 - 5 * spacing * 2800 + 2 * spacing * (t - 2800))
+    table = sa.rounding_stops([_curve_run(plateau, 2800, 2900), _curve_run(rising, 2800, 2900),
+                               _curve_run(rising, 2800, 2900, cap=2900)], window=2000)
+    assert table["stopped by"].tolist() == ["float32 rounding", "a rise of the dev loss", "the epoch cap"]
+    slopes = table["slope before best (spacings per epoch)"].to_numpy()
+    assert abs(slopes[0]) < sa.ROUNDING_SLOPE and slopes[1] == pytest.approx(-5 * spacing / np.spacing(np.float32(
+        rising[2800])), rel=0.02)
+    assert table["epochs without change (%)"].iloc[0] > 80 and table["epochs without change (%)"].iloc[1] == 0
+    assert table["rise after best (spacings)"].iloc[0] == 0
+    assert table["rise after best (spacings)"].iloc[1] == pytest.approx(200 * spacing / np.spacing(np.float32(
+        rising[2800])), rel=0.02)

@@ -202,6 +202,40 @@ def dev_loss_slopes(runs, start: int, end: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+ROUNDING_SLOPE = 1.0
+"""A dev loss falling by less than one float32 spacing per epoch on average improves by less than the smallest
+change a float32 loss of that size can show: whether an epoch is a new best is then decided by rounding."""
+
+
+def rounding_stops(runs, window: int = 2000) -> pd.DataFrame:
+    """Per run and seed, what ended training: the dev loss's slope over the ``window`` epochs before the best
+    epoch and its change from the best to the stopping epoch, both in float32 spacings of the best dev loss,
+    and the share of those epochs whose dev loss equals the previous one exactly. ``stopped by`` is
+    "float32 rounding" when the slope is under :data:`ROUNDING_SLOPE` spacing per epoch and the loss did not
+    rise by more than one spacing after the best (the patience ran out on a flat, rounded curve), "the epoch
+    cap" for a seed that trained to the cap, else "a rise of the dev loss"."""
+    rows = []
+    for run in _runs(runs):
+        for k, seed in enumerate(run.seeds):
+            best, stop = int(run.best_epoch[k]), int(run.stopped_epoch[k])
+            dev = run.dev_loss[:, k]
+            spacing = float(np.spacing(np.float32(dev[best])))
+            before = dev[max(best - window, 0): best + 1].astype(np.float64)
+            slope = float(np.polyfit(np.arange(len(before)), before, 1)[0]) / spacing if len(before) > 1 else np.nan
+            rise = float(np.float64(dev[min(stop, len(dev) - 1)]) - np.float64(dev[best])) / spacing
+            flat = abs(slope) < ROUNDING_SLOPE and rise <= 1.0
+            rows.append({"dataset": run.kind, "model": run.name, "variant": run.variant, "seed": seed,
+                         "best epoch": best, "stopped epoch": stop,
+                         "test accuracy (%)": 100 * float(run.final_test_accuracy[k]),
+                         "slope before best (spacings per epoch)": slope,
+                         "epochs without change (%)": 100 * float((np.diff(before) == 0).mean()) if len(before) > 1
+                         else np.nan,
+                         "rise after best (spacings)": rise,
+                         "stopped by": "the epoch cap" if stop >= run.config.train.epochs
+                         else "float32 rounding" if flat else "a rise of the dev loss"})
+    return pd.DataFrame(rows)
+
+
 def first_reaching(run: SSTRun, target: float, window: int = 100) -> pd.DataFrame:
     """Per seed, the first snapshot whose test accuracy (a fraction) is at least ``target``, the dev loss's change
     over the ``window`` epochs before it (negative: still falling), and the best epoch early stopping chose with
