@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 
 import numpy as np
@@ -11,7 +13,7 @@ import pytest
 from attnlib import theory
 from attnlib.config import SST_VARIANTS, ModelConfig, RunConfig, SSTDataConfig, TrainConfig, sst_preset
 from attnlib.data.corpus import Corpus, Dataset
-from attnlib.experiments import sst
+from attnlib.experiments import sst, sst_store, sst_train
 from attnlib.experiments.sst import (
     PAD_ID,
     SSTResult,
@@ -263,26 +265,67 @@ def test_every_variant_has_a_preset():
     assert code_tc.model.embed_init_std == 1e-6 and code_tc.train.patience == 2000
 
 
-def test_with_first_step_inserts_the_snapshot_after_step_one(tiny_run):
-    run, result, data = tiny_run
+def _spliced_first_step(run: SSTRun, data: Dataset) -> SSTRun:
+    """How stored runs got their step-1 snapshot: one more 1-epoch training from the same initialisation,
+    its epoch-1 trace inserted after epoch 0 and F6's rows re-sorted by seed, word id and snapshot."""
     from attnlib.train import train
 
-    cfg = run.config.replace(train={"record_every": 1})
-    full = train(cfg.model, cfg.train, [data] * 2, [0, 1], trace_words=np.arange(len(VOCAB)), quiet=True)
-    import copy
+    short = run.config.replace(train={"epochs": 1, "record_every": 1})
+    one = train(short.model, short.train, [data] * len(run.seeds), list(run.seeds),
+                trace_words=np.arange(len(data.vocab)), quiet=True)
+    all1 = one.traced_scores[1]
+    out = copy.deepcopy(run)
+    out.record_epochs = np.insert(run.record_epochs, 1, 1)
+    out.scores = np.insert(run.scores, 1, all1[:, run.words], axis=0)
+    out.norms = np.insert(run.norms, 1, one.traced_norms[1][:, run.words], axis=0)
+    out.test_accuracy_curve = np.insert(run.test_accuracy_curve, 1, one.test_accuracy[1], axis=0)
+    out.f7_weights = np.insert(run.f7_weights, 1, sentence_weights(all1, _ids(sst.F7_SENTENCE)), axis=0)
+    if run.pad_weight.size:
+        out.pad_weight = np.insert(run.pad_weight, 1, sst.padding_attention(data.train, all1[None])[0], axis=0)
+    shift = run.shift.copy()
+    shift.loc[shift.snapshot >= 1, "snapshot"] += 1
+    frames = [shift]
+    for k, seed in enumerate(run.seeds):
+        df = attention_shift(data.train, all1[k][None], [IDX[w] for w in sst.F6_WORDS],
+                             mask_pad=run.config.data.mask_padding)
+        df["snapshot"] = 1
+        df.insert(0, "seed_index", k)
+        df.insert(1, "seed", seed)
+        frames.append(df)
+    out.shift = (pd.concat(frames, ignore_index=True).sort_values(["seed_index", "word_id", "snapshot"], kind="stable")
+                 .reset_index(drop=True))[shift.columns]
+    return out
 
-    stepped = sst.with_first_step(copy.deepcopy(run), data)
-    assert stepped.record_epochs[:3].tolist() == [0, 1, 10]
-    np.testing.assert_allclose(stepped.scores[1], full.traced_scores[1][:, stepped.words], rtol=1e-5, atol=1e-9)
-    assert stepped.scores.shape[0] == stepped.norms.shape[0] == stepped.f7_weights.shape[0] == len(stepped.record_epochs)
-    shift = stepped.shift_curves()
-    assert sorted(shift[(shift.seed == 0) & (shift.word == "powerful")].epoch.tolist())[:3] == [0, 1, 10]
-    # recomputing F6 from the full trace at epoch 1 gives the inserted rows
-    ref = attention_shift(data.train, full.traced_scores[1][0][None], [IDX["powerful"]],
-                          mask_pad=run.config.data.mask_padding)
-    got = shift[(shift.seed == 0) & (shift.word == "powerful") & (shift.epoch == 1)]
-    assert got.purity.iloc[0] == pytest.approx(ref.purity.iloc[0])
-    assert sst.with_first_step(stepped, data) is stepped
+
+def test_train_setting_records_step_one_as_the_splice_did(tiny_run, monkeypatch):
+    """train_setting asks train() for the step-1 snapshot; the reduced run is the one the stored runs got by
+    splicing in a separate 1-epoch training."""
+    run, _, data = tiny_run
+    monkeypatch.setattr(sst_train, "reduce_run", functools.partial(sst_train.reduce_run, n_top=5))  # 16 words
+    assert 1 not in run.record_epochs.tolist()
+    old = _spliced_first_step(run, data)
+    new = sst.train_setting("SST2", "FC", run.variant, seeds=[0, 1], config=run.config, dataset=data)
+    assert new.record_epochs[:3].tolist() == [0, 1, 10]
+    np.testing.assert_array_equal(new.record_epochs, old.record_epochs)
+    np.testing.assert_array_equal(new.words, old.words)
+    np.testing.assert_array_equal(new.top, old.top)
+    for name in ("scores", "norms", "test_accuracy_curve", "f7_weights", "pad_weight", "loss", "dev_loss",
+                 "final_test_accuracy", "stopped_epoch", "best_epoch"):
+        np.testing.assert_allclose(getattr(new, name), getattr(old, name), rtol=1e-6, atol=1e-9, err_msg=name)
+    assert new.pad_weight.shape[0] == (len(new.record_epochs) if run.variant == "unmasked" else 0)
+    pd.testing.assert_frame_equal(new.shift, old.shift, rtol=1e-6)
+    pd.testing.assert_frame_equal(new.shift_curves(), old.shift_curves(), rtol=1e-6)
+
+
+def test_new_runs_order_f6_rows_as_stored_runs_do(tiny_run):
+    """F6's rows go by seed, word id and snapshot, in new runs and in the stored ones."""
+    run, _, _ = tiny_run
+    order = ["seed_index", "word_id", "snapshot"]
+    stored = [sst_store.load_run(*s) for s in STORED if s[0] == "SST2"]
+    assert all(1 in r.record_epochs.tolist() for r in stored)  # the step-1 snapshot, as train_setting records it
+    for r in [run, *stored]:
+        assert list(r.shift.columns) == list(run.shift.columns)
+        pd.testing.assert_frame_equal(r.shift, r.shift.sort_values(order, kind="stable").reset_index(drop=True))
 
 
 @pytest.mark.skipif(not STORED, reason="no stored SST run")

@@ -43,7 +43,7 @@ from attnlib.experiments.sst_store import (  # noqa: F401
     stored_seeds,
 )
 
-_LAZY = {"sst_train": ("sst_dataset", "reduce_run", "with_first_step", "train_setting", "at_best", "_provenance"),
+_LAZY = {"sst_train": ("sst_dataset", "reduce_run", "train_setting", "at_best", "_provenance"),
          "sst_verify": ("VERIFY_EPOCHS", "verify_stored", "require_verified", "VerificationError")}
 """Names of :mod:`attnlib.experiments.sst_train` and :mod:`~attnlib.experiments.sst_verify`, importable from
 here too (loaded when first used: they import this module)."""

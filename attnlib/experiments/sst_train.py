@@ -22,6 +22,10 @@ from attnlib.experiments.sst import (
     sentence_weights,
 )
 
+RECORD_AT = (1,)
+"""Extra snapshots of a setting's run: after step 1, F6's first plotted snapshot (as in the authors' plots;
+at epoch 0 all scores tie)."""
+
 
 def sst_dataset(config: RunConfig, download: bool = True) -> Dataset:
     """The dataset a T1 configuration trains on (masked: the plain sentences; unmasked: padded)."""
@@ -74,7 +78,9 @@ def reduce_run(result, config: RunConfig, kind: str, head: str, variant: str, da
             df.insert(0, "seed_index", k)
             df.insert(1, "seed", result.seeds[k])
             frames.append(df)
-        shift = pd.concat(frames, ignore_index=True)
+        # by seed, word id and snapshot: the order of the stored runs' rows
+        shift = (pd.concat(frames, ignore_index=True).sort_values(["seed_index", "word_id", "snapshot"], kind="stable")
+                 .reset_index(drop=True))
         sentence = np.array(f7_ids)
         find_sentence(dataset, F7_SENTENCE)  # exactly one match, or an error
         f7 = sentence_weights(all_scores, sentence).astype(np.float32)  # over its 12 real tokens
@@ -90,61 +96,19 @@ def reduce_run(result, config: RunConfig, kind: str, head: str, variant: str, da
                   else padding_attention(train_corpus, all_scores))
 
 
-def with_first_step(run: SSTRun, dataset: Dataset | None = None) -> SSTRun:
-    """Insert the snapshot after step 1 (F6 plots the first snapshot after one gradient step, as the authors' plots do).
-
-    The training loop records every P epochs; one extra gradient step from the same initialisation
-    (deterministic, identical to the run's first step) gives the scores of every word at t = 1.
-    """
-    from attnlib.train import train
-
-    if 1 in set(np.asarray(run.record_epochs).tolist()):
-        return run
-    dataset = dataset or sst_dataset(run.config)
-    short = run.config.replace(train={"epochs": 1, "record_every": 1})
-    r = train(short.model, short.train, [dataset] * len(run.seeds), list(run.seeds),
-              trace_words=np.arange(len(dataset.vocab)), quiet=True)
-    at = 1 if len(run.record_epochs) and run.record_epochs[0] == 0 else 0
-    all1 = r.traced_scores[1]  # (S, V)
-    run.record_epochs = np.insert(run.record_epochs, at, 1)
-    run.scores = np.insert(run.scores, at, all1[:, run.words], axis=0)
-    run.norms = np.insert(run.norms, at, r.traced_norms[1][:, run.words], axis=0)
-    run.test_accuracy_curve = np.insert(run.test_accuracy_curve, at, r.test_accuracy[1], axis=0)
-    if run.f7_weights.size:
-        index = {w: i for i, w in enumerate(dataset.vocab)}
-        sentence = np.array([index[w] for w in F7_SENTENCE.split()])
-        run.f7_weights = np.insert(run.f7_weights, at, sentence_weights(all1, sentence), axis=0)
-    if run.pad_weight.size:
-        run.pad_weight = np.insert(run.pad_weight, at, padding_attention(dataset.train, all1[None])[0], axis=0)
-    if not run.shift.empty:
-        shift = run.shift.copy()
-        shift.loc[shift.snapshot >= at, "snapshot"] += 1
-        f6_ids = sorted(set(shift.word_id.astype(int)), key=list(shift.word_id.astype(int)).index)
-        frames = [shift]
-        for k, seed in enumerate(run.seeds):
-            df = attention_shift(dataset.train, all1[k][None], f6_ids, mask_pad=run.config.data.mask_padding)
-            df["snapshot"] = at
-            df.insert(0, "seed_index", k)
-            df.insert(1, "seed", seed)
-            frames.append(df)
-        run.shift = (pd.concat(frames, ignore_index=True).sort_values(["seed_index", "word_id", "snapshot"], kind="stable")
-                     .reset_index(drop=True))[shift.columns]
-    return run
-
-
 def train_setting(kind: str, head: str, variant: str, seeds: Sequence[int] = SST_SEEDS, quiet: bool = True,
                   config: RunConfig | None = None, dataset: Dataset | None = None) -> SSTRun:
-    """Train one setting (all seeds batched), tracing every word every P epochs, and reduce it."""
+    """Train one setting (all seeds batched), tracing every word every P epochs and at :data:`RECORD_AT`,
+    and reduce it."""
     from attnlib.train import train
 
     config = config or sst_preset(kind, head, variant)
     dataset = dataset or sst_dataset(config)
     start = time.perf_counter()
     result = train(config.model, config.train, [dataset] * len(seeds), list(seeds),
-                   trace_words=np.arange(len(dataset.vocab)), quiet=quiet, keep_params=True)
+                   trace_words=np.arange(len(dataset.vocab)), quiet=quiet, keep_params=True, record_at=RECORD_AT)
     wall = time.perf_counter() - start
     run = reduce_run(result, config, kind, head, variant, dataset)
-    run = with_first_step(run, dataset)
     run.best_scores, run.best_projected, run.at_best = at_best(result, config, dataset)
     run.provenance = {"config_hash": config.config_hash(), **_provenance(), "wall_time_s": round(wall, 1),
                       "seeds": list(seeds), "dataset_fingerprint": dataset.fingerprint(),
