@@ -197,8 +197,9 @@ def test_metrics_are_flat_and_json(suppression, sweeps, breaking, capacity, grow
     assert all(len(table) > 0 for table in tables.values())
 
 
-def test_figure_names_survive_save_figure() -> None:
+def test_figure_names_survive_save_figure(suppression, sweeps, breaking, capacity, growth) -> None:
     """save_figure replaces the suffix, so a dot in a figure name would make two figures collide."""
-    from attnlib.plots import BEYOND_FIGURES
-
-    assert all("." not in name for name in BEYOND_FIGURES)
+    figures = BeyondResult(BASE, list(SEEDS), suppression, sweeps, breaking, capacity, growth).figures()
+    assert list(figures) == ["suppression_init_std_large", "suppression_init_std_default", "identity_sweeps",
+                             "identity_breaking", "capacity", "growth"]
+    assert all("." not in name and callable(draw) for name, draw in figures.items())

@@ -154,11 +154,11 @@ class AblationResult(ExperimentResult):
                 "published": published_comparison(self).reset_index()}
 
     def figures(self) -> dict:
-        from attnlib.plots import ABLATION_FIGURES
+        """F4 (over all seeds and for one run) and N2."""
+        from attnlib.plots.ablation import plot_ablation, plot_general_identity  # noqa: PLC0415
 
-        figures = {name: partial(plot, self) for name, plot in ABLATION_FIGURES.items()}
-        figures["f4_ablation_single_run"] = partial(ABLATION_FIGURES["f4_ablation"], self, single_run=True)
-        return figures
+        return {"f4_ablation": partial(plot_ablation, self), "n2_general_identity": partial(plot_general_identity, self),
+                "f4_ablation_single_run": partial(plot_ablation, self, single_run=True)}
 
     def checks(self) -> list[Check]:
         """F4's criteria (:func:`ablation_checks`, each over every seed) and N2 (the general-init identity, reported)."""

@@ -145,10 +145,13 @@ class SyntheticResult(ExperimentResult):
                 "summary": self.summary(), "checks": synthetic_checks(self)}
 
     def figures(self) -> dict:
-        from attnlib.plots import SYNTHETIC_FIGURES
+        """F1, F2, F3, each over all seeds and for one run (NAME_single_run)."""
+        from attnlib.plots.synthetic import plot_final_distributions, plot_loss_curves, plot_sen_curves  # noqa: PLC0415
 
+        plots = {"f1_sen_curves": plot_sen_curves, "f2_loss_curves": plot_loss_curves,
+                 "f3_final_distributions": plot_final_distributions}
         return {f"{name}{suffix}": partial(plot, self, single_run=single_run)
-                for name, plot in SYNTHETIC_FIGURES.items()
+                for name, plot in plots.items()
                 for suffix, single_run in (("", False), ("_single_run", True))}
 
     @cached_property

@@ -96,6 +96,3 @@ def plot_general_identity(result: AblationResult) -> plt.Figure:
         ax.set_visible(False)
     fig.tight_layout()
     return fig
-
-
-ABLATION_FIGURES = {"f4_ablation": plot_ablation, "n2_general_identity": plot_general_identity}

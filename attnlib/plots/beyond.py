@@ -295,15 +295,3 @@ def suppression_table(result: SuppressionResult) -> pd.DataFrame:
         "latest minimum (epoch)": s.latest_dip_epoch.map(lambda v: f"{v:.0f}"),
         "latest recovery (epoch)": s.latest_recovery_epoch.map(lambda v: "not in window" if np.isnan(v) else f"{v:.0f}"),
     }).set_index(["model", "embedding std"])
-
-
-BEYOND_FIGURES = {
-    "suppression_init_std_large": lambda r: plot_suppression(r.suppression, 0.1),
-    "suppression_init_std_default": lambda r: plot_suppression(r.suppression, 1e-3),
-    "identity_sweeps": lambda r: plot_sweeps(r.sweeps),
-    "identity_breaking": lambda r: plot_breaking(r.breaking),
-    "capacity": lambda r: plot_capacity(r.capacity),
-    "growth": lambda r: plot_growth(r.growth),
-}
-"""Figure name -> function of a :class:`attnlib.experiments.beyond.BeyondResult` (names without dots:
-:func:`attnlib.plots.style.save_figure` replaces the suffix)."""

@@ -142,10 +142,3 @@ def plot_final_distributions(result: SyntheticResult, single_run: bool = False) 
     axes[0, 0].legend(loc="upper left")
     fig.tight_layout()
     return fig
-
-
-SYNTHETIC_FIGURES = {
-    "f1_sen_curves": plot_sen_curves,
-    "f2_loss_curves": plot_loss_curves,
-    "f3_final_distributions": plot_final_distributions,
-}

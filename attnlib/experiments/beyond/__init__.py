@@ -73,9 +73,14 @@ class BeyondResult(ExperimentResult):
         }
 
     def figures(self) -> dict:
-        from attnlib.plots import BEYOND_FIGURES
+        """One figure per study, two for suppression (names without dots: :func:`attnlib.plots.style.save_figure`
+        replaces the suffix)."""
+        from attnlib.plots.beyond import plot_breaking, plot_capacity, plot_growth, plot_suppression, plot_sweeps  # noqa: PLC0415
 
-        return {name: partial(plot, self) for name, plot in BEYOND_FIGURES.items()}
+        return {"suppression_init_std_large": partial(plot_suppression, self.suppression, 0.1),
+                "suppression_init_std_default": partial(plot_suppression, self.suppression, 1e-3),
+                "identity_sweeps": partial(plot_sweeps, self.sweeps), "identity_breaking": partial(plot_breaking, self.breaking),
+                "capacity": partial(plot_capacity, self.capacity), "growth": partial(plot_growth, self.growth)}
 
     def measures(self) -> dict[str, Any]:
         """Flat metrics: worst residual per sweep value and breaking case, dip depths, capacity means, fit slopes."""
