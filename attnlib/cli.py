@@ -9,18 +9,32 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
 
 import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")  # the command line only writes files
+from attnlib import __version__, benchmark, cache
+from attnlib.config import RunConfig, read_config_file
+from attnlib.data import SSTDataError, verify_data
+from attnlib.experiments import EXPERIMENTS
+from attnlib.experiments.sst import SETTINGS, train_setting
+from attnlib.experiments.sst_experiment import SSTExperimentResult, plan_runs
+from attnlib.experiments.sst_store import StoredRunError, load_run, select_seeds, store_dir
+from attnlib.experiments.sst_verify import describe, require_verified, verify_run
+from attnlib.files import check_replaceable, replaced_folder, write_json, write_text
+from attnlib.provenance import provenance
+from attnlib.scorecard import assemble
+from attnlib.sweep import SweepError, sweep
+from attnlib.train import TrainingDiverged
 
-from attnlib.experiments import EXPERIMENTS  # noqa: E402 - after choosing the backend
+matplotlib.use("Agg")  # the command line only writes files; nothing above imports pyplot (the figures do, lazily)
 
 ALL_SUMMARY = "every experiment above, then the reproduction scorecard (scorecard.json, .csv, .md)"
 
@@ -29,8 +43,6 @@ def _output_folder(root: Path, name: str, entries: list[str] | None = None) -> P
     """``root/name``, checked before any work: it can be built beside itself and swapped into place as a
     whole (see :func:`attnlib.files.check_replaceable`; ``entries`` limits the check to what is replaced),
     else one clear error. Nothing is created here: :func:`_write_outputs` writes the folder at the end."""
-    from attnlib.files import check_replaceable
-
     folder = root / name if name != "." else root
     try:
         check_replaceable(folder, entries)
@@ -53,10 +65,9 @@ def _write_outputs(folder: Path, tables: dict, figures: dict, metrics: dict, pro
     ``provenance`` (a result's ``provenance()``) goes into every figure's metadata and sidecar and
     under the key ``provenance`` of metrics.json, beside the unchanged metric keys.
     """
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - pyplot and seaborn take seconds to import: only commands that draw need them
 
-    from attnlib.files import replaced_folder, write_json, write_text
-    from attnlib.plots import save_figure
+    from attnlib.plots import save_figure  # noqa: PLC0415 - pyplot and seaborn take seconds to import: only commands that draw need them
 
     with replaced_folder(folder) as staging:
         for name, table in tables.items():
@@ -94,8 +105,6 @@ def _run_experiment(name: str, args: argparse.Namespace):
 
 def _sst_setting(kind: str, head: str, variant: str, seeds: tuple[int, ...], store: Path | None, quiet: bool):
     """Train one SST setting, a task of ``attnlib run sst``; with ``store``, write it to STORE/sst at once."""
-    from attnlib.experiments.sst import train_setting
-
     run = train_setting(kind, head, variant, seeds, quiet=quiet)
     if store:
         run.save(Path(store) / "sst")
@@ -109,9 +118,6 @@ grow with it); the book uses 3."""
 
 def _serve_sst(setting: tuple[str, str, str], seeds: list[int], folder: Path, where: str):
     """A stored run after its checks (one line each way; a failed check raises StoredRunError)."""
-    from attnlib.experiments.sst_store import load_run, select_seeds
-    from attnlib.experiments.sst_verify import describe, require_verified, verify_run
-
     run = load_run(*setting, folder)
     report = require_verified(verify_run(run, replay=False))
     print(f"{'_'.join(setting)}: stored in {where}; checks: {describe(report)}", flush=True)
@@ -119,12 +125,7 @@ def _serve_sst(setting: tuple[str, str, str], seeds: list[int], folder: Path, wh
 
 
 def run_sst_command(args: argparse.Namespace):
-    import pandas as pd
-
-    from attnlib.experiments.sst import SETTINGS
-    from attnlib.experiments.sst_experiment import SSTExperimentResult, plan_runs
-    from attnlib.experiments.sst_store import StoredRunError, store_dir
-    from attnlib.plots.sst import (
+    from attnlib.plots.sst import (  # noqa: PLC0415 - pyplot and seaborn take seconds to import: only commands that draw need them
         plot_attention_shift,
         plot_sen_gaps,
         plot_sen_grid,
@@ -132,8 +133,6 @@ def run_sst_command(args: argparse.Namespace):
         plot_sst_losses,
         t1_markdown,
     )
-    from attnlib.sweep import sweep
-
     seeds = tuple(range(args.seeds or 3))
     only = getattr(args, "only", None)
     store = getattr(args, "store", None)
@@ -183,8 +182,6 @@ OWN_COMMANDS = {"sst": run_sst_command}
 def run_all_command(args: argparse.Namespace) -> None:
     """Each registered experiment into OUT/NAME/, then OUT/scorecard.* from the same results, so the
     scorecard always describes the folders beside it; OUT is built beside itself and replaced as a whole."""
-    from attnlib.scorecard import assemble
-
     results = {}
     with _whole_out(args, [*EXPERIMENTS, "scorecard.json", "scorecard.csv", "scorecard.md"]) as shown:
         for name in EXPERIMENTS:
@@ -203,8 +200,6 @@ def _whole_out(args: argparse.Namespace, entries: list[str]) -> Iterator[Callabl
     ``entries`` it replaces must be writable); at its end the new OUT replaces the old one as a whole,
     keeping the old one's other entries, so an interrupted run leaves the previous experiments and
     scorecard together, never some old, some new. Yields a function giving a path's final name."""
-    from attnlib.files import replaced_folder
-
     out = args.out
     if out.resolve() in (Path.cwd().resolve(), *Path.cwd().resolve().parents):
         raise SystemExit(f"attnlib: cannot write to the output folder {out}: it is replaced as a whole, so it "
@@ -242,7 +237,6 @@ def build_parser() -> argparse.ArgumentParser:
         prog="attnlib",
         description="Reproduce the experiments of 'On the Dynamics of Training Attention Models' (ICLR 2021).",
     )
-    from attnlib import __version__
     parser.add_argument("--version", action="version", version=f"attnlib {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -327,17 +321,11 @@ def _expected_failure(error: BaseException) -> str | None:
     """The one-line message for a failure a user can meet and fix (bad data, a diverging config, a folder
     that cannot be read or written, not enough memory), or None for anything else (a bug: its traceback
     is kept). A failed sweep task is judged by the failure inside it."""
-    from attnlib.data import SSTDataError
-    from attnlib.sweep import SweepError
-    from attnlib.train import TrainingDiverged
-
     if isinstance(error, SweepError):
         return _expected_failure(error.error) if error.error is not None else None
     if isinstance(error, (SSTDataError, TrainingDiverged)):
         return str(error)
     if isinstance(error, MemoryError) or (isinstance(error, RuntimeError) and "can't allocate memory" in str(error)):
-        import re
-
         asked = re.search(r"tried to allocate (\d+) bytes", str(error))
         detail = f"{int(asked.group(1)) / 2**30:.1f} GiB asked for" if asked else str(error).splitlines()[0]
         return (f"not enough memory for this run ({detail}); reduce the sizes in the config "
@@ -357,7 +345,6 @@ def _main(argv: list[str] | None) -> int:
             print(f"{name:<{width}}  {summary}")
         return 0
     if args.command == "verify-data":
-        from attnlib.data import SSTDataError, verify_data
         try:
             folder = verify_data(args.data_dir, download=not args.no_download)
         except SSTDataError as error:
@@ -374,10 +361,6 @@ def _main(argv: list[str] | None) -> int:
     except ValueError as error:
         print(f"attnlib: {error}", file=sys.stderr)
         return 2
-    from contextlib import nullcontext
-
-    from attnlib import cache
-
     started = time.perf_counter()
     with cache.disabled() if args.no_cache else nullcontext():
         folder = _run_command(args)
@@ -394,8 +377,6 @@ BEYOND_SETS_ITSELF = ("train.epochs", "train.record_every", "model.head")
 
 def _prepare_run(args: argparse.Namespace) -> None:
     """Load ``--config`` into ``args.base`` and check ``--only``; a ValueError says what is wrong."""
-    from attnlib.config import RunConfig, read_config_file
-
     if args.seeds is not None and args.seeds > MAX_SEEDS and args.experiment in SEED_BOUNDED:
         raise ValueError(f"--seeds is at most {MAX_SEEDS} for {args.experiment} (got {args.seeds}): the seeds train "
                          f"together in one batched call, whose memory and time grow with their number")
@@ -417,8 +398,6 @@ def _prepare_run(args: argparse.Namespace) -> None:
         raise ValueError(f"--seeds {args.seeds}: sst trains at most {MAX_SST_SEEDS} seeds (each seed is one more "
                          "model in the batch; the book uses 3)")
     if args.only:
-        from attnlib.experiments.sst import SETTINGS
-
         known = ["_".join(setting) for setting in SETTINGS]
         unknown = [name for name in args.only.split(",") if name not in known]
         if unknown:
@@ -429,12 +408,9 @@ def _prepare_run(args: argparse.Namespace) -> None:
 def _bench_command(args: argparse.Namespace) -> int:
     """``attnlib bench``: run :func:`attnlib.benchmark.run_all`, print its report, write the results and
     the scaling figure (with their provenance) into OUT/bench/."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - pyplot and seaborn take seconds to import: only commands that draw need them
 
-    from attnlib import benchmark
-    from attnlib.files import replaced_folder, write_json
-    from attnlib.plots import plot_scaling, save_figure
-    from attnlib.provenance import provenance
+    from attnlib.plots import plot_scaling, save_figure  # noqa: PLC0415 - pyplot and seaborn take seconds to import: only commands that draw need them
 
     folder = _output_folder(args.out, "bench")
     started = time.perf_counter()
@@ -453,8 +429,6 @@ def _bench_command(args: argparse.Namespace) -> int:
 
 def _cache_command(action: str) -> int:
     """``attnlib cache info`` and ``attnlib cache clear``."""
-    from attnlib import cache
-
     if action == "info":
         found = cache.info()
         print(f"location: {found['location']}")

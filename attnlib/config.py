@@ -243,7 +243,7 @@ def read_config_file(path: str | Path) -> Any:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else error
         raise ValueError(f"cannot read the config file {path}: {reason}") from None
     if path.suffix.lower() == ".toml":
-        import tomllib  # Python >= 3.11
+        import tomllib  # noqa: PLC0415 - Python >= 3.11 only (3.10 is supported): .toml files alone need it
 
         try:
             return tomllib.loads(text)

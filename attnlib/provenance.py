@@ -16,12 +16,13 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from attnlib import __version__
 from attnlib.config import RunConfig, SSTDataConfig, SyntheticDataConfig
+from attnlib.device import default_device
 
 if TYPE_CHECKING:
-    import torch
-
     from attnlib.train import TrainResult
 
 UNKNOWN = "unknown"
@@ -73,10 +74,6 @@ def provenance(config_hashes: Mapping[str, str] | str | None = None, seeds: Iter
     hash under the name ``config``); ``device`` defaults to :func:`attnlib.device.default_device`.
     Keys are fixed and values are plain JSON types; there is deliberately no timestamp.
     """
-    import torch
-
-    from attnlib.device import default_device
-
     if isinstance(config_hashes, str):
         hashes = {"config": config_hashes}
     else:

@@ -21,6 +21,7 @@ import pandas as pd
 from attnlib.experiments import EXPERIMENTS
 from attnlib.experiments.base import Check, ExperimentResult, checks_table, verdict
 from attnlib.files import write_text
+from attnlib.provenance import provenance
 
 Row = Check
 """A scorecard row is an experiment's check."""
@@ -80,8 +81,6 @@ def run_scorecard(seeds: Sequence[int] | None = None, sst_seeds: Sequence[int] |
 def assemble(results: Mapping[str, ExperimentResult]) -> Scorecard:
     """The scorecard of the scored experiments among ``results`` (name -> result), with the provenance of
     the runs it reads (their config hashes, named ``experiment:run``, and all seeds)."""
-    from attnlib.provenance import provenance
-
     parts = {name: results[name].card() for name in SCORED if name in results}
     hashes = {f"{name}:{run}": value for name, part in parts.items()
               for run, value in part.provenance()["config_hashes"].items()}

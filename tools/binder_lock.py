@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     LOCK.parent.mkdir(exist_ok=True)
     sys.path.insert(0, str(ROOT))
-    from attnlib.files import write_text
+    from attnlib.files import write_text  # noqa: PLC0415 - importable only once the checkout is on sys.path (above)
     write_text(LOCK, render(pins))
     print(f"wrote {LOCK.relative_to(ROOT)}: {len(pins)} pins")
     return 0

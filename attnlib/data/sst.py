@@ -104,7 +104,7 @@ def shared_data_dir() -> Path:
 def cache_data_dir() -> Path:
     """``sst/`` in the attnlib cache folder (``$ATTNLIB_CACHE_DIR``, else ``$XDG_CACHE_HOME/attnlib``,
     else ``~/.cache/attnlib``): where downloads go."""
-    from attnlib.cache import cache_dir
+    from attnlib.cache import cache_dir  # noqa: PLC0415 - cycle: attnlib.cache imports attnlib.train, which imports attnlib.data
 
     return cache_dir() / "sst"
 
@@ -284,8 +284,8 @@ def _fetch(url: str, folder: Path, deadline_s: float, socket_timeout_s: float, p
     time out; the deadline bounds the whole transfer. After it, the connection is shut down (which
     ends a read blocked in the worker) and the worker refuses to write anything more.
     """
-    import pooch
-    import requests
+    import pooch  # noqa: PLC0415 - pooch and requests take ~0.7 s to import: only a download needs them
+    import requests  # noqa: PLC0415 - pooch and requests take ~0.7 s to import: only a download needs them
 
     cancel = threading.Event()
     sockets: list[socket.socket] = []
@@ -361,7 +361,7 @@ def _request_reason(error: BaseException) -> str:
 def _extract_members(archive: Path, staging: Path, url: str) -> Path:
     """Check the archive lists the three members at their pinned sizes, extract them with pooch's
     Unzip into ``staging``, verify their sha256, and return the folder holding them (flat)."""
-    import pooch
+    import pooch  # noqa: PLC0415 - pooch and requests take ~0.7 s to import: only a download needs them
 
     members = [f.member for f in SST_FILES.values()]
     try:

@@ -155,7 +155,7 @@ class AblationResult(ExperimentResult):
 
     def figures(self) -> dict:
         """F4 (over all seeds and for one run) and N2."""
-        from attnlib.plots.ablation import plot_ablation, plot_general_identity  # noqa: PLC0415
+        from attnlib.plots.ablation import plot_ablation, plot_general_identity  # noqa: PLC0415 - cycle: attnlib.plots.ablation imports this module
 
         return {"f4_ablation": partial(plot_ablation, self), "n2_general_identity": partial(plot_general_identity, self),
                 "f4_ablation_single_run": partial(plot_ablation, self, single_run=True)}

@@ -20,6 +20,7 @@ from attnlib import __version__
 from attnlib.cache import cached_train
 from attnlib.config import RunConfig
 from attnlib.data import Dataset
+from attnlib.provenance import provenance, run_config_hashes
 from attnlib.train import TrainResult
 
 
@@ -131,14 +132,10 @@ class ExperimentResult:
 
     def config_hashes(self) -> dict[str, str]:
         """Run name -> config hash (by default of ``self.runs`` with the data config)."""
-        from attnlib.provenance import run_config_hashes
-
         return run_config_hashes(self.runs, self.config.data)  # type: ignore[attr-defined]
 
     def provenance(self) -> dict:
         """Config hash of every run, the seeds and the environment (:func:`attnlib.provenance.provenance`)."""
-        from attnlib.provenance import provenance
-
         return provenance(self.config_hashes(), self.seeds)
 
 

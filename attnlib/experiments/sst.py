@@ -14,6 +14,7 @@ serving them again in :mod:`attnlib.experiments.sst_store`; verifying stored run
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,8 @@ from attnlib.experiments.sst_store import (  # noqa: F401
     stored_hash,
     stored_seeds,
 )
+from attnlib.provenance import provenance
+from attnlib.sweep import sweep
 
 _LAZY = {"sst_train": ("sst_dataset", "reduce_run", "train_setting", "at_best", "_provenance"),
          "sst_verify": ("VERIFY_EPOCHS", "verify_stored", "require_verified", "VerificationError")}
@@ -73,8 +76,6 @@ def __getattr__(name: str):
         return sst_store.store_dir()[0] or sst_store.checkout_store_dir()
     for module, names in _LAZY.items():
         if name in names:
-            import importlib
-
             return getattr(importlib.import_module(f"attnlib.experiments.{module}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
@@ -353,8 +354,6 @@ class SSTResult:
 
         A stored run keeps the provenance of the process that trained it in ``run.provenance``.
         """
-        from attnlib.provenance import provenance
-
         seeds = sorted({int(s) for run in self.runs.values() for s in run.seeds})
         return provenance({run.key: run.config.config_hash() for run in self.runs.values()}, seeds)
 
@@ -386,8 +385,6 @@ def run_sst(settings: Iterable[tuple[str, str, str]] = SETTINGS, seeds: Sequence
     The settings are independent tasks of :func:`attnlib.sweep.sweep`: ``n_jobs`` local workers, or a
     Dask/Ray cluster through joblib's backend context; each setting's seeds still train in one batched run.
     """
-    from attnlib.sweep import sweep
-
     settings = [tuple(s) for s in settings]
     runs = sweep(load_or_train, settings, n_jobs=n_jobs, seeds=tuple(seeds), folder=folder,
                  retrain=tuple(tuple(r) for r in retrain), quiet=quiet)

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from attnlib.config import HEADS, RunConfig
+from attnlib.experiments import sst
 from attnlib.experiments.base import Check
 from attnlib.experiments.sst import SST_SEEDS, SSTResult, available_settings, run_sst
 from attnlib.experiments.sst_store import stored_seeds
@@ -142,8 +143,6 @@ def plan_runs(seeds: Sequence[int], folder: Path | None, where: str, only: Seque
     A slow setting (:data:`~attnlib.experiments.sst.SLOW_SETTINGS`) not named in ``only`` is never
     trained: its stored seeds are served and the others skipped, with the command and the time to train them.
     """
-    from attnlib.experiments import sst
-
     seeds = [int(s) for s in seeds]
     serve, train, notes = {}, [], []
     for setting in sst.SETTINGS:

@@ -18,6 +18,7 @@ else ``$ATTNLIB_STORE_DIR``, else ``results/sst`` of the checkout this package r
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import shutil
@@ -29,8 +30,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from attnlib.data.sst import SSTDataError
+from attnlib.config import sst_preset
+from attnlib.data.sst import SSTDataError, sha256_of
 from attnlib.files import atomic_write, write_json
+
+try:
+    import fcntl
+except ImportError:  # Windows: see _locked
+    fcntl = None
 
 if TYPE_CHECKING:
     from attnlib.experiments.sst import SSTRun
@@ -91,17 +98,13 @@ def _folder(folder: str | Path | None) -> Path:
 
 
 def _sha256(path: Path) -> str:
-    from attnlib.data.sst import sha256_of
-
     return sha256_of(path)
 
 
 @contextlib.contextmanager
 def _locked(folder: Path) -> Iterator[None]:
     """Serialise manifest updates of writers storing into one folder at once (``--jobs``)."""
-    try:
-        import fcntl
-    except ImportError:  # no advisory locks (Windows): one writer at a time is the user's to ensure
+    if fcntl is None:  # no advisory locks (Windows): one writer at a time is the user's to ensure
         yield
         return
     handle = os.open(folder, os.O_RDONLY)  # the folder itself is the lock: no lock file left behind
@@ -257,8 +260,7 @@ def _refuse(key: str, why: str) -> StoredRunError:
 def load_run(kind: str, head: str, variant: str, folder: str | Path | None = None, config=None) -> SSTRun:
     """The stored run of a setting, after the integrity and identity checks (:class:`StoredRunError` if one
     fails); ``config`` is the configuration it must have been trained with (default: the setting's preset)."""
-    from attnlib.config import sst_preset
-    from attnlib.experiments.sst import SSTRun
+    from attnlib.experiments.sst import SSTRun  # noqa: PLC0415 - cycle: attnlib.experiments.sst imports this module
 
     config = config or sst_preset(kind, head, variant)
     folder = _folder(folder)
@@ -306,8 +308,6 @@ def load_run(kind: str, head: str, variant: str, folder: str | Path | None = Non
 
 def select_seeds(run: SSTRun, seeds: Sequence[int]) -> SSTRun:
     """The run restricted to ``seeds`` (all of which it must have), in that order."""
-    import copy
-
     index = [list(run.seeds).index(int(s)) for s in seeds]
     if index == list(range(len(run.seeds))):
         return run
@@ -335,8 +335,6 @@ def select_seeds(run: SSTRun, seeds: Sequence[int]) -> SSTRun:
 
 def stored_seeds(kind: str, head: str, variant: str, folder: str | Path | None = None) -> list[int]:
     """Seeds of the stored run of a setting whose config hash matches the preset ([] if none; unchecked)."""
-    from attnlib.config import sst_preset
-
     found, _ = store_dir(folder)
     if found is None or stored_hash(kind, head, variant, found) != sst_preset(kind, head, variant).config_hash():
         return []
@@ -349,7 +347,7 @@ def stored_seeds(kind: str, head: str, variant: str, folder: str | Path | None =
 def available_settings(settings=None, folder: str | Path | None = None, seeds: Sequence[int] | None = None):
     """(settings to run, settings skipped): a slow setting (:data:`~attnlib.experiments.sst.SLOW_SETTINGS`)
     is run only when a matching stored run has at least one of ``seeds`` (default: the book's seeds)."""
-    from attnlib.experiments import sst
+    from attnlib.experiments import sst  # noqa: PLC0415 - cycle: attnlib.experiments.sst imports this module
 
     seeds = {int(s) for s in (sst.SST_SEEDS if seeds is None else seeds)}
     run, skipped = [], []
@@ -367,8 +365,7 @@ def load_or_train(kind: str, head: str, variant: str, seeds: Sequence[int] | Non
     A stored run that fails its checks raises :class:`StoredRunError`; it is never replaced by a
     retrained one unless asked: settings listed in ``retrain``, or all with ``use_store=False``.
     """
-    from attnlib.config import sst_preset
-    from attnlib.experiments import sst
+    from attnlib.experiments import sst  # noqa: PLC0415 - cycle: attnlib.experiments.sst imports this module
 
     seeds = tuple(sst.SST_SEEDS if seeds is None else (int(s) for s in seeds))
     if use_store and (kind, head, variant) not in {tuple(r) for r in retrain}:

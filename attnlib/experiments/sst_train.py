@@ -7,9 +7,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 
 from attnlib.config import RunConfig, sst_preset
 from attnlib.data.corpus import Dataset
+from attnlib.data.sst import load_sst
 from attnlib.data.transforms import PAD_ID, find_sentence, load_unpadded, mean_length_minus_one, padded_dataset
 from attnlib.experiments.sst import (
     F6_WORDS,
@@ -21,6 +23,9 @@ from attnlib.experiments.sst import (
     padding_attention,
     sentence_weights,
 )
+from attnlib.model import Batch, first_layer, forward
+from attnlib.provenance import provenance
+from attnlib.train import train
 
 RECORD_AT = (1,)
 """Extra snapshots of a setting's run: after step 1, F6's first plotted snapshot (as in the authors' plots;
@@ -29,8 +34,6 @@ at epoch 0 all scores tie)."""
 
 def sst_dataset(config: RunConfig, download: bool = True) -> Dataset:
     """The dataset a T1 configuration trains on (masked: the plain sentences; unmasked: padded)."""
-    from attnlib.data.sst import load_sst
-
     data = load_sst(config.data.kind, keep_punctuation=config.data.keep_punctuation, download=download)
     return data if config.data.mask_padding else padded_dataset(data)
 
@@ -38,10 +41,6 @@ def sst_dataset(config: RunConfig, download: bool = True) -> Dataset:
 def _provenance() -> dict:
     """The environment part of a stored run's JSON (:func:`attnlib.provenance.provenance` plus CPU threads);
     the config hash and seeds are written under their own keys by :func:`train_setting`."""
-    import torch
-
-    from attnlib.provenance import provenance
-
     info = {k: v for k, v in provenance().items() if k not in ("config_hashes", "seeds")}
     return {**info, "cpu_threads": torch.get_num_threads()}
 
@@ -100,8 +99,6 @@ def train_setting(kind: str, head: str, variant: str, seeds: Sequence[int] = SST
                   config: RunConfig | None = None, dataset: Dataset | None = None) -> SSTRun:
     """Train one setting (all seeds batched), tracing every word every P epochs and at :data:`RECORD_AT`,
     and reduce it."""
-    from attnlib.train import train
-
     config = config or sst_preset(kind, head, variant)
     dataset = dataset or sst_dataset(config)
     start = time.perf_counter()
@@ -120,10 +117,6 @@ def at_best(result, config: RunConfig, dataset: Dataset) -> tuple[np.ndarray, np
     """At the restored best epoch, per seed: every word's score (S, V), its embedding through the
     classifier's linear layer E U (S, V, K; Attn-FC and Attn-TC are linear after the pooling, so these
     two arrays give every logit), and the engine's losses and accuracies there on each split."""
-    import torch
-
-    from attnlib.model import Batch, first_layer, forward
-
     params = result.params
     projected = torch.einsum("svd,sdk->svk", params.embeddings, first_layer(params.head))
     dtype, device = params.embeddings.dtype, params.embeddings.device

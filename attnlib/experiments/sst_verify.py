@@ -27,7 +27,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from attnlib.data import SSTDataError
+from attnlib.experiments.sst import SETTINGS
 from attnlib.experiments.sst_store import StoredRunError, load_run, regenerate_manifest, store_dir
+from attnlib.experiments.sst_train import sst_dataset
+from attnlib.train import train
 
 VERIFY_EPOCHS = 200
 """Epochs of every seed a stored run's training and dev loss curves are replayed over."""
@@ -108,8 +112,6 @@ def data_check(run, dataset) -> dict:
 
 def replay_check(run, dataset, epochs: int = VERIFY_EPOCHS, rtol: float = LOSS_RTOL) -> dict:
     """Retrain the first ``epochs`` epochs of every seed and compare the training and dev loss per epoch."""
-    from attnlib.train import train
-
     short = run.config.replace(train={"epochs": epochs})
     result = train(short.model, short.train, [dataset] * len(run.seeds), list(run.seeds), quiet=True)
     worst, compared = 0.0, []
@@ -181,9 +183,6 @@ def verify_run(run, dataset=None, epochs: int = VERIFY_EPOCHS, rtol: float = LOS
     SST files; without them (and ``download`` false) they are reported as not run. ``ok`` is False as
     soon as one check failed; a check that did not run or is not available counts neither way.
     """
-    from attnlib.data import SSTDataError
-    from attnlib.experiments.sst_train import sst_dataset
-
     checks = {"integrity": _check(True, "sha256 of the npz and the sidecar match the manifest; kind, head, variant, "
                                         "config hash and seeds in the file match the setting"),
               "patience": patience_check(run)}
@@ -288,8 +287,6 @@ def _same_rule(stored, fresh, a: int, b: int) -> bool:
 def compare_stores(fresh_folder: str | Path, folder: str | Path | None = None,
                    settings: Sequence[tuple[str, str, str]] | None = None, **tolerances) -> pd.DataFrame:
     """:func:`compare_runs` for every setting stored in ``fresh_folder`` (or ``settings``) against the store."""
-    from attnlib.experiments.sst import SETTINGS
-
     fresh_folder = Path(fresh_folder)
     if settings is None:
         settings = [s for s in SETTINGS if (fresh_folder / f"{'_'.join(s)}.npz").is_file()]
@@ -300,8 +297,6 @@ def compare_stores(fresh_folder: str | Path, folder: str | Path | None = None,
 
 
 def _settings(only: str | None):
-    from attnlib.experiments.sst import SETTINGS
-
     names = {"_".join(s): s for s in SETTINGS}
     if only is None:
         return None
@@ -339,8 +334,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                       f"test accuracy within {100 * ACCURACY_TOLERANCE:.1f} point)",
                       file=sys.stderr)
             return 1 if len(drift) else 0
-        from attnlib.experiments.sst import SETTINGS
-
         found, where = store_dir(args.store_dir)
         settings = _settings(args.only) or [s for s in SETTINGS if found and (found / f"{'_'.join(s)}.npz").is_file()]
         failures = 0

@@ -146,7 +146,7 @@ class SyntheticResult(ExperimentResult):
 
     def figures(self) -> dict:
         """F1, F2, F3, each over all seeds and for one run (NAME_single_run)."""
-        from attnlib.plots.synthetic import plot_final_distributions, plot_loss_curves, plot_sen_curves  # noqa: PLC0415
+        from attnlib.plots.synthetic import plot_final_distributions, plot_loss_curves, plot_sen_curves  # noqa: PLC0415 - cycle: attnlib.plots.synthetic imports this module
 
         plots = {"f1_sen_curves": plot_sen_curves, "f2_loss_curves": plot_loss_curves,
                  "f3_final_distributions": plot_final_distributions}

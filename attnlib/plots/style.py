@@ -102,8 +102,8 @@ def glue_figure(name: str, fig: plt.Figure) -> None:
 
     The book shows the PNG made here, not the notebook backend's, so its text chunks tell the browser
     test the figure's smallest font size and dpi."""
-    from IPython.display import Image
-    from myst_nb import glue
+    from IPython.display import Image  # noqa: PLC0415 - the book's extra dependencies: only a chapter glues figures
+    from myst_nb import glue  # noqa: PLC0415 - the book's extra dependencies: only a chapter glues figures
 
     glue(name, Image(data=figure_png(fig), format="png"), display=False)
     plt.close(fig)

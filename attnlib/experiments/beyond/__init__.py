@@ -38,6 +38,7 @@ from attnlib.experiments.beyond.common import BEYOND_SEEDS
 from attnlib.experiments.beyond.growth import GrowthResult, growth_study, growth_table
 from attnlib.experiments.beyond.suppression import SuppressionResult, suppression_hashes, suppression_study
 from attnlib.experiments.beyond.sweeps import SweepResult, identity_sweeps, sweep_hashes, sweep_table
+from attnlib.provenance import run_config_hashes
 
 NAME = "beyond"
 SUMMARY = "beyond the paper: mutual suppression, the identity's sensitivity, classifier capacity, growth"
@@ -75,7 +76,7 @@ class BeyondResult(ExperimentResult):
     def figures(self) -> dict:
         """One figure per study, two for suppression (names without dots: :func:`attnlib.plots.style.save_figure`
         replaces the suffix)."""
-        from attnlib.plots.beyond import plot_breaking, plot_capacity, plot_growth, plot_suppression, plot_sweeps  # noqa: PLC0415
+        from attnlib.plots.beyond import plot_breaking, plot_capacity, plot_growth, plot_suppression, plot_sweeps  # noqa: PLC0415 - cycle: attnlib.plots.beyond imports this module
 
         return {"suppression_init_std_large": partial(plot_suppression, self.suppression, 0.1),
                 "suppression_init_std_default": partial(plot_suppression, self.suppression, 1e-3),
@@ -108,8 +109,6 @@ class BeyondResult(ExperimentResult):
     def config_hashes(self) -> dict[str, str]:
         """Config hash of every run of the four studies, named like their metrics (``suppression.Attn-FC.std0.001``,
         ``sweep.m=10.Attn-FC``, ``breaking.variable_m.Attn-TC``, ``capacity.Attn-TL (h=50)``, ``growth``)."""
-        from attnlib.provenance import run_config_hashes
-
         return {**suppression_hashes(self.suppression), **sweep_hashes(self.sweeps), **breaking_hashes(self.breaking),
                 **run_config_hashes(self.capacity.runs, self.capacity.config.data, lambda key: f"capacity.{key}"),
                 **self.growth.config_hashes()}

@@ -16,6 +16,7 @@ from attnlib.data import Corpus, Dataset, generate_synthetic
 from attnlib.experiments.base import ExperimentResult, train_grid
 from attnlib.experiments.beyond.common import BEYOND_SEEDS, traced_table
 from attnlib.model import init_params
+from attnlib.provenance import run_config_hashes
 from attnlib.train import TrainResult
 
 BREAKING_CASES = {
@@ -150,6 +151,4 @@ def breaking_table(result: BreakingResult) -> pd.DataFrame:
 def breaking_hashes(result: BreakingResult) -> dict[str, str]:
     """Config hashes named like the metrics, e.g. ``breaking.variable_m.Attn-TC``. A case that changes the
     data rather than the config (variable m, shared topic word) hashes the base data; its name says what changed."""
-    from attnlib.provenance import run_config_hashes
-
     return run_config_hashes(result.runs, result.config.data, lambda key: f"breaking.{key[0].replace(' ', '_')}.{key[1]}")

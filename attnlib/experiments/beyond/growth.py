@@ -12,6 +12,7 @@ from attnlib.config import RunConfig, synthetic_preset
 from attnlib.data import generate_synthetic
 from attnlib.experiments.base import ExperimentResult, train_grid
 from attnlib.experiments.beyond.common import BEYOND_SEEDS, spread, topic_means_table
+from attnlib.provenance import run_config_hashes
 from attnlib.train import TrainResult
 
 HEURISTIC = """as in logistic regression on separable data, |v| grows like ln t once the topic words dominate,
@@ -35,8 +36,6 @@ class GrowthResult(ExperimentResult):
         return topic_means_table(self.run, {})
 
     def config_hashes(self) -> dict[str, str]:
-        from attnlib.provenance import run_config_hashes
-
         return run_config_hashes({"growth": self.run}, self.config.data)
 
     def local_slopes(self, min_epoch: int = 100) -> pd.DataFrame:

@@ -16,6 +16,7 @@ from attnlib.data import Dataset, generate_synthetic
 from attnlib.experiments.base import ExperimentResult, train_grid
 from attnlib.experiments.beyond.common import BEYOND_SEEDS, traced_table
 from attnlib.model import init_params
+from attnlib.provenance import run_config_hashes
 from attnlib.theory import p4_score_dip_bound
 from attnlib.train import TrainResult
 
@@ -146,7 +147,5 @@ def suppression_study(seeds: Sequence[int] = BEYOND_SEEDS, heads: Sequence[str] 
 
 def suppression_hashes(result: SuppressionResult) -> dict[str, str]:
     """Config hashes named like the metrics, e.g. ``suppression.Attn-FC.std0.001``."""
-    from attnlib.provenance import run_config_hashes
-
     return run_config_hashes(result.runs, result.config.data, lambda key: f"suppression.{key[0]}.std{key[1]:g}")
 

@@ -15,6 +15,7 @@ from attnlib.config import RunConfig, synthetic_preset
 from attnlib.data import generate_synthetic
 from attnlib.experiments.base import ExperimentResult, train_grid
 from attnlib.experiments.beyond.common import BEYOND_SEEDS, first_below, spread, traced_table
+from attnlib.provenance import run_config_hashes
 from attnlib.train import TrainResult
 
 
@@ -97,8 +98,6 @@ def identity_sweeps(seeds: Sequence[int] = BEYOND_SEEDS, heads: Sequence[str] = 
 
 def sweep_hashes(result: SweepResult) -> dict[str, str]:
     """Config hashes named like the metrics, e.g. ``sweep.m=10.Attn-FC``; the m sweep hashes its own m."""
-    from attnlib.provenance import run_config_hashes
-
     hashes = {}
     for (sweep, model, value), (run, _, ms) in result.runs.items():
         hashes.update(run_config_hashes({f"sweep.{sweep}={value:.4g}.{model}": run},
