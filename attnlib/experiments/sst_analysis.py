@@ -14,6 +14,7 @@ import scipy.sparse as sp
 
 from attnlib.data.transforms import UNMASKED_SUFFIX
 from attnlib.experiments.sst import PAD_ID, PADDED_LENGTH, SSTRun
+from attnlib.experiments.sst_verify import split_logits
 
 SETTING = ["dataset", "model", "variant"]
 
@@ -281,8 +282,6 @@ def sentence_logits(run: SSTRun, dataset, split: str = "dev") -> pd.DataFrame:
     the best epoch (:func:`~attnlib.experiments.sst_verify.split_logits`, as the stored runs' recompute check
     does). ``dataset`` is the one the run trained on (:func:`~attnlib.experiments.sst_train.sst_dataset`: padded
     for an unmasked run)."""
-    from attnlib.experiments.sst_verify import split_logits
-
     if not run.best_scores.size or not run.best_projected.size:
         raise ValueError(f"run {run.key} has no per-word scores and projected embeddings at the best epoch (stored "
                          "before format 2): retrain it to recompute its logits")
