@@ -14,11 +14,9 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from functools import partial
 from pathlib import Path
 
 import matplotlib
-import pandas as pd
 
 from attnlib import __version__, benchmark, cache
 from attnlib.config import RunConfig, read_config_file
@@ -125,14 +123,6 @@ def _serve_sst(setting: tuple[str, str, str], seeds: list[int], folder: Path, wh
 
 
 def run_sst_command(args: argparse.Namespace):
-    from attnlib.plots.sst import (  # noqa: PLC0415 - pyplot and seaborn take seconds to import: only commands that draw need them
-        plot_attention_shift,
-        plot_sen_gaps,
-        plot_sen_grid,
-        plot_single_sentence,
-        plot_sst_losses,
-        t1_markdown,
-    )
     seeds = tuple(range(args.seeds or 3))
     only = getattr(args, "only", None)
     store = getattr(args, "store", None)
@@ -155,24 +145,8 @@ def run_sst_command(args: argparse.Namespace):
         print(f"{'_'.join(setting)}: {run.source}, seeds {', '.join(map(str, run.seeds))}, "
               f"test accuracy {run.final_test_accuracy.mean():.4f}", flush=True)
     result = SSTExperimentResult(runs)
-    tables = {"t1": result.table(), "t1_per_seed": result.per_seed(), "f6_checks": result.f6_checks(),
-              "losses": pd.concat([r.losses() for r in runs.values()], ignore_index=True),
-              "f5_gaps": pd.concat([r.sen_gaps() for r in runs.values()], ignore_index=True),
-              "f5_curves": pd.concat([r.sen_curves() for r in runs.values()], ignore_index=True)}
-    sst2 = [r for (k, _, _), r in runs.items() if k == "SST2"]
-    if sst2:
-        tables["f6_curves"] = pd.concat([r.shift_curves() for r in sst2], ignore_index=True)
-        tables["f7_sentence"] = pd.concat([r.single_sentence() for r in sst2], ignore_index=True)
-        tables["f7_crossings"] = pd.concat([r.f7_crossings() for r in sst2], ignore_index=True)
-    figures = {"t1_losses": plot_sst_losses(result), "f5_gaps": plot_sen_gaps(result)}
-    for (kind, head, variant), run in runs.items():
-        figures[f"f5_top12_{kind}_{head}_{variant}"] = partial(plot_sen_grid, run, 12)
-        figures[f"f5_top100_{kind}_{head}_{variant}"] = partial(plot_sen_grid, run, 100)
-    if sst2:
-        figures["f6_attention_shift"] = plot_attention_shift(sst2)
-        figures["f7_single_sentence"] = plot_single_sentence(sst2)
-    _write_outputs(folder, tables, figures, result.metrics(), result.provenance(),
-                   texts={"t1.md": t1_markdown(result.table()) + "\n"})
+    _write_outputs(folder, result.tables(), result.figures(), result.metrics(), result.provenance(),
+                   texts=result.texts())
     return result
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,50 @@ class SSTExperimentResult(SSTResult):
 
     def checks(self) -> list[Check]:
         return sst_checks(self)
+
+    def _sst2(self) -> list:
+        return [r for (kind, _, _), r in self.runs.items() if kind == "SST2"]
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """T1 (per setting and per seed), F6's checks, the loss curves, F5's gaps and curves; on SST2 also F6's
+        and F7's curves and F7's crossings."""
+        runs = list(self.runs.values())
+        tables = {"t1": self.table(), "t1_per_seed": self.per_seed(), "f6_checks": self.f6_checks(),
+                  "losses": pd.concat([r.losses() for r in runs], ignore_index=True),
+                  "f5_gaps": pd.concat([r.sen_gaps() for r in runs], ignore_index=True),
+                  "f5_curves": pd.concat([r.sen_curves() for r in runs], ignore_index=True)}
+        sst2 = self._sst2()
+        if sst2:
+            tables["f6_curves"] = pd.concat([r.shift_curves() for r in sst2], ignore_index=True)
+            tables["f7_sentence"] = pd.concat([r.single_sentence() for r in sst2], ignore_index=True)
+            tables["f7_crossings"] = pd.concat([r.f7_crossings() for r in sst2], ignore_index=True)
+        return tables
+
+    def figures(self) -> dict:
+        """T1's loss curves, F5's gaps and its top-12 / top-100 grids per setting; on SST2 F6 and F7."""
+        from attnlib.plots.sst import (  # noqa: PLC0415 - cycle: attnlib.plots.sst imports the sst experiment
+            plot_attention_shift,
+            plot_sen_gaps,
+            plot_sen_grid,
+            plot_single_sentence,
+            plot_sst_losses,
+        )
+
+        figures = {"t1_losses": partial(plot_sst_losses, self), "f5_gaps": partial(plot_sen_gaps, self)}
+        for (kind, head, variant), run in self.runs.items():
+            figures[f"f5_top12_{kind}_{head}_{variant}"] = partial(plot_sen_grid, run, 12)
+            figures[f"f5_top100_{kind}_{head}_{variant}"] = partial(plot_sen_grid, run, 100)
+        sst2 = self._sst2()
+        if sst2:
+            figures["f6_attention_shift"] = partial(plot_attention_shift, sst2)
+            figures["f7_single_sentence"] = partial(plot_single_sentence, sst2)
+        return figures
+
+    def texts(self) -> dict[str, str]:
+        """T1 as a Markdown table in the paper's layout (t1.md)."""
+        from attnlib.plots.sst import t1_markdown  # noqa: PLC0415 - cycle: attnlib.plots.sst imports the sst experiment
+
+        return {"t1.md": t1_markdown(self.table()) + "\n"}
 
 
 def run(config: RunConfig | None = None, seeds: Sequence[int] | None = None,
