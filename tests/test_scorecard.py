@@ -17,8 +17,9 @@ from attnlib.experiments import (
     sst_experiment,
     step_size_study,
 )
+from attnlib.experiments.numerical import PARALLEL_TOLERANCE
 from attnlib.experiments.sst import STORE_DIR
-from attnlib.experiments.synthetic import PARALLEL_TOLERANCE, RESIDUAL_MAX
+from attnlib.experiments.synthetic import RESIDUAL_MAX
 
 SMALL = SyntheticDataConfig(n_nontopic=200, n_train=120, n_test=40)
 STORED_SETTINGS = [(kind, head, "default") for kind in ("SST2", "SST5") for head in ("FC", "TC")]

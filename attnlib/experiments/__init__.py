@@ -25,19 +25,16 @@ from attnlib.experiments.beyond import (
                                        run_beyond,
                                        suppression_study,
 )
-from attnlib.experiments.sst import SSTResult, SSTRun, load_or_train, run_sst, train_setting
-from attnlib.experiments.synthetic import (
-                                       DEFAULT_SEEDS,
+from attnlib.experiments.numerical import (
                                        GradientFlowGap,
-                                       SyntheticResult,
                                        gradient_flow_gap,
                                        keys_parallel_deviation,
                                        observed_order,
                                        richardson_limit,
-                                       run_synthetic,
                                        step_size_study,
-                                       synthetic_checks,
 )
+from attnlib.experiments.sst import SSTResult, SSTRun, load_or_train, run_sst, train_setting
+from attnlib.experiments.synthetic import DEFAULT_SEEDS, SyntheticResult, run_synthetic, synthetic_checks
 
 EXPERIMENTS: dict[str, ModuleType] = {module.NAME: module for module in (synthetic, ablation, beyond, sst_experiment)}
 """Name -> experiment module, in the order ``attnlib run all`` runs them."""
