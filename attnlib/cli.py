@@ -27,7 +27,6 @@ from attnlib.experiments.sst_experiment import SSTExperimentResult, plan_runs
 from attnlib.experiments.sst_store import StoredRunError, load_run, select_seeds, store_dir
 from attnlib.experiments.sst_verify import describe, require_verified, verify_run
 from attnlib.files import check_replaceable, replaced_folder, write_json, write_text
-from attnlib.provenance import provenance
 from attnlib.scorecard import assemble
 from attnlib.sweep import SweepError, sweep
 from attnlib.train import TrainingDiverged
@@ -380,23 +379,24 @@ def _prepare_run(args: argparse.Namespace) -> None:
 
 
 def _bench_command(args: argparse.Namespace) -> int:
-    """``attnlib bench``: run :func:`attnlib.benchmark.run_all`, print its report, write the results and
-    the scaling figure (with their provenance) into OUT/bench/."""
+    """``attnlib bench``: the performance experiment (:mod:`attnlib.experiments.performance`) with its full
+    report printed, written as OUT/bench/results.json and the scaling figure (with their provenance)."""
     import matplotlib.pyplot as plt  # noqa: PLC0415 - pyplot and seaborn take seconds to import: only commands that draw need them
 
-    from attnlib.plots import plot_scaling, save_figure  # noqa: PLC0415 - pyplot and seaborn take seconds to import: only commands that draw need them
+    from attnlib.plots import save_figure  # noqa: PLC0415 - pyplot and seaborn take seconds to import: only commands that draw need them
 
     folder = _output_folder(args.out, "bench")
     started = time.perf_counter()
-    results = benchmark.run_all(args.quick, args.reps, log=lambda stage: print(
+    result = EXPERIMENTS["performance"].run(quick=args.quick, reps=args.reps, log=lambda stage: print(
         f"[{time.perf_counter() - started:5.0f} s] {stage}", file=sys.stderr, flush=True))
-    print(benchmark.format_report(results))
-    record = provenance()
+    print(benchmark.format_report(result.results))
+    record = result.provenance()
     with replaced_folder(folder) as staging:  # the folder as a whole, never half old, half new
-        write_json(staging / "results.json", {**results, "provenance": record})
-        figure = plot_scaling(results["corpus_size"], results["epoch_time_linear_fit"])
-        save_figure(figure, staging / "scaling", provenance=record)
-        plt.close(figure)
+        write_json(staging / "results.json", {**result.results, "provenance": record})
+        for name, draw in result.figures().items():
+            figure = draw()
+            save_figure(figure, staging / name, provenance=record)
+            plt.close(figure)
     print(f"wrote {folder} in {time.perf_counter() - started:.0f} s")
     return 0
 

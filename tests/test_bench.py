@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from attnlib import benchmark
+
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "run.py"
 KEYS = ["sst2_fc_speedup_vs_padded", "sst2_tc_speedup_vs_padded", "sst2_fc_roofline_fraction",
         "synthetic_seeds20_over_seeds1_time", "epoch_time_vs_tokens_exponent"]
@@ -72,3 +74,50 @@ def test_benchmark_refuses_to_time_an_engine_that_disagrees_with_the_reference(m
     with pytest.raises(RuntimeError, match="disagree"):
         benchmark.padded_case(ModelConfig(head="FC", d_embed=8, d_key=4), data.train, data.n_classes,
                               torch.float64, machine={}, reps=1)
+
+
+# ----------------------------------------------------------------------------------------------
+# The benchmark as a registered experiment (attnlib run performance)
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def quick_performance():
+    from attnlib.experiments import EXPERIMENTS
+
+    return EXPERIMENTS["performance"].run(quick=True, reps=1)
+
+
+def test_the_performance_experiment_has_the_common_surface(quick_performance) -> None:
+    from attnlib.experiments import performance
+
+    result = quick_performance
+    tables = result.tables()
+    assert set(tables) == set(performance.TABLES)
+    for name, key in performance.TABLES.items():
+        assert tables[name].to_dict("records") == result.results[key]
+    met = benchmark.verdicts(result.results)
+    checks = result.checks()
+    assert [c.key for c in checks] == list(benchmark.TARGETS)
+    for check in checks:
+        assert check.reproduced == met[check.key] and check.total == 1
+        assert float(check.ours) == pytest.approx(result.results[check.key], rel=5e-3)
+    metrics = result.metrics()
+    assert metrics["sst2_fc_speedup_vs_padded"] == result.results["sst2_fc_speedup_vs_padded"]
+    assert not any(isinstance(v, (list, dict)) for v in metrics.values() if v is not metrics["seeds"])
+    assert list(result.figures()) == ["scaling"]
+    with pytest.raises(ValueError, match="takes no config"):
+        performance.run(config=benchmark.synthetic_preset())
+
+
+def test_run_performance_writes_its_folder(quick_performance, tmp_path, monkeypatch) -> None:
+    from attnlib.cli import main
+    from attnlib.experiments import performance
+
+    monkeypatch.setattr(performance, "run", lambda **options: quick_performance)  # measured once, above
+    assert main(["run", "performance", "--out", str(tmp_path), "--quiet"]) == 0
+    folder = tmp_path / "performance"
+    written = {p.name for p in folder.iterdir()}
+    assert {f"{name}.csv" for name in performance.TABLES} | {"scaling.png", "scaling.pdf", "metrics.json"} <= written
+    metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["sst2_tc_speedup_vs_padded"] == quick_performance.results["sst2_tc_speedup_vs_padded"]

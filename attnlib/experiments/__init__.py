@@ -1,4 +1,4 @@
-"""The paper's experiments, one module per chapter: configuration in, tidy pandas results out.
+"""The paper's experiments, one module per chapter (and the engine's speed): configuration in, tidy pandas results out.
 
 :data:`EXPERIMENTS` maps each name to its module; every module has ``NAME``, ``SUMMARY`` and
 ``run(config=None, seeds=None, **options)`` returning an :class:`~attnlib.experiments.base.ExperimentResult`
@@ -8,7 +8,7 @@
 
 from types import ModuleType
 
-from attnlib.experiments import ablation, beyond, sst_experiment, synthetic
+from attnlib.experiments import ablation, beyond, performance, sst_experiment, synthetic
 from attnlib.experiments.ablation import AblationResult, ablation_checks, published_comparison, run_ablation
 from attnlib.experiments.base import Check, ExperimentResult, long_table, train_grid
 from attnlib.experiments.beyond import (
@@ -36,7 +36,8 @@ from attnlib.experiments.numerical import (
 from attnlib.experiments.sst import SSTResult, SSTRun, load_or_train, run_sst, train_setting
 from attnlib.experiments.synthetic import DEFAULT_SEEDS, SyntheticResult, run_synthetic, synthetic_checks
 
-EXPERIMENTS: dict[str, ModuleType] = {module.NAME: module for module in (synthetic, ablation, beyond, sst_experiment)}
+EXPERIMENTS: dict[str, ModuleType] = {module.NAME: module for module in (synthetic, ablation, beyond, sst_experiment,
+                                                                           performance)}
 """Name -> experiment module, in the order ``attnlib run all`` runs them."""
 
 __all__ = ["EXPERIMENTS", "Check", "ExperimentResult", "long_table", "train_grid",
