@@ -293,6 +293,9 @@ from attnlib import files
 from attnlib.cli import main
 
 phase, argv = sys.argv[1], sys.argv[2:]
+# Ctrl-C as in a terminal, even when the test runner itself was started in the background (a shell without
+# job control starts background commands with SIGINT ignored, and Python then installs no handler)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pause():
