@@ -6,7 +6,10 @@ seeds, each dataset's content, the traced words, ``reduce_embeddings``, the devi
 attnlib and torch versions. Entries are written to a temporary file in the same folder and renamed
 into place, so a run killed at any moment leaves either no entry or a complete one; an entry that
 does not load, or whose checksum or header does not match, is reported with a warning and
-recomputed.
+recomputed. While one process trains an entry it holds a lock on it (an advisory ``flock`` on a
+``.lock`` file beside it, where the platform has one), so a second process asking for the same entry,
+say a second notebook of the book executed in parallel or a second worker of a sweep, waits and then
+reads it instead of training it again.
 
 Location: ``$ATTNLIB_CACHE_DIR``, else ``$XDG_CACHE_HOME/attnlib``, else ``~/.cache/attnlib``.
 ``ATTNLIB_CACHE=off`` turns the cache off (``attnlib run --no-cache`` does the same).
@@ -23,7 +26,7 @@ import tempfile
 import warnings
 import zipfile
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +39,17 @@ from attnlib.data.corpus import Dataset
 from attnlib.device import default_device
 from attnlib.train import TrainResult, train
 
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; parallel processes may then train an entry twice
+    fcntl = None
+
 FORMAT = 1
 """Version of the entry layout; part of the key, so a new layout never reads an old entry."""
 PREFIX = "run-"
 SUFFIX = ".npz"
 TEMP_SUFFIX = ".tmp"
+LOCK_SUFFIX = ".lock"
 ARRAYS = ("loss", "train_accuracy", "record_epochs", "test_loss", "test_accuracy", "traced_words", "traced_scores",
           "traced_norms", "final_scores", "final_norms", "query_norm", "final_test_accuracy", "stopped_epoch",
           "best_epoch", "dev_loss")
@@ -200,17 +209,45 @@ def cached_train(model: ModelConfig, config: TrainConfig, datasets: Sequence[Dat
         return run()
     key = cache_key(model, config, datasets, seeds, trace_words, reduce_embeddings, device)
     path = entry_path(key)
-    if path.is_file():
+    with entry_lock(path):
+        if path.is_file():
+            try:
+                return load_entry(path, key)
+            except CorruptEntry as error:
+                warnings.warn(f"attnlib cache: the entry {path} is corrupt ({error}); recomputing it", stacklevel=2)
+        result = run()
         try:
-            return load_entry(path, key)
-        except CorruptEntry as error:
-            warnings.warn(f"attnlib cache: the entry {path} is corrupt ({error}); recomputing it", stacklevel=2)
-    result = run()
-    try:
-        save_entry(path, key, result)
-    except OSError as error:
-        warnings.warn(f"attnlib cache: could not write {path} ({error}); the result is not cached", stacklevel=2)
+            save_entry(path, key, result)
+        except OSError as error:
+            warnings.warn(f"attnlib cache: could not write {path} ({error}); the result is not cached", stacklevel=2)
     return result
+
+
+def lock_path(path: Path) -> Path:
+    """The lock file of the entry at ``path`` (hidden, so :func:`entries` never lists it)."""
+    return path.with_name(f".{path.stem}{LOCK_SUFFIX}")
+
+
+@contextmanager
+def entry_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on the entry at ``path`` inside the block: a process that asks for
+    an entry another process is training waits for it, then finds it written. Where no lock can be
+    taken (no ``fcntl``, a folder that cannot be written) the block runs unlocked, as before."""
+    if fcntl is None:
+        yield
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock_path(path), "a+b")  # closed below, after the block
+    except OSError:
+        yield
+        return
+    with closing(handle):
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        except OSError:
+            pass  # e.g. a file system without locks: run unlocked
+        yield  # closing the file releases the lock
 
 
 def entries(folder: Path | None = None) -> list[Path]:
@@ -220,8 +257,10 @@ def entries(folder: Path | None = None) -> list[Path]:
 
 
 def _leftovers(folder: Path) -> list[Path]:
-    """Temporary files of writes that were killed before their rename."""
-    return sorted(folder.glob(f".{PREFIX}*{TEMP_SUFFIX}")) if folder.is_dir() else []
+    """Temporary files of writes that were killed before their rename, and the entries' lock files."""
+    if not folder.is_dir():
+        return []
+    return sorted([*folder.glob(f".{PREFIX}*{TEMP_SUFFIX}"), *folder.glob(f".{PREFIX}*{LOCK_SUFFIX}")])
 
 
 def info(folder: Path | None = None) -> dict[str, Any]:

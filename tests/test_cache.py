@@ -5,6 +5,7 @@ with a warning, and ``attnlib cache clear`` removes entries and nothing else."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import signal
@@ -191,7 +192,7 @@ def test_a_failed_rename_keeps_the_previous_entry(monkeypatch, cache_folder) -> 
         cache.save_entry(path, key, other)
     assert path.read_bytes() == before
     assert_identical(cache.load_entry(path, key), result)
-    assert list(cache_folder.iterdir()) == [path]  # the temporary file is gone
+    assert sorted(cache_folder.iterdir()) == sorted([path, cache.lock_path(path)])  # the temporary file is gone
 
 
 def test_a_failed_write_warns_and_still_returns_the_result(monkeypatch, cache_folder) -> None:
@@ -202,7 +203,7 @@ def test_a_failed_write_warns_and_still_returns_the_result(monkeypatch, cache_fo
     with pytest.warns(UserWarning, match="could not write"):
         result = cache.cached_train(MODEL, TRAIN, datasets(), [0, 1], quiet=True)
     assert_identical(result, train(MODEL, TRAIN, datasets(), [0, 1], quiet=True))
-    assert not any(cache_folder.iterdir())
+    assert {p.suffix for p in cache_folder.iterdir()} <= {cache.LOCK_SUFFIX}  # no entry, no temporary file
 
 
 WRITER = """
@@ -243,13 +244,53 @@ def test_a_writer_killed_at_any_moment_leaves_a_loadable_cache(cache_folder) -> 
         for path in cache.entries(cache_folder):
             cache.load_entry(path, path.stem[len(cache.PREFIX):])
         others = set(cache_folder.iterdir()) - set(cache.entries(cache_folder))
-        assert all(p.name.startswith(f".{cache.PREFIX}") and p.suffix == cache.TEMP_SUFFIX for p in others)
+        assert all(p.name.startswith(f".{cache.PREFIX}") and p.suffix in (cache.TEMP_SUFFIX, cache.LOCK_SUFFIX)
+                   for p in others)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         for seeds in ([0, 1], [2]):
             data = datasets(seeds)
             assert_identical(cache.cached_train(MODEL, TRAIN, data, seeds, quiet=True),
                              train(MODEL, TRAIN, data, seeds, quiet=True))
+
+
+WAITER = """
+import json, sys
+import attnlib.cache as cache
+from attnlib.config import ModelConfig, SyntheticDataConfig, TrainConfig
+from attnlib.data import generate_synthetic
+
+trained = []
+plain_train = cache.train
+cache.train = lambda *args, **kwargs: trained.append(1) or plain_train(*args, **kwargs)
+data = [generate_synthetic(SyntheticDataConfig(**{data}), seed) for seed in (0, 1)]
+cache.cached_train(ModelConfig(**{model}), TrainConfig(**{train}), data, [0, 1], quiet=True)
+print(json.dumps({{"trained": len(trained)}}))
+"""
+
+
+@pytest.mark.skipif(cache.fcntl is None, reason="no advisory file locks on this platform")
+def test_a_second_process_waits_for_an_entry_being_trained_and_reads_it(cache_folder) -> None:
+    """While this process holds an entry's lock (as it does while training it), a second process asking
+    for the same entry waits; once the entry is written and the lock released, it reads the entry and
+    trains nothing: parallel notebooks or sweep workers never train one entry twice."""
+    data = datasets([0, 1])
+    key = cache.cache_key(MODEL, TRAIN, data, [0, 1])
+    path = cache.entry_path(key)
+    source = WAITER.format(data=dataclasses.asdict(DATA), model=dataclasses.asdict(MODEL),
+                           train=dataclasses.asdict(TRAIN))
+    with cache.entry_lock(path):
+        waiter = subprocess.Popen([sys.executable, "-c", source], env=os.environ.copy(), stdout=subprocess.PIPE,
+                                  text=True)
+        try:
+            with pytest.raises(subprocess.TimeoutExpired):
+                waiter.wait(timeout=3)  # blocked on the lock (importing and generating take well under that)
+            cache.save_entry(path, key, train(MODEL, TRAIN, data, [0, 1], quiet=True))
+        except BaseException:
+            waiter.kill()
+            raise
+    out, _ = waiter.communicate(timeout=120)
+    assert waiter.returncode == 0 and json.loads(out) == {"trained": 0}
 
 
 # --------------------------------------------------------------------------- corrupt entries
