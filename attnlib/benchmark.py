@@ -44,6 +44,8 @@ SST2_MODEL = ModelConfig(d_embed=200, d_key=10)
 """The paper's SST model (the head is set per case): d_e = 200, d_k = 10."""
 SEED_COUNTS = (1, 5, 20)
 """Seeds trained at once in the seeds table."""
+BOOK_SEEDS = 5
+"""Seeds of the synthetic chapters' runs: the seeds table's row the headline engine time is read from."""
 SHARED_SEEDS = 3
 """Seeds on the one SST2 corpus in the shared-corpus table (as the SST chapter trains them)."""
 SCALING_GRID = ((10**3, 10), (10**3, 200), (10**4, 10), (10**4, 50), (10**4, 200),
@@ -402,10 +404,13 @@ def train_epoch_seconds(head: str, datasets: Sequence[Dataset], epochs: tuple[in
 
 
 def seeds_table(quick: bool = False, reps: int = 3, heads: Sequence[str] = ("FC", "TC", "TL"),
-                counts: Sequence[int] = SEED_COUNTS, device: torch.device | None = None) -> list[dict]:
+                counts: Sequence[int] = SEED_COUNTS, device: torch.device | None = None,
+                machine: dict | None = None) -> list[dict]:
     """Per-epoch time of train() for S seeds at once (each seed on its own data, as the experiments
     train them), per head, and the time per seed: the median of ``reps`` rounds, each round timing
-    every S in turn, so that load from other processes falls on all of them alike."""
+    every S in turn, so that load from other processes falls on all of them alike. With ``machine``
+    (:func:`machine_info`), also the epoch's memory-traffic bound (:func:`epoch_traffic` at the measured
+    copy bandwidth) and how many times that bound the epoch takes."""
     if quick:
         counts, heads, epochs, reps = (1, 2), heads[:1], (2, 6), 1
     else:
@@ -424,9 +429,14 @@ def seeds_table(quick: bool = False, reps: int = 3, heads: Sequence[str] = ("FC"
             engine = EngineModel.create(synthetic_preset(head).model, [d.train for d in datasets[:count]],
                                         datasets[0].n_classes, torch.float64, device=device)
             products = min(engine.product_seconds(2 if quick else 20) for _ in range(reps))
-            rows.append({"head": head, "seeds": count, "epoch_ms": epoch_s * 1e3,
-                         "ms_per_seed": epoch_s * 1e3 / count, "products_ms": products * 1e3,
-                         "epoch_ms_samples": [s * 1e3 for s in samples[count]]})
+            row = {"head": head, "seeds": count, "epoch_ms": epoch_s * 1e3,
+                   "ms_per_seed": epoch_s * 1e3 / count, "products_ms": products * 1e3,
+                   "epoch_ms_samples": [s * 1e3 for s in samples[count]]}
+            if machine is not None:
+                _, bytes_ = engine.traffic()
+                row["memory_bound_ms"] = bytes_ / (machine["copy_gbps"] * 1e9) * 1e3
+                row["times_memory_bound"] = row["epoch_ms"] / row["memory_bound_ms"]
+            rows.append(row)
     return rows
 
 
@@ -465,6 +475,14 @@ def shared_corpus_table(quick: bool = False, reps: int = 5, heads: Sequence[str]
                      "one_seed_products_ms": products["one"], "shared_products_ms": products["shared"],
                      "stacked_products_ms": products["stacked"], "epoch_ms_samples": samples})
     return rows
+
+
+def book_rows(rows: list[dict]) -> list[dict]:
+    """The seeds table's rows at the chapters' seed count (:data:`BOOK_SEEDS`; the most seeds timed when
+    that count was not, as in a quick run), one per head."""
+    counts = {row["seeds"] for row in rows}
+    count = BOOK_SEEDS if BOOK_SEEDS in counts else max(counts)
+    return [row for row in rows if row["seeds"] == count]
 
 
 def seeds_ratio(rows: list[dict], head: str) -> float:
@@ -596,7 +614,7 @@ def run_all(quick: bool = False, reps: int = 5, device: torch.device | None = No
     synthetic = synthetic_cases(machine, quick, reps, device=device)
     log("synthetic engine vs padded done")
     release_memory()
-    seeds = seeds_table(quick, min(reps, 3), device=device)
+    seeds = seeds_table(quick, min(reps, 3), device=device, machine=machine)
     log("seeds table done")
     release_memory()
     shared = shared_corpus_table(quick, reps, device=device)
@@ -613,6 +631,8 @@ def run_all(quick: bool = False, reps: int = 5, device: torch.device | None = No
         "sst2_tc_roofline_fraction": sst_by_head["TC"]["roofline_fraction"],
         "synthetic_fc_speedup_vs_padded": synthetic_by_head["FC"]["speedup_median"],
         "synthetic_seeds20_over_seeds1_time": seeds_ratio(seeds, "FC"),
+        "synthetic_epoch_ms": {row["head"]: row["epoch_ms"] for row in book_rows(seeds)},
+        "synthetic_times_memory_bound": {row["head"]: row["times_memory_bound"] for row in book_rows(seeds)},
         "epoch_time_vs_tokens_exponent": slope,
         "epoch_time_linear_fit": linear_cost_fit(corpus),
         "sst2_fc_shared_seeds_per_seed_over_one": shared_by_head["FC"]["shared_per_seed_over_one"],

@@ -38,6 +38,11 @@ def test_quick_benchmark_writes_finite_results(tmp_path: Path) -> None:
     for row in results["sst2"] + results["synthetic"]:
         assert 0 < row["products_ms"] and 0 < row["bound_ms"] and 0 < row["roofline_fraction"]
     assert results["seeds"] and results["corpus_size"] and results["machine"]["torch"]
+    for row in results["seeds"]:  # the engine's epoch against its memory-traffic bound
+        assert 0 < row["memory_bound_ms"] < row["epoch_ms"]
+        assert math.isclose(row["times_memory_bound"], row["epoch_ms"] / row["memory_bound_ms"])
+    heads = {row["head"] for row in results["seeds"]}
+    assert set(results["synthetic_epoch_ms"]) == set(results["synthetic_times_memory_bound"]) == heads
     assert all(row["classes"] >= 2 for row in results["corpus_size"])
     assert {row["head"] for row in results["sst2_shared"]} == {"FC", "TC"}
     for row in results["sst2_shared"]:
