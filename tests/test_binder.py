@@ -116,7 +116,8 @@ def test_every_launch_button_opens_a_notebook_in_a_fresh_binder_environment(tmp_
             shutil.copy2(ROOT / name, repo / name)
     # Without the result-cache step (it executes the chapters: the book's training time): the launch
     # path must work without a cache, as it does when that step fails.
-    session = {**offline, "ATTNLIB_BINDER_WARM": "off", "HOME": str(home), "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
+    session = {**offline, "ATTNLIB_BINDER_WARM": "off", "HOME": str(home),
+               "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
                "JUPYTER_CONFIG_DIR": str(home / ".jupyter"), "JUPYTER_DATA_DIR": str(home / ".local/share/jupyter"),
                "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
     built = subprocess.run([str(repo / "binder" / "postBuild")], cwd=repo, env=session, capture_output=True,
