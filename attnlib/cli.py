@@ -22,13 +22,10 @@ from attnlib import __version__, benchmark, cache
 from attnlib.config import RunConfig, read_config_file
 from attnlib.data import SSTDataError, verify_data
 from attnlib.experiments import EXPERIMENTS
-from attnlib.experiments.sst import SETTINGS, train_setting
-from attnlib.experiments.sst_experiment import SSTExperimentResult, plan_runs
-from attnlib.experiments.sst_store import StoredRunError, load_run, select_seeds, store_dir
-from attnlib.experiments.sst_verify import describe, require_verified, verify_run
+from attnlib.experiments.base import Experiment, Option, checks_table, positive_int
 from attnlib.files import check_replaceable, replaced_folder, write_json, write_text
 from attnlib.scorecard import assemble
-from attnlib.sweep import SweepError, sweep
+from attnlib.sweep import SweepError
 from attnlib.train import TrainingDiverged
 
 matplotlib.use("Agg")  # the command line only writes files; nothing above imports pyplot (the figures do, lazily)
@@ -83,73 +80,22 @@ def _write_outputs(folder: Path, tables: dict, figures: dict, metrics: dict, pro
 
 
 def _write_result(folder: Path, result) -> None:
-    """Write an experiment's result (its tables, figures, metrics and provenance) into ``folder``."""
-    _write_outputs(folder, result.tables(), result.figures(), result.metrics(), result.provenance())
+    """Write an experiment's result into ``folder``: its tables, ``checks.csv`` (every check with its
+    verdict), its texts, figures, metrics and provenance."""
+    tables = {**result.tables(), "checks": checks_table(result.checks())}
+    _write_outputs(folder, tables, result.figures(), result.metrics(), result.provenance(), texts=result.texts())
 
 
 def _run_experiment(name: str, args: argparse.Namespace):
-    """``attnlib run NAME`` for a registered experiment: run it, write OUT/NAME/, return its result.
-
-    An experiment with options of its own (sst: --only, --store, --jobs) has its own command.
-    """
-    if name in OWN_COMMANDS:
-        return OWN_COMMANDS[name](args)
+    """``attnlib run NAME`` for a registered experiment: run it with the options it declares, write
+    OUT/NAME/, return its result."""
+    entry = EXPERIMENTS[name]
     folder = _output_folder(args.out, name)
-    result = EXPERIMENTS[name].run(config=args.base, seeds=range(args.seeds) if args.seeds else None, quiet=args.quiet)
+    seeds = range(args.seeds) if args.seeds and entry.seeds else None
+    options = {option.dest: getattr(args, option.dest) for option in entry.options}
+    result = entry.run(config=args.base if name == args.experiment else None, seeds=seeds, quiet=args.quiet, **options)
     _write_result(folder, result)
     return result
-
-
-def _sst_setting(kind: str, head: str, variant: str, seeds: tuple[int, ...], store: Path | None, quiet: bool):
-    """Train one SST setting, a task of ``attnlib run sst``; with ``store``, write it to STORE/sst at once."""
-    run = train_setting(kind, head, variant, seeds, quiet=quiet)
-    if store:
-        run.save(Path(store) / "sst")
-    return run
-
-
-MAX_SST_SEEDS = 10
-"""Upper bound of ``attnlib run sst --seeds``: each seed is one more model in the batch (memory and time
-grow with it); the book uses 3."""
-
-
-def _serve_sst(setting: tuple[str, str, str], seeds: list[int], folder: Path, where: str):
-    """A stored run after its checks (one line each way; a failed check raises StoredRunError)."""
-    run = load_run(*setting, folder)
-    report = require_verified(verify_run(run, replay=False))
-    print(f"{'_'.join(setting)}: stored in {where}; checks: {describe(report)}", flush=True)
-    return select_seeds(run, seeds)
-
-
-def run_sst_command(args: argparse.Namespace):
-    seeds = tuple(range(args.seeds or 3))
-    only = getattr(args, "only", None)
-    store = getattr(args, "store", None)
-    retrain = bool(store) or getattr(args, "retrain", False)  # --store always retrains what it stores
-    store_folder, where = store_dir(getattr(args, "store_dir", None))
-    if getattr(args, "store_dir", None) is not None and not store_folder.is_dir():
-        raise StoredRunError(f"--store-dir {store_folder} is not a folder")
-    folder = _output_folder(args.out, "sst")
-    plan, settings, notes = plan_runs(seeds, store_folder, where, only.split(",") if only else None, retrain)
-    for note in notes:
-        print(note, flush=True)
-    served = {setting: _serve_sst(setting, served_seeds, store_folder, where) for setting, served_seeds in plan.items()}
-    # settings are independent: --jobs N trains N at once (joblib; see attnlib.sweep)
-    trained = dict(zip(settings, sweep(_sst_setting, settings, n_jobs=getattr(args, "jobs", None), seeds=seeds,
-                                       store=store, quiet=args.quiet)))
-    runs = {s: served[s] if s in served else trained[s] for s in SETTINGS if s in served or s in trained}
-    if not runs:
-        raise StoredRunError(f"no SST setting to run: every one asked for was skipped (stored runs: {where})")
-    for setting, run in runs.items():
-        print(f"{'_'.join(setting)}: {run.source}, seeds {', '.join(map(str, run.seeds))}, "
-              f"test accuracy {run.final_test_accuracy.mean():.4f}", flush=True)
-    result = SSTExperimentResult(runs)
-    _write_outputs(folder, result.tables(), result.figures(), result.metrics(), result.provenance(),
-                   texts=result.texts())
-    return result
-
-
-OWN_COMMANDS = {"sst": run_sst_command}
 
 
 def run_all_command(args: argparse.Namespace) -> None:
@@ -195,14 +141,13 @@ def _run_command(args: argparse.Namespace) -> Path:
     return args.out / args.experiment
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
-    return value
+def _options() -> dict[str, tuple[Option, list[str]]]:
+    """Every experiment's own command-line options: flag -> (the option, the experiments that declare it)."""
+    found: dict[str, tuple[Option, list[str]]] = {}
+    for name, entry in EXPERIMENTS.items():
+        for option in entry.options:
+            found.setdefault(option.flag, (option, []))[1].append(name)
+    return found
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -220,29 +165,19 @@ def build_parser() -> argparse.ArgumentParser:
                                           "OUT/EXPERIMENT/ as a whole at the end, so an interrupted run leaves the "
                                           "previous folder or none.")
     run.add_argument("experiment", choices=sorted([*EXPERIMENTS, "all"]), help="which experiment (see 'attnlib list')")
-    run.add_argument("--seeds", type=_positive_int, default=None,
-                     help="number of seeds; seeds 0..N-1 are used (default: as in the book, 5 for synthetic "
-                          "and ablation, 3 for beyond and sst)")
+    takes_seeds = [f"{len(entry.seeds)} for {name}" for name, entry in EXPERIMENTS.items() if entry.seeds]
+    run.add_argument("--seeds", type=positive_int, default=None,
+                     help=f"number of seeds; seeds 0..N-1 are used (default: as in the book, {', '.join(takes_seeds)})")
     run.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: ./out)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
-    run.add_argument("--store", type=Path, default=None,
-                     help="sst only: retrain and store the reduced runs under STORE/sst (e.g. --store results/)")
-    run.add_argument("--only", default=None,
-                     help="sst only: comma-separated settings, e.g. SST2_FC_default,SST2_TC_patience2000")
+    configurable = [name for name, entry in EXPERIMENTS.items() if entry.preset is not None]
     run.add_argument("--config", type=Path, default=None,
-                     help="synthetic, ablation, beyond: a JSON or TOML file of fields to change in the experiment's "
+                     help=f"{', '.join(configurable)}: a JSON or TOML file of fields to change in the experiment's "
                           "base config, e.g. {\"train\": {\"lr\": 0.05}, \"model\": {\"d_embed\": 20}}")
     run.add_argument("--no-cache", action="store_true",
                      help="retrain instead of serving cached training results (see 'attnlib cache info')")
-    run.add_argument("--store-dir", type=Path, default=None,
-                     help="sst only: the folder stored runs are served from (default: $ATTNLIB_STORE_DIR, else the "
-                          "checkout's results/sst when there is one)")
-    run.add_argument("--retrain", action="store_true",
-                     help="sst only: retrain the selected settings even where a stored run exists (for instance one "
-                          "refused by its checks); slow settings only with --only")
-    run.add_argument("--jobs", type=_positive_int, default=None,
-                     help="sst only: settings trained at once in separate processes (default: one after another; "
-                          "a joblib backend context such as Dask's takes over from the API, see attnlib.sweep)")
+    for option, users in _options().values():
+        option.add_to(run, users)
 
     commands.add_parser("list", help="list the experiments 'attnlib run' knows")
 
@@ -261,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
                                             "and .pdf (a few minutes; `make bench` writes into bench/).")
     bench.add_argument("--quick", action="store_true",
                        help="every benchmark once at a tiny size (checks that they run; the numbers mean nothing)")
-    bench.add_argument("--reps", type=_positive_int, default=5,
+    bench.add_argument("--reps", type=positive_int, default=5,
                        help="alternating repetitions of each engine-vs-reference timing (default 5)")
     bench.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: ./out)")
 
@@ -312,7 +247,7 @@ def _expected_failure(error: BaseException) -> str | None:
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "list":
-        listed = {**{name: module.SUMMARY for name, module in EXPERIMENTS.items()}, "all": ALL_SUMMARY}
+        listed = {**{name: entry.summary for name, entry in EXPERIMENTS.items()}, "all": ALL_SUMMARY}
         width = max(map(len, listed))
         for name, summary in sorted(listed.items()):
             print(f"{name:<{width}}  {summary}")
@@ -341,41 +276,40 @@ def _main(argv: list[str] | None) -> int:
     return 0
 
 
-MAX_SEEDS = 100
-"""The most seeds ``--seeds`` accepts for the experiments in :data:`SEED_BOUNDED` (the book uses 3 or 5)."""
-SEED_BOUNDED = ("synthetic", "ablation", "beyond", "all")
-
-BEYOND_SETS_ITSELF = ("train.epochs", "train.record_every", "model.head")
-"""Config fields that every study of ``attnlib run beyond`` sets itself, so a config file's value would be ignored."""
-
 def _prepare_run(args: argparse.Namespace) -> None:
-    """Load ``--config`` into ``args.base`` and check ``--only``; a ValueError says what is wrong."""
-    if args.seeds is not None and args.seeds > MAX_SEEDS and args.experiment in SEED_BOUNDED:
-        raise ValueError(f"--seeds is at most {MAX_SEEDS} for {args.experiment} (got {args.seeds}): the seeds train "
-                         f"together in one batched call, whose memory and time grow with their number")
+    """Refuse what the chosen experiments do not use (another experiment's options, ``--seeds`` beyond
+    their bound, ``--config`` or config fields they set themselves), check their own options and load
+    ``--config`` into ``args.base``; a ValueError says what is wrong, in one line."""
+    entries: list[Experiment] = list(EXPERIMENTS.values()) if args.experiment == "all" else [EXPERIMENTS[args.experiment]]
+    for flag, (option, users) in _options().items():
+        if getattr(args, option.dest) != option.default and not any(e.name in users for e in entries):
+            raise ValueError(f"{flag} applies to {', '.join(users)}, not to {args.experiment}")
+    if args.seeds is not None:
+        takers = [entry for entry in entries if entry.seeds]
+        if not takers:
+            users = [name for name, entry in EXPERIMENTS.items() if entry.seeds]
+            raise ValueError(f"--seeds applies to {', '.join(users)}, not to {args.experiment}: it trains no seeds")
+        for entry in takers:
+            if args.seeds > entry.max_seeds:
+                raise ValueError(f"--seeds is at most {entry.max_seeds} for {entry.name} (got {args.seeds}): "
+                                 f"{entry.name} trains at most {entry.max_seeds} seeds, together in one batched call, "
+                                 f"whose memory and time grow with their number")
     args.base = None
     if args.config is not None:
-        takes = [name for name, module in EXPERIMENTS.items() if module.PRESET is not None]
+        takes = [name for name, entry in EXPERIMENTS.items() if entry.preset is not None]
         if args.experiment not in takes:
             raise ValueError(f"--config applies to {', '.join(takes)}, not to {args.experiment!r}")
-        args.base = RunConfig.from_file(args.config, EXPERIMENTS[args.experiment].PRESET())
-        if args.experiment == "beyond":
-            named = [f"{section}.{name}" for section, fields in read_config_file(args.config).items()
-                     if isinstance(fields, dict) for name in fields]
-            fixed = [name for name in named if name in BEYOND_SETS_ITSELF]
-            if fixed:
-                raise ValueError(f"config file {args.config}: {', '.join(fixed)} cannot be changed for beyond: each of "
-                                 f"its studies sets {', '.join(BEYOND_SETS_ITSELF)} itself (its own epoch count and "
-                                 f"recording interval, and every head in turn)")
-    if args.experiment == "sst" and args.seeds is not None and args.seeds > MAX_SST_SEEDS:
-        raise ValueError(f"--seeds {args.seeds}: sst trains at most {MAX_SST_SEEDS} seeds (each seed is one more "
-                         "model in the batch; the book uses 3)")
-    if args.only:
-        known = ["_".join(setting) for setting in SETTINGS]
-        unknown = [name for name in args.only.split(",") if name not in known]
-        if unknown:
-            raise ValueError(f"--only names unknown SST settings {', '.join(map(repr, unknown))}; "
-                             f"known settings: {', '.join(known)}")
+        entry = EXPERIMENTS[args.experiment]
+        args.base = RunConfig.from_file(args.config, entry.preset())
+        named = [f"{section}.{name}" for section, fields in read_config_file(args.config).items()
+                 if isinstance(fields, dict) for name in fields]
+        fixed = [name for name in named if name in entry.sets_itself]
+        if fixed:
+            raise ValueError(f"config file {args.config}: {', '.join(fixed)} cannot be changed for {entry.name}: it sets "
+                             + "; ".join(f"{name} itself ({entry.sets_itself[name]})" for name in fixed))
+    for entry in entries:
+        if entry.check_options is not None:
+            entry.check_options(**{option.dest: getattr(args, option.dest) for option in entry.options})
 
 
 def _bench_command(args: argparse.Namespace) -> int:

@@ -4,13 +4,15 @@ Each row holds the paper's value or statement, ours (mean ± std and range over 
 and a verdict that follows mechanically from two counts: how many units (seeds, model-seed pairs,
 cells) meet the criterion (``passed``) and how many must (``needed``, out of ``total``). A row with
 ``total == 0`` is *reported* only: it has no pass condition (e.g. F7, N2). The rows are the checks of
-the registered experiments (:data:`attnlib.experiments.EXPERIMENTS`), the same objects the chapters'
-verdict tables are made from, so the page and the chapters cannot disagree.
+the registered experiments that declare claims (:attr:`attnlib.experiments.base.Experiment.claims`),
+the same objects the chapters' verdict tables are made from, so the page and the chapters cannot
+disagree; the rows follow the places the experiments give their claims.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,22 +28,34 @@ from attnlib.provenance import provenance
 Row = Check
 """A scorecard row is an experiment's check."""
 VERDICTS = ("reproduced", "partly", "not reproduced", "reported")
-EXPERIMENT_IDS = ("F1", "F2", "F3", "F4", "T1", "F5", "F6", "F7", "N1", "N2", "N3", "N4", "N5", "N6")
-"""The paper's figures and table in its order (F1-F7, T1), then the numerical checks of the theory
-(N1-N6); every one must have at least one row."""
-SCORED = ("synthetic", "ablation", "sst")
-"""The registered experiments whose checks make the scorecard (the studies beyond the paper have none)."""
 
-__all__ = ["Row", "Check", "verdict", "VERDICTS", "EXPERIMENT_IDS", "SCORED", "Scorecard", "assemble",
-           "build_scorecard", "scorecard_table", "run_scorecard", "verdict_counts", "experiment_verdicts",
-           "to_markdown", "to_json"]
+__all__ = ["Row", "Check", "verdict", "VERDICTS", "scored", "claim_ids", "Scorecard", "assemble", "build_scorecard",
+           "scorecard_table", "run_scored", "run_scorecard", "verdict_counts", "experiment_verdicts", "to_markdown",
+           "to_json"]
+
+
+def scored() -> list[str]:
+    """The registered experiments whose checks make the scorecard (those that declare claims), in registry order."""
+    return [name for name, entry in EXPERIMENTS.items() if entry.scored]
+
+
+def _places() -> dict[str, int]:
+    return {id_: place for name in scored() for id_, place in EXPERIMENTS[name].claims.items()}
+
+
+def claim_ids() -> tuple[str, ...]:
+    """Every claim the scored experiments declare, in scorecard order (every one must have at least one row)."""
+    places = _places()
+    return tuple(sorted(places, key=places.__getitem__))
 
 
 def scorecard_table(rows: Iterable[Check]) -> pd.DataFrame:
-    """Rows in the paper's order (F1-F7, T1 as in the paper, then N1-N6), with the verdict column."""
+    """Rows in the order of their claims' places (for the paper: F1-F7, T1 as in the paper, then N1-N6),
+    rows of one claim in the order given, with the verdict column."""
     frame = checks_table(rows)
-    order = {id_: k for k, id_ in enumerate(EXPERIMENT_IDS)}
-    return frame.sort_values("id", key=lambda ids: ids.map(order), kind="stable").reset_index(drop=True)
+    places = _places()
+    return frame.sort_values("id", key=lambda ids: ids.map(lambda i: places.get(i, math.inf)),
+                             kind="stable").reset_index(drop=True)
 
 
 def build_scorecard(results: Mapping[str, ExperimentResult]) -> pd.DataFrame:
@@ -68,20 +82,23 @@ class Scorecard:
         return [folder / name for name in outputs]
 
 
-def run_scorecard(seeds: Sequence[int] | None = None, sst_seeds: Sequence[int] | None = None,
-                  quiet: bool = True) -> Scorecard:
-    """Run (or fetch from the result cache and the stored SST runs) every scored experiment at its defaults."""
-    results = {}
-    for name in SCORED:
-        options = {"settings": EXPERIMENTS[name].CARD_SETTINGS} if name == "sst" else {}
-        results[name] = EXPERIMENTS[name].run(seeds=sst_seeds if name == "sst" else seeds, quiet=quiet, **options)
-    return assemble(results)
+def run_scored(seeds: Mapping[str, Sequence[int]] | None = None, quiet: bool = True) -> dict[str, ExperimentResult]:
+    """Run (or fetch from the result cache and the stored SST runs) every scored experiment as the scorecard
+    reads it (its ``card_options``); ``seeds`` maps a name to its seeds (default: the experiment's own)."""
+    seeds = seeds or {}
+    return {name: EXPERIMENTS[name].run(seeds=seeds.get(name), quiet=quiet, **EXPERIMENTS[name].card_options)
+            for name in scored()}
+
+
+def run_scorecard(seeds: Mapping[str, Sequence[int]] | None = None, quiet: bool = True) -> Scorecard:
+    """The scorecard of :func:`run_scored`'s results."""
+    return assemble(run_scored(seeds, quiet))
 
 
 def assemble(results: Mapping[str, ExperimentResult]) -> Scorecard:
     """The scorecard of the scored experiments among ``results`` (name -> result), with the provenance of
     the runs it reads (their config hashes, named ``experiment:run``, and all seeds)."""
-    parts = {name: results[name].card() for name in SCORED if name in results}
+    parts = {name: results[name].card() for name in scored() if name in results}
     hashes = {f"{name}:{run}": value for name, part in parts.items()
               for run, value in part.provenance()["config_hashes"].items()}
     seeds = sorted({int(s) for part in parts.values() for s in part.seeds})

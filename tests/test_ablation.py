@@ -11,12 +11,12 @@ import pytest
 
 from attnlib import paper
 from attnlib.config import SyntheticDataConfig, ablation_preset
+from attnlib.experiments import EXPERIMENTS
 from attnlib.experiments.ablation import (
     AblationResult,
     ablation_checks,
     ablation_configs,
     published_comparison,
-    run_ablation,
 )
 
 SMALL = SyntheticDataConfig(n_nontopic=300, n_train=120, n_test=40)
@@ -26,7 +26,7 @@ RUNS = ("Attn-FC", "Attn-FC-KF", "Attn-FC-EF", "Attn-TC", "Attn-TC-KF", "Attn-TC
 @pytest.fixture(scope="module")
 def result() -> AblationResult:
     base = ablation_preset().replace(data=vars(SMALL), train={"epochs": 400})
-    return run_ablation(seeds=(0, 1), base=base, record_every=1, quiet=True)
+    return EXPERIMENTS["ablation"].run(config=base, seeds=(0, 1), record_every=1, quiet=True)
 
 
 def test_variants_are_configuration_only() -> None:

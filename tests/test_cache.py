@@ -23,7 +23,7 @@ from attnlib import cache
 from attnlib.cli import main
 from attnlib.config import ModelConfig, RunConfig, SyntheticDataConfig, TrainConfig
 from attnlib.data import Corpus, Dataset, generate_synthetic
-from attnlib.experiments import run_synthetic
+from attnlib.experiments import EXPERIMENTS
 from attnlib.train import TrainResult, train
 
 DATA = SyntheticDataConfig(n_nontopic=40, n_train=24, n_test=8, m=6)
@@ -159,9 +159,9 @@ def test_location_follows_the_environment(monkeypatch, tmp_path) -> None:
 
 def test_experiments_are_served_from_the_cache(monkeypatch, cache_folder) -> None:
     base = RunConfig(data=DATA, train=TRAIN)
-    first = run_synthetic(seeds=[0, 1], heads=("FC", "TL"), base=base, quiet=True)
+    first = EXPERIMENTS["synthetic"].run(config=base, seeds=[0, 1], heads=("FC", "TL"), quiet=True)
     calls = counting_train(monkeypatch)
-    again = run_synthetic(seeds=[0, 1], heads=("FC", "TL"), base=base, quiet=True)
+    again = EXPERIMENTS["synthetic"].run(config=base, seeds=[0, 1], heads=("FC", "TL"), quiet=True)
     assert not calls and len(cache.entries(cache_folder)) == 2
     for name in first.runs:
         assert_identical(first.runs[name], again.runs[name])

@@ -76,3 +76,27 @@ def test_run_synthetic_writes_metrics_figures_and_tables(tmp_path: Path) -> None
             assert (folder / f"{stem}{suffix}").stat().st_size > 1000
     for table in ("curves", "losses", "final_words", "summary", "checks"):
         assert (folder / f"{table}.csv").stat().st_size > 0
+
+
+@pytest.mark.parametrize("argv, first_line", [
+    (["run", "synthetic", "--store", "X", "--only", "K", "--jobs", "4", "--store-dir", "/nonexistent", "--retrain"],
+     "attnlib: --store applies to sst, not to synthetic"),
+    (["run", "ablation", "--retrain"], "attnlib: --retrain applies to sst, not to ablation"),
+    (["run", "performance", "--seeds", "3"], "attnlib: --seeds applies to synthetic, ablation, beyond, sst, not to "
+                                             "performance: it trains no seeds"),
+])
+def test_options_the_experiment_does_not_use_are_refused(argv, first_line, tmp_path, capsys) -> None:
+    """An option another experiment declares would be ignored: it is refused in one line naming who uses it."""
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == first_line and not (tmp_path / "out").exists()
+
+
+def test_config_fields_the_experiment_sets_itself_are_refused(tmp_path, capsys) -> None:
+    path = tmp_path / "head.json"
+    path.write_text(json.dumps({"model": {"head": "TC"}}))
+    assert main(["run", "synthetic", "--config", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (f"attnlib: config file {path}: model.head cannot be changed for synthetic: it sets "
+                           f"model.head itself (it trains every head in turn)")
+    assert not (tmp_path / "out").exists()

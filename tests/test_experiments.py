@@ -4,13 +4,14 @@ helper stacks what it can and gives what separate calls give; the long-table hel
 from __future__ import annotations
 
 import inspect
+from importlib import import_module
 
 import numpy as np
 import pytest
 
 from attnlib.config import RunConfig, SyntheticDataConfig, TrainConfig
 from attnlib.data import generate_synthetic
-from attnlib.experiments import EXPERIMENTS, long_table, train_grid
+from attnlib.experiments import EXPERIMENTS, MODULES, long_table, train_grid
 from attnlib.experiments.base import Check, ExperimentResult, checks_frame, select_entries
 from attnlib.experiments.beyond.breaking import share_topic_word
 
@@ -18,19 +19,28 @@ SMALL = RunConfig(data=SyntheticDataConfig(n_nontopic=100, n_train=60, n_test=20
 
 
 def test_every_experiment_is_registered_with_the_surface() -> None:
-    assert list(EXPERIMENTS) == ["synthetic", "ablation", "beyond", "sst", "performance"]
-    for name, module in EXPERIMENTS.items():
-        assert module.NAME == name
-        assert isinstance(module.SUMMARY, str) and module.SUMMARY
-        assert module.PRESET is None or isinstance(module.PRESET(), RunConfig)
-        parameters = inspect.signature(module.run).parameters
-        assert list(parameters)[:2] == ["config", "seeds"], name
+    modules = [import_module(f"attnlib.experiments.{name}") for name in MODULES]
+    assert list(EXPERIMENTS) == [module.NAME for module in modules]
+    for name, entry in EXPERIMENTS.items():
+        assert entry.name == name
+        assert isinstance(entry.summary, str) and entry.summary
+        assert entry.preset is None or isinstance(entry.preset(), RunConfig)
+        parameters = inspect.signature(entry.run).parameters
+        assert list(parameters)[:3] == ["config", "seeds", "quiet"], name
         assert parameters["config"].default is None and parameters["seeds"].default is None
+        assert parameters["quiet"].default is True, name  # one default for every experiment
+        # what the entry declares reaches run and the config it changes
+        assert {option.dest for option in entry.options} | set(entry.card_options) <= set(parameters), name
+        assert not entry.seeds or len(entry.seeds) <= entry.max_seeds
+        assert all(isinstance(place, int) for place in entry.claims.values())
+        for field in entry.sets_itself:
+            section, attribute = field.split(".")
+            assert hasattr(getattr(entry.preset(), section), attribute), (name, field)
 
 
 @pytest.mark.parametrize("name", ["synthetic", "ablation"])
 def test_a_registered_run_returns_a_result_with_the_surface(name) -> None:
-    result = EXPERIMENTS[name].run(config=EXPERIMENTS[name].PRESET().replace(data=vars(SMALL.data),
+    result = EXPERIMENTS[name].run(config=EXPERIMENTS[name].preset().replace(data=vars(SMALL.data),
                                                                                  train={"epochs": 40}),
                                    seeds=[0, 1], quiet=True)
     assert isinstance(result, ExperimentResult) and result.seeds == [0, 1]

@@ -22,6 +22,7 @@ from attnlib import cli
 from attnlib.cli import main
 from attnlib.config import RunConfig, synthetic_preset
 from attnlib.data import SSTDataError, sst
+from attnlib.experiments import sst_experiment
 from attnlib.train import TrainingDiverged
 
 TINY = {"data": {"n_nontopic": 40, "n_train": 24, "n_test": 8, "m": 6}, "train": {"epochs": 10}}
@@ -246,7 +247,7 @@ def test_a_failure_inside_the_sweep_is_its_own_one_line(error, tmp_path, capsys,
     def fail(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(cli, "_sst_setting", fail)
+    monkeypatch.setattr(sst_experiment, "_sst_setting", fail)
     code, err = refused(["run", "sst", "--only", "SST2_FC_default", "--retrain", "--out", str(tmp_path / "out"),
                          "--quiet"], capsys)
     assert code == 1 and one_line(err) == f"attnlib: {error}"

@@ -179,13 +179,13 @@ def test_a_failed_save_leaves_the_previous_file(tmp_path: Path, monkeypatch) -> 
 
 
 def test_synthetic_and_ablation_results_name_their_config_hashes() -> None:
-    from attnlib.experiments import run_ablation, run_synthetic
+    from attnlib.experiments import EXPERIMENTS
 
-    synthetic = run_synthetic(seeds=[0, 1], heads=("FC", "TL"), base=TINY, quiet=True).provenance()
+    synthetic = EXPERIMENTS["synthetic"].run(config=TINY, seeds=[0, 1], heads=("FC", "TL"), quiet=True).provenance()
     assert set(synthetic) == KEYS and synthetic["seeds"] == [0, 1]
     assert synthetic["config_hashes"] == {name: TINY.replace(model={"head": head}).config_hash()
                                           for name, head in (("Attn-FC", "FC"), ("Attn-TL", "TL"))}
-    ablation = run_ablation(seeds=[0], heads=("FC",), base=TINY, record_every=2, quiet=True)
+    ablation = EXPERIMENTS["ablation"].run(config=TINY, seeds=[0], heads=("FC",), record_every=2, quiet=True)
     info = ablation.provenance()
     assert info["seeds"] == [0] and set(info["config_hashes"]) == set(ablation.runs)
     base = ablation.config
@@ -240,15 +240,17 @@ def test_stored_sst_provenance_keeps_its_keys() -> None:
 
 def test_cli_metrics_and_figures_carry_provenance(tmp_path: Path, monkeypatch) -> None:
     """``attnlib run synthetic`` on a tiny configuration: metrics.json keeps its keys and gains provenance."""
-    import attnlib.experiments as experiments
+    from dataclasses import replace
+
     from attnlib.cli import main
+    from attnlib.experiments import EXPERIMENTS
 
-    real = experiments.run_synthetic
+    real = EXPERIMENTS["synthetic"].run
 
-    def tiny(seeds, **options):
-        return real(seeds=seeds, **{**options, "base": TINY, "quiet": True})
+    def tiny(config=None, seeds=None, **options):
+        return real(config=TINY, seeds=seeds, **{**options, "quiet": True})
 
-    monkeypatch.setattr(experiments, "run_synthetic", tiny)
+    monkeypatch.setitem(EXPERIMENTS, "synthetic", replace(EXPERIMENTS["synthetic"], run=tiny))
     assert main(["run", "synthetic", "--seeds", "2", "--out", str(tmp_path), "--quiet"]) == 0
     folder = tmp_path / "synthetic"
     metrics = json.loads((folder / "metrics.json").read_text())

@@ -12,10 +12,9 @@ from attnlib.experiments import (
     EXPERIMENTS,
     ablation_checks,
     keys_parallel_deviation,
-    run_ablation,
-    run_synthetic,
     sst_experiment,
     step_size_study,
+    synthetic_checks,
 )
 from attnlib.experiments.numerical import PARALLEL_TOLERANCE
 from attnlib.experiments.sst import STORE_DIR
@@ -28,8 +27,8 @@ STORED_SETTINGS = [(kind, head, "default") for kind in ("SST2", "SST5") for head
 @pytest.fixture(scope="module")
 def parts():
     base = RunConfig(data=SMALL, train=TrainConfig(epochs=300))
-    synthetic = run_synthetic(seeds=[0, 1], base=base, quiet=True)
-    ablation = run_ablation(seeds=[0, 1], base=base.replace(model={"embed_init_std": 0.1}), quiet=True)
+    synthetic = EXPERIMENTS["synthetic"].run(config=base, seeds=[0, 1], quiet=True)
+    ablation = EXPERIMENTS["ablation"].run(config=base.replace(model={"embed_init_std": 0.1}), seeds=[0, 1], quiet=True)
     stored = [s for s in STORED_SETTINGS + [("SST2", "FC", "patience2000")]
               if (STORE_DIR / f"{'_'.join(s)}.json").exists()]
     sst = sst_experiment.run(settings=stored, seeds=(0, 1, 2))
@@ -52,12 +51,12 @@ def test_verdict_rule(passed, needed, total, expected):
 
 
 def test_every_experiment_id_has_rows(table):
-    assert set(scorecard.EXPERIMENT_IDS) <= set(table.id)
+    assert set(scorecard.claim_ids()) <= set(table.id)
     assert set(table.verdict) <= set(scorecard.VERDICTS)
 
 
 def test_every_scored_experiment_is_registered():
-    assert set(scorecard.SCORED) <= set(EXPERIMENTS)
+    assert set(scorecard.scored()) <= set(EXPERIMENTS)
 
 
 def test_verdicts_follow_from_the_counts(table):
@@ -86,7 +85,7 @@ def test_identity_rows_count_model_seed_pairs(parts, table):
 
 def test_the_chapters_verdict_tables_are_the_scorecards_rows(parts, table):
     """The synthetic and ablation chapters show the same criteria and verdicts as the scorecard."""
-    chapter = parts["synthetic"].tables()["checks"]
+    chapter = synthetic_checks(parts["synthetic"])
     rows = table[table.id.isin(["F1", "F2", "F3"])]
     assert len(chapter) == len(rows)
     assert list(chapter.reproduced) == list(rows.verdict == "reproduced")
@@ -132,5 +131,5 @@ def test_run_all_writes_the_scorecard_beside_each_experiment(parts, tmp_path, mo
     assert cli.main(["run", "all", "--out", str(tmp_path), "--quiet"]) == 0
     assert ran == list(EXPERIMENTS)
     payload = json.loads((tmp_path / "scorecard.json").read_text(encoding="utf-8"))
-    assert {row["id"] for row in payload["rows"]} == set(scorecard.EXPERIMENT_IDS)
+    assert {row["id"] for row in payload["rows"]} == set(scorecard.claim_ids())
     assert (tmp_path / "scorecard.md").exists() and (tmp_path / "scorecard.csv").exists()

@@ -9,10 +9,10 @@ import pytest
 
 from attnlib.config import HEADS, RunConfig, SyntheticDataConfig, TrainConfig
 from attnlib.experiments import (
+    EXPERIMENTS,
     gradient_flow_gap,
     observed_order,
     richardson_limit,
-    run_synthetic,
     step_size_study,
 )
 from attnlib.experiments.numerical import numerical_checks
@@ -95,7 +95,7 @@ def test_the_residual_shrinks_with_the_step_size_at_first_order(tiny_steps) -> N
 def test_n6_studies_the_widest_gap_and_its_main_step_is_the_main_run() -> None:
     """The result's N6 study trains the head with the largest gap; its row at the config's own step size
     is that head's main run (the same run, from the cache)."""
-    result = run_synthetic(seeds=[0], base=TINY, quiet=True)
+    result = EXPERIMENTS["synthetic"].run(config=TINY, seeds=[0], quiet=True)
     summary = result.summary()
     widest = summary.loc[summary.sen_max_abs_residual.idxmax()]
     steps = result.step_sizes

@@ -387,8 +387,10 @@ def test_run_sst_with_an_empty_store_skips_slow_settings_and_says_where_it_looke
 
 
 def test_run_sst_bounds_seeds(capsys):
-    from attnlib.cli import MAX_SST_SEEDS, main
+    from attnlib.cli import main
+    from attnlib.experiments import EXPERIMENTS
 
+    MAX_SST_SEEDS = EXPERIMENTS["sst"].max_seeds
     assert main(["run", "sst", "--seeds", str(MAX_SST_SEEDS + 1), "--out", "/nonexistent-never-written"]) == 2
     assert f"at most {MAX_SST_SEEDS} seeds" in capsys.readouterr().err
 

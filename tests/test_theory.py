@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from attnlib import theory
-from attnlib.experiments import run_synthetic
+from attnlib.experiments import EXPERIMENTS
 
 
 def test_curve_values_from_the_paper() -> None:
@@ -35,7 +35,7 @@ def test_larger_m_lowers_the_curve() -> None:
 @pytest.fixture(scope="module")
 def paper_run():
     """All three models, seed 0, the paper's synthetic setting (5000 epochs)."""
-    return run_synthetic(seeds=[0], quiet=True)
+    return EXPERIMENTS["synthetic"].run(seeds=[0], quiet=True)
 
 
 def test_every_model_reaches_full_test_accuracy(paper_run) -> None:

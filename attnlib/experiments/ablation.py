@@ -28,6 +28,13 @@ NAME = "ablation"
 SUMMARY = "F4: Attn-FC and Attn-TC with everything trainable, keys frozen, embeddings frozen"
 PRESET = ablation_preset
 """The config ``run`` starts from (and ``attnlib run ablation --config FILE`` changes)."""
+MAX_SEEDS = 100
+"""``--seeds`` at most: the seeds train together in one batched call, whose memory and time grow with their number."""
+SETS_ITSELF = {"model.head": "it trains Attn-FC and Attn-TC in turn",
+               "train.freeze": "its variants freeze the keys, then the embeddings",
+               "train.record_every": "run's record_every argument, 10 by default"}
+CLAIMS = {"F4": 4, "N2": 10}
+"""Claim id -> place in the scorecard (see :data:`attnlib.experiments.synthetic.CLAIMS`)."""
 
 VARIANTS: dict[str, tuple[str, ...]] = {"": (), "-KF": ("keys",), "-EF": ("embeddings",)}
 """Run-name suffix -> frozen parameter groups, as the paper's F4 names its runs."""
@@ -150,7 +157,7 @@ class AblationResult(ExperimentResult):
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {"losses": self.losses(), "curves": self.curves(), "topic_means": self.topic_means(),
-                "summary": self.summary(), "checks": ablation_checks(self),
+                "summary": self.summary(),
                 "published": published_comparison(self).reset_index()}
 
     def figures(self) -> dict:
@@ -193,8 +200,8 @@ def ablation_configs(head: str, base: RunConfig | None = None) -> dict[str, RunC
     return out
 
 
-def run(config: RunConfig | None = None, seeds: Sequence[int] | None = None, heads: Sequence[str] = ("FC", "TC"),
-        record_every: int = 10, quiet: bool = False) -> AblationResult:
+def run(config: RunConfig | None = None, seeds: Sequence[int] | None = None, quiet: bool = True,
+        heads: Sequence[str] = ("FC", "TC"), record_every: int = 10) -> AblationResult:
     """Train every head in its three F4 variants; all seeds of one variant train in one call.
 
     ``config`` defaults to :func:`attnlib.config.ablation_preset` (embedding std 0.1, 6000 epochs).
@@ -205,12 +212,6 @@ def run(config: RunConfig | None = None, seeds: Sequence[int] | None = None, hea
     datasets = [generate_synthetic(config.data, seed) for seed in seeds]
     settings = {name: (variant, datasets) for head in heads for name, variant in ablation_configs(head, config).items()}
     return AblationResult(config, seeds, train_grid(settings, seeds, datasets[0].topic_words, quiet), datasets)
-
-
-def run_ablation(seeds: Sequence[int] = DEFAULT_SEEDS, heads: Sequence[str] = ("FC", "TC"),
-                 base: RunConfig | None = None, record_every: int = 10, quiet: bool = False) -> AblationResult:
-    """:func:`run` with the chapter's argument names."""
-    return run(base, seeds, heads, record_every, quiet)
 
 
 def published_comparison(result: AblationResult) -> pd.DataFrame:

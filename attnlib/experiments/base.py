@@ -1,16 +1,20 @@
-"""What every experiment has in common: its checks, its result's surface, and the long-table step.
+"""What every experiment has in common: its registry entry, its checks, its result's surface, and the
+long-table step.
 
-An experiment is a module with ``NAME``, ``SUMMARY`` and ``run(config=None, seeds=None, **options)``
-returning an :class:`ExperimentResult`; :data:`attnlib.experiments.EXPERIMENTS` lists them. A result
-gives its tidy tables, its figures (functions that draw them, so that many figures never stay open
-together), its checks (the one place its pass criteria are written: the chapter's verdict table and
-the scorecard both read them), flat metrics and provenance.
+An experiment is a module that declares what the rest of the package needs to know about it (read into
+an :class:`Experiment` by :meth:`Experiment.from_module`; :data:`attnlib.experiments.EXPERIMENTS` lists
+them) and whose ``run(config=None, seeds=None, quiet=True, **options)`` returns an :class:`ExperimentResult`.
+A result gives its tidy tables, its figures (functions that draw them, so that many figures never stay
+open together), its checks (the one place its pass criteria are written: the chapter's verdict table,
+``checks.csv`` and the scorecard all read them), flat metrics and provenance.
 """
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -71,9 +75,11 @@ def checks_frame(checks: Iterable[Check], ids: Sequence[str] | None = None) -> p
 
 
 def checks_table(checks: Iterable[Check]) -> pd.DataFrame:
-    """Every field of the checks as columns (without ``key``), with the verdict."""
+    """Every field of the checks as columns (without ``key``), with the verdict (the columns also when
+    there is no check)."""
+    columns = [f.name for f in fields(Check) if f.name != "key"] + ["verdict"]
     return pd.DataFrame([{**{k: v for k, v in asdict(c).items() if k != "key"}, "verdict": c.verdict}
-                         for c in checks])
+                         for c in checks], columns=columns)
 
 
 def long_table(labels: Mapping[str, Any], axes: Mapping[str, Sequence], values: Mapping[str, Any],
@@ -118,6 +124,10 @@ class ExperimentResult:
             raise KeyError(f"{type(self).__name__} has no check {key!r}")
         return found[0]
 
+    def texts(self) -> dict[str, str]:
+        """Text files by file name (``attnlib run`` writes each as given; none by default)."""
+        return {}
+
     def card(self) -> ExperimentResult:
         """The part of the result the scorecard reads (by default all of it)."""
         return self
@@ -137,6 +147,103 @@ class ExperimentResult:
     def provenance(self) -> dict:
         """Config hash of every run, the seeds and the environment (:func:`attnlib.provenance.provenance`)."""
         return provenance(self.config_hashes(), self.seeds)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Option:
+    """A command-line option of one experiment: ``attnlib run NAME --flag VALUE`` passes ``dest=VALUE``
+    (``dest``: the flag without dashes, ``-`` as ``_``) to the experiment's ``run``; a ``switch`` takes no
+    value (True when given). Another experiment's ``attnlib run`` refuses it."""
+
+    flag: str
+    help: str
+    type: Callable[[str], Any] | None = None
+    switch: bool = False
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+    @property
+    def default(self) -> Any:
+        return False if self.switch else None
+
+    def add_to(self, parser: argparse.ArgumentParser, users: Sequence[str]) -> None:
+        """Add the option to ``attnlib run``'s parser; its help names the experiments that use it."""
+        text = f"{', '.join(users)} only: {self.help}"
+        if self.switch:
+            parser.add_argument(self.flag, action="store_true", help=text)
+        else:
+            parser.add_argument(self.flag, type=self.type, default=None, help=text)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A registered experiment: everything the command line, the scorecard, the tests and the book need
+    to know about it, read from its module by :meth:`from_module` (the module's names in brackets).
+
+    ``run`` ([``run``]) is the one way to call it: ``run(config=None, seeds=None, quiet=True, **options)``
+    returns an :class:`ExperimentResult` whose tables, figures, checks (``checks.csv`` and the scorecard's
+    rows), metrics and provenance ``attnlib run NAME`` writes.
+    """
+
+    name: str
+    """[``NAME``] ``attnlib run NAME``."""
+    summary: str
+    """[``SUMMARY``] one line for ``attnlib list``."""
+    run: Callable[..., Any]
+    preset: Callable[[], RunConfig] | None = None
+    """[``PRESET``] the config ``run`` starts from, which ``--config FILE`` changes; None: no config file."""
+    seeds: tuple[int, ...] = ()
+    """[``DEFAULT_SEEDS``] the seeds ``run`` uses when given none; empty: it takes no seeds (``--seeds`` refused)."""
+    max_seeds: int = 0
+    """[``MAX_SEEDS``] the most seeds ``attnlib run NAME --seeds`` accepts."""
+    sets_itself: Mapping[str, str] = field(default_factory=dict)
+    """[``SETS_ITSELF``] config field (``section.name``) -> why ``run`` sets it itself: a config file naming
+    one is refused, as its value would be ignored."""
+    options: tuple[Option, ...] = ()
+    """[``OPTIONS``] its own command-line options (passed to ``run`` by their ``dest``)."""
+    check_options: Callable[..., None] | None = None
+    """[``check_options``] called with the options' values before anything runs; a ValueError refuses them."""
+    claims: Mapping[str, int] = field(default_factory=dict)
+    """[``CLAIMS``] claim id (the ``id`` of its checks) -> its place in the scorecard; empty: not scored."""
+    card_options: Mapping[str, Any] = field(default_factory=dict)
+    """[``CARD_OPTIONS``] what the scorecard passes to ``run`` besides the seeds."""
+
+    @classmethod
+    def from_module(cls, module: Any) -> Experiment:
+        """The entry a module declares: ``NAME``, ``SUMMARY`` and ``run`` always; ``PRESET``,
+        ``DEFAULT_SEEDS``, ``MAX_SEEDS``, ``SETS_ITSELF``, ``OPTIONS``, ``check_options``, ``CLAIMS`` and
+        ``CARD_OPTIONS`` where they apply (default: none)."""
+        def get(name: str, default: Any = None) -> Any:
+            return getattr(module, name, default)
+
+        seeds = tuple(int(s) for s in get("DEFAULT_SEEDS", ()))
+        if seeds and not get("MAX_SEEDS"):
+            raise ValueError(f"experiment {module.NAME!r} takes seeds but declares no MAX_SEEDS")
+        if not all(isinstance(place, int) for place in get("CLAIMS", {}).values()):
+            raise ValueError(f"experiment {module.NAME!r}: CLAIMS maps each claim id to its place in the scorecard (an int)")
+        return cls(name=module.NAME, summary=module.SUMMARY, run=module.run, preset=get("PRESET"), seeds=seeds,
+                   max_seeds=int(get("MAX_SEEDS", 0)), sets_itself=MappingProxyType(dict(get("SETS_ITSELF", {}))),
+                   options=tuple(get("OPTIONS", ())), check_options=get("check_options"),
+                   claims=MappingProxyType(dict(get("CLAIMS", {}))),
+                   card_options=MappingProxyType(dict(get("CARD_OPTIONS", {}))))
+
+    @property
+    def scored(self) -> bool:
+        """Whether the scorecard reads its checks."""
+        return bool(self.claims)
 
 
 def train_grid(settings: Mapping[Hashable, tuple[RunConfig, Sequence[Dataset]]], seeds: Sequence[int],

@@ -27,10 +27,10 @@ PRESET = None
 TABLES = {"sst2_vs_padded": "sst2", "synthetic_vs_padded": "synthetic", "seeds": "seeds",
           "sst2_shared_corpus": "sst2_shared", "corpus_size": "corpus_size"}
 """File name -> the key of :func:`attnlib.benchmark.run_all`'s results that holds the table's rows."""
-CLAIMS = {"sst2_fc_speedup_vs_padded": "SST2 Attn-FC epoch: engine over the padded reference (x faster)",
-          "sst2_tc_speedup_vs_padded": "SST2 Attn-TC epoch: engine over the padded reference (x faster)",
-          "sst2_fc_roofline_fraction": "SST2 Attn-FC epoch: fraction of the machine's roofline",
-          "synthetic_seeds20_over_seeds1_time": "synthetic: 20 seeds batched over 1 seed (time ratio)"}
+TARGET_LABELS = {"sst2_fc_speedup_vs_padded": "SST2 Attn-FC epoch: engine over the padded reference (x faster)",
+                 "sst2_tc_speedup_vs_padded": "SST2 Attn-TC epoch: engine over the padded reference (x faster)",
+                 "sst2_fc_roofline_fraction": "SST2 Attn-FC epoch: fraction of the machine's roofline",
+                 "synthetic_seeds20_over_seeds1_time": "synthetic: 20 seeds batched over 1 seed (time ratio)"}
 
 
 class PerformanceResult(ExperimentResult):
@@ -53,7 +53,7 @@ class PerformanceResult(ExperimentResult):
     def checks(self) -> list[Check]:
         """One per speed target: the measured value against its bound (met or not on this machine)."""
         met = benchmark.verdicts(self.results)
-        return [Check("P", CLAIMS.get(key, key), "(not in the paper)", f"{self.results[key]:.3g}",
+        return [Check("P", TARGET_LABELS.get(key, key), "(not in the paper)", f"{self.results[key]:.3g}",
                       f"{op} {bound:g}", int(met[key]), 1, 1, key=key)
                 for key, (op, bound) in benchmark.TARGETS.items()]
 

@@ -1,7 +1,8 @@
 """T1, F5-F7 as a registered experiment: a thin adapter over :func:`attnlib.experiments.sst.run_sst`.
 
-It gives the SST result the surface every experiment has (:class:`attnlib.experiments.base.ExperimentResult`)
-and holds the SST criteria, which the scorecard reads.
+It gives the SST result the surface every experiment has (:class:`attnlib.experiments.base.ExperimentResult`),
+holds the SST criteria, which the scorecard reads, and what ``attnlib run sst`` does (its own options:
+``--only``, ``--store``, ``--store-dir``, ``--retrain``, ``--jobs``).
 """
 
 from __future__ import annotations
@@ -16,15 +17,32 @@ import pandas as pd
 
 from attnlib.config import HEADS, RunConfig
 from attnlib.experiments import sst
-from attnlib.experiments.base import Check
-from attnlib.experiments.sst import SST_SEEDS, SSTResult, available_settings, run_sst
-from attnlib.experiments.sst_store import stored_seeds
+from attnlib.experiments.base import Check, Option, positive_int
+from attnlib.experiments.sst import SETTINGS, SST_SEEDS, SSTResult, run_sst, train_setting
+from attnlib.experiments.sst_store import StoredRunError, load_run, select_seeds, store_dir, stored_seeds
+from attnlib.experiments.sst_verify import describe, require_verified, verify_run
 from attnlib.report import mean_spread
+from attnlib.sweep import sweep
 
 NAME = "sst"
 SUMMARY = "T1, F5-F7: Attn-FC / Attn-TC on SST2 and SST5 (paper setting, patience 2000, unmasked padding)"
 PRESET = None
 """No config file: each SST setting is its own preset (:func:`attnlib.config.sst_preset`)."""
+DEFAULT_SEEDS = SST_SEEDS
+MAX_SEEDS = 10
+"""``--seeds`` at most: each seed is one more model in the batch (memory and time grow with it); the book uses 3."""
+OPTIONS = (
+    Option("--store", "retrain and store the reduced runs under STORE/sst (e.g. --store results/)", type=Path),
+    Option("--only", "comma-separated settings, e.g. SST2_FC_default,SST2_TC_patience2000"),
+    Option("--store-dir", "the folder stored runs are served from (default: $ATTNLIB_STORE_DIR, else the "
+                          "checkout's results/sst when there is one)", type=Path),
+    Option("--retrain", "retrain the selected settings even where a stored run exists (for instance one refused "
+                        "by its checks); slow settings only with --only", switch=True),
+    Option("--jobs", "settings trained at once in separate processes (default: one after another; a joblib "
+                     "backend context such as Dask's takes over from the API, see attnlib.sweep)", type=positive_int),
+)
+CLAIMS = {"T1": 5, "F5": 6, "F6": 7, "F7": 8}
+"""Claim id -> place in the scorecard (see :data:`attnlib.experiments.synthetic.CLAIMS`)."""
 
 T1_TOLERANCE = 2.0
 """T1: percentage points between our mean test accuracy and the paper's; the paper reports one number per
@@ -39,6 +57,7 @@ CARD_SETTINGS = tuple((kind, head, variant) for kind in ("SST2", "SST5") for hea
                       for variant in ("default", "patience2000") if variant == "default" or kind == "SST2")
 """The settings the scorecard reads: T1 and F5 use the paper's setting; F6 also the patience-2000 runs on
 SST2, the authors' code's patience, with which attention moves further."""
+CARD_OPTIONS = {"settings": CARD_SETTINGS}
 
 
 class SSTExperimentResult(SSTResult):
@@ -99,18 +118,77 @@ class SSTExperimentResult(SSTResult):
         return {"t1.md": t1_markdown(self.table()) + "\n"}
 
 
-def run(config: RunConfig | None = None, seeds: Sequence[int] | None = None,
-        settings: Sequence[tuple[str, str, str]] | None = None, quiet: bool = True, **options: Any) -> SSTExperimentResult:
-    """The stored or retrained runs of ``settings`` (default: every setting with a stored run).
+def check_options(only: str | None = None, **_: Any) -> None:
+    """``--only`` names known settings (checked before anything runs); a ValueError says which are not."""
+    if only:
+        known = ["_".join(setting) for setting in SETTINGS]
+        unknown = [name for name in only.split(",") if name not in known]
+        if unknown:
+            raise ValueError(f"--only names unknown SST settings {', '.join(map(repr, unknown))}; "
+                             f"known settings: {', '.join(known)}")
+
+
+def run(config: RunConfig | None = None, seeds: Sequence[int] | None = None, quiet: bool = True,
+        settings: Sequence[tuple[str, str, str]] | None = None, only: str | None = None, store: Path | None = None,
+        store_dir: Path | None = None, retrain: bool = False, jobs: int | None = None) -> SSTExperimentResult:
+    """The SST runs, served from storage or trained.
+
+    With ``settings`` (the scorecard's and the chapters' call): those settings, each served when a stored
+    run has the seeds and retrained otherwise (:func:`~attnlib.experiments.sst.run_sst`). Without: what
+    ``attnlib run sst`` does (:func:`plan_runs`): every setting (or those ``only`` names, comma-separated),
+    stored runs served after their checks, the others trained (``jobs`` at once), slow unstored ones
+    skipped unless named; ``retrain`` retrains the selected ones, ``store`` also writes them to STORE/sst;
+    each step says what it did in one line on stdout.
 
     ``config`` is not used: each SST setting is its own preset (:func:`attnlib.config.sst_preset`).
     """
     if config is not None:
         raise ValueError("the sst experiment takes no config: each setting is a preset (see attnlib.config.sst_preset)")
-    chosen = available_settings()[0] if settings is None else settings
-    result = run_sst(settings=list(chosen), seeds=SST_SEEDS if seeds is None else seeds, quiet=quiet,
-                     **options)
-    return SSTExperimentResult(result.runs)
+    seeds = SST_SEEDS if seeds is None else seeds
+    if settings is not None:
+        if only or store or store_dir or retrain or jobs:
+            raise ValueError("run(settings=...) serves or retrains those settings; --only, --store, --store-dir, "
+                             "--retrain and --jobs are the command line's")
+        return SSTExperimentResult(run_sst(settings=list(settings), seeds=seeds, quiet=quiet).runs)
+    return _run_planned(tuple(int(s) for s in seeds), quiet, only, store, store_dir, retrain, jobs)
+
+
+def _sst_setting(kind: str, head: str, variant: str, seeds: tuple[int, ...], store: Path | None, quiet: bool):
+    """Train one SST setting, a task of ``attnlib run sst``; with ``store``, write it to STORE/sst at once."""
+    run = train_setting(kind, head, variant, seeds, quiet=quiet)
+    if store:
+        run.save(Path(store) / "sst")
+    return run
+
+
+def _serve_sst(setting: tuple[str, str, str], seeds: list[int], folder: Path, where: str):
+    """A stored run after its checks (one line each way; a failed check raises StoredRunError)."""
+    run = load_run(*setting, folder)
+    report = require_verified(verify_run(run, replay=False))
+    print(f"{'_'.join(setting)}: stored in {where}; checks: {describe(report)}", flush=True)
+    return select_seeds(run, seeds)
+
+
+def _run_planned(seeds: tuple[int, ...], quiet: bool, only: str | None, store: Path | None, folder: Path | None,
+                 retrain: bool, jobs: int | None) -> SSTExperimentResult:
+    """``attnlib run sst``: serve or train every setting as :func:`plan_runs` says."""
+    retrain = bool(store) or retrain  # --store always retrains what it stores
+    store_folder, where = store_dir(folder)
+    if folder is not None and not store_folder.is_dir():
+        raise StoredRunError(f"--store-dir {store_folder} is not a folder")
+    plan, settings, notes = plan_runs(seeds, store_folder, where, only.split(",") if only else None, retrain)
+    for note in notes:
+        print(note, flush=True)
+    served = {setting: _serve_sst(setting, served_seeds, store_folder, where) for setting, served_seeds in plan.items()}
+    # settings are independent: --jobs N trains N at once (joblib; see attnlib.sweep)
+    trained = dict(zip(settings, sweep(_sst_setting, settings, n_jobs=jobs, seeds=seeds, store=store, quiet=quiet)))
+    runs = {s: served[s] if s in served else trained[s] for s in SETTINGS if s in served or s in trained}
+    if not runs:
+        raise StoredRunError(f"no SST setting to run: every one asked for was skipped (stored runs: {where})")
+    for setting, run in runs.items():
+        print(f"{'_'.join(setting)}: {run.source}, seeds {', '.join(map(str, run.seeds))}, "
+              f"test accuracy {run.final_test_accuracy.mean():.4f}", flush=True)
+    return SSTExperimentResult(runs)
 
 
 def sst_checks(result: SSTResult) -> list[Check]:

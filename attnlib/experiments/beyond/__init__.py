@@ -44,8 +44,14 @@ NAME = "beyond"
 SUMMARY = "beyond the paper: mutual suppression, the identity's sensitivity, classifier capacity, growth"
 PRESET = synthetic_preset
 """The config every study starts from (and ``attnlib run beyond --config FILE`` changes)."""
+DEFAULT_SEEDS = BEYOND_SEEDS
+MAX_SEEDS = 100
+"""``--seeds`` at most: the seeds train together in one batched call, whose memory and time grow with their number."""
+SETS_ITSELF = {"train.epochs": "each study has its own epoch count",
+               "train.record_every": "each study has its own recording interval",
+               "model.head": "the studies train every head in turn"}
 
-__all__ = ["NAME", "SUMMARY", "run", "run_beyond", "BeyondResult", "BEYOND_SEEDS", "BREAKING_CASES",
+__all__ = ["NAME", "SUMMARY", "run", "BeyondResult", "BEYOND_SEEDS", "BREAKING_CASES",
            "BreakingResult", "CapacityResult", "GrowthResult", "SuppressionResult", "SweepResult",
            "breaking_cases", "breaking_table", "capacity_study", "capacity_table", "growth_study", "growth_table",
            "identity_sweeps", "share_topic_word", "suppression_study", "sweep_table", "topic_attention"]
@@ -121,7 +127,3 @@ def run(config: RunConfig | None = None, seeds: Sequence[int] | None = None, qui
                         identity_sweeps(seeds, quiet=quiet, base=config), breaking_cases(seeds, quiet=quiet, base=config),
                         capacity_study(seeds, quiet=quiet, base=config), growth_study(seeds, quiet=quiet, base=config))
 
-
-def run_beyond(seeds: Sequence[int] = BEYOND_SEEDS, quiet: bool = True, base: RunConfig | None = None) -> BeyondResult:
-    """:func:`run` with the chapter's argument names."""
-    return run(base, seeds, quiet)
