@@ -1,5 +1,5 @@
 # make book   execute every notebook once (pytest + nbmake) and build the HTML strictly
-# make test   unit tests, then `make book` (every notebook at the paper's settings, strict build)
+# make test   unit tests and `make book` side by side on every core, then the browser and Binder checks
 # make bench  benchmarks (not part of `make test`)
 # make linkcheck  every external link of the book (Sphinx's linkcheck builder; needs the network)
 # make binder-lock  rewrite binder/requirements.txt from .venv (after a dependency change)
@@ -78,7 +78,11 @@ linkcheck: venv
 	$(PY) tools/stage_book.py $(STAGE)
 	$(VENV)/bin/jupyter-book build $(STAGE) --builder linkcheck
 
-test: unit book browser binder
+# The unit tests and the book at the same time (each on $(JOBS) processes): the cores stay busy while the
+# longest notebook finishes; then the checks that need the built book.
+test: venv
+	$(MAKE) --no-print-directory -j2 unit book
+	$(MAKE) --no-print-directory browser binder
 
 bench: venv
 	$(VENV)/bin/attnlib bench --out .
