@@ -34,6 +34,38 @@ def verdict(passed: int, needed: int, total: int) -> str:
     return "partly" if passed > 0 else "not reproduced"
 
 
+ORDER_MARGIN = 2.0
+"""An ordering of two seed means (A below B) holds only when B − A exceeds this many standard errors of the
+difference, √(s_A²/n_A + s_B²/n_B): about a 95 % one-sided band, so that seed noise alone rarely orders them."""
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """Two groups of per-seed values compared by :func:`ordering`: is ``high`` above ``low`` beyond the margin?"""
+
+    low: str
+    high: str
+    difference: float
+    """mean(high) − mean(low)"""
+    standard_error: float
+
+    @property
+    def holds(self) -> bool:
+        return bool(self.difference > ORDER_MARGIN * self.standard_error)
+
+    def describe(self, digits: int = 2) -> str:
+        """``TC − FC = +0.92 (SE 0.31)``"""
+        return f"{self.high} − {self.low} = {self.difference:+.{digits}f} (SE {self.standard_error:.{digits}f})"
+
+
+def ordering(low: tuple[str, Sequence[float]], high: tuple[str, Sequence[float]]) -> Ordering:
+    """Whether the seed mean of ``high`` (name, per-seed values) lies above that of ``low`` beyond
+    :data:`ORDER_MARGIN` standard errors of their difference (seed standard deviations, ``ddof=1``)."""
+    a, b = (np.asarray(v, dtype=float) for v in (low[1], high[1]))
+    se = float(np.sqrt(sum(x.var(ddof=1) / len(x) if len(x) > 1 else 0.0 for x in (a, b))))
+    return Ordering(low[0], high[0], float(b.mean() - a.mean()), se)
+
+
 @dataclass(frozen=True)
 class Check:
     """One criterion of a paper's claim: ``verdict`` follows from ``passed``, ``needed`` and ``total``.
