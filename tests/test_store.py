@@ -133,6 +133,51 @@ def test_a_swapped_variant_is_refused(sst2, tmp_path):
         load(tmp_path)
 
 
+def test_a_swapped_pair_is_refused_before_anything_would_retrain(sst2, tmp_path):
+    """Two settings' files swapped and the manifest rewritten: deciding what to serve already refuses the
+    mixed-up setting with one line naming its file and the --retrain command (it never counts as "not stored")."""
+    run, _ = sst2
+    other, _ = make_run("SST2", "patience2000")
+    save_run(run, tmp_path)
+    save_run(other, tmp_path)
+    for ext in ("npz", "json"):
+        (tmp_path / f"SST2_FC_default.{ext}").rename(tmp_path / f"swap.{ext}")
+        (tmp_path / f"SST2_FC_patience2000.{ext}").rename(tmp_path / f"SST2_FC_default.{ext}")
+        (tmp_path / f"swap.{ext}").rename(tmp_path / f"SST2_FC_patience2000.{ext}")
+    regenerate_manifest(tmp_path)
+    for variant, named in (("default", "patience2000"), ("patience2000", "default")):
+        with pytest.raises(StoredRunError) as error:
+            sst_store.check_stored("SST2", "FC", variant, tmp_path)
+        message = str(error.value)
+        assert f"SST2_FC_{variant}.json names setting SST2_FC_{named}" in message and "\n" not in message
+        assert f"--only SST2_FC_{variant} --retrain" in message
+    with pytest.raises(StoredRunError, match="names setting SST2_FC_patience2000"):
+        sst_experiment.plan_runs(range(2), tmp_path, str(tmp_path), only=["SST2_FC_default"])
+    with pytest.raises(StoredRunError, match="names setting SST2_FC_patience2000"):
+        sst.load_or_train("SST2", "FC", "default", seeds=(0,), folder=tmp_path)
+
+
+def test_an_edited_file_is_refused_before_anything_would_retrain(sst2, tmp_path):
+    run, _ = sst2
+    save_run(run, tmp_path)
+    rewrite_npz(tmp_path / "SST2_FC_default.npz", final_test_accuracy=np.array([0.99, 0.99]))
+    with pytest.raises(StoredRunError, match=r"SST2_FC_default\.npz does not have the sha256.*--retrain"):
+        sst_store.check_stored("SST2", "FC", "default", tmp_path)
+    (tmp_path / MANIFEST).unlink()
+    with pytest.raises(StoredRunError, match=r"MANIFEST\.json is missing.*--only SST2_FC_default --retrain"):
+        sst_store.check_stored("SST2", "FC", "default", tmp_path)
+
+
+def test_a_stale_run_is_not_served_and_the_plan_says_so(sst2, tmp_path):
+    """A run of the setting trained with another config (here: the tiny test config, not the preset) is stale:
+    not an integrity failure, it is retrained, and the plan says why."""
+    run, _ = sst2
+    save_run(run, tmp_path)
+    assert sst_store.check_stored("SST2", "FC", "default", tmp_path) == []
+    _, train, notes = sst_experiment.plan_runs(range(2), tmp_path, "here", only=["SST2_FC_default"])
+    assert train == [("SST2", "FC", "default")] and any("(stale): it is not served" in n for n in notes)
+
+
 def test_another_datasets_file_is_refused(sst2, tmp_path):
     run, _ = sst2
     five, _ = make_run("SST5")
@@ -377,6 +422,36 @@ def test_run_sst_serves_stored_seeds_and_skips_the_rest_of_slow_settings():
         assert "seed 3 skipped" in note and "--seeds 4`" in note and " min to train 1 seed" in note
     serve, train, _ = sst_experiment.plan_runs(range(4), STORE, "results/sst", only=["SST2_TC_unmasked"])
     assert train == [("SST2", "TC", "unmasked")] and not serve  # named: trained whatever it costs
+
+
+@pytest.mark.skipif(not {("SST2", "FC", "default"), ("SST2", "FC", "patience2000")} <= set(STORED),
+                    reason="no stored SST2 Attn-FC runs")
+@pytest.mark.parametrize("damage", ["swapped", "edited"])
+def test_run_sst_refuses_a_damaged_store_and_never_retrains(damage, tmp_path, capsys, monkeypatch):
+    """`attnlib run sst --only KEY` over a swapped (manifest rewritten) or edited stored run: one line naming
+    the file and the --retrain command, a non-zero exit, and no training at all."""
+    from attnlib import cli
+
+    store = tmp_path / "store"
+    store.mkdir()
+    a, b = "SST2_FC_default", "SST2_FC_patience2000"
+    for ext in ("npz", "json"):
+        shutil.copy(STORE / f"{a}.{ext}", store / f"{(b if damage == 'swapped' else a)}.{ext}")
+        shutil.copy(STORE / f"{b}.{ext}", store / f"{(a if damage == 'swapped' else b)}.{ext}")
+    regenerate_manifest(store)
+    if damage == "edited":
+        rewrite_npz(store / f"{a}.npz", final_test_accuracy=np.array([0.9, 0.9, 0.9]))
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("attnlib run sst retrained over a damaged store")
+
+    monkeypatch.setattr(cli, "train_setting", no_training)
+    monkeypatch.setattr(sst, "train_setting", no_training)
+    code = cli.main(["run", "sst", "--only", a, "--store-dir", str(store), "--out", str(tmp_path / "out"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and err[0].startswith("attnlib: ")
+    assert str(store / f"{a}.") in err[0] and f"`attnlib run sst --only {a} --retrain`" in err[0]
+    assert ("another setting's file" if damage == "swapped" else "does not have the sha256") in err[0]
 
 
 def test_run_sst_with_an_empty_store_skips_slow_settings_and_says_where_it_looked(tmp_path):

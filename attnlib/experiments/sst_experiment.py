@@ -15,11 +15,11 @@ from typing import Any
 import pandas as pd
 
 from attnlib import paper
-from attnlib.config import HEADS, RunConfig
+from attnlib.config import HEADS, RunConfig, sst_preset
 from attnlib.experiments import sst
 from attnlib.experiments.base import ORDER_MARGIN, Check, ordering
 from attnlib.experiments.sst import SST_SEEDS, SSTResult, available_settings, run_sst
-from attnlib.experiments.sst_store import stored_seeds
+from attnlib.experiments.sst_store import stored_hash, stored_seeds
 from attnlib.report import mean_spread
 
 NAME = "sst"
@@ -250,8 +250,15 @@ def plan_runs(seeds: Sequence[int], folder: Path | None, where: str, only: Seque
         key = "_".join(setting)
         if only and key not in only:
             continue
+        # a stored run that fails its sha256 or names another setting raises here: never retrained over silently
         have = set(stored_seeds(*setting, folder=folder)) if folder and not retrain else set()
         missing = [s for s in seeds if s not in have]
+        stale = bool(folder) and not retrain and stored_hash(*setting, folder) not in (
+            None, sst_preset(*setting).config_hash())
+        if stale and missing:
+            notes.append(f"{key}: the stored run in {where} was trained with config hash "
+                         f"{stored_hash(*setting, folder)}, the setting now has {sst_preset(*setting).config_hash()} "
+                         "(stale): it is not served")
         if not missing:
             serve[setting] = seeds
         elif setting in sst.SLOW_SETTINGS and not only:
