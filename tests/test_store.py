@@ -285,6 +285,19 @@ def test_compare_runs_holds_epochs_and_accuracy_to_the_tolerances(sst2, tmp_path
     assert not sst_verify.compare_runs(run, sst_store.select_seeds(run, [0]))["pass"].all()  # a seed missing
 
 
+def test_require_same_fails_on_drift_with_one_line(sst2):
+    """What the SST chapter calls on the settings it retrains: beyond the tolerances, the build fails."""
+    import copy
+
+    run, _ = sst2
+    assert sst_verify.require_same(run, run)["pass"].all()
+    drifted = copy.deepcopy(run)
+    drifted.final_test_accuracy = drifted.final_test_accuracy + 0.002
+    with pytest.raises(sst_verify.VerificationError, match="SST2_FC_default retrained differs") as error:
+        sst_verify.require_same(run, drifted)
+    assert "seed 0" in str(error.value) and "\n" not in str(error.value)
+
+
 def test_compare_runs_lets_a_tie_on_a_flat_minimum_through_and_nothing_else(sst2):
     """Two runs may pick different epochs of one flat dev-loss minimum: far apart, tied within rounding."""
     import copy

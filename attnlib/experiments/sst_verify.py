@@ -268,6 +268,24 @@ def compare_runs(stored, fresh, epochs_within: int = EPOCH_TOLERANCE,
     return pd.DataFrame(rows)
 
 
+def require_same(stored, fresh, **tolerances) -> pd.DataFrame:
+    """:func:`compare_runs`, raising :class:`VerificationError` (one line: the setting, the seed, the numbers and the
+    tolerances) when a retrained run differs from its stored one beyond the tolerances; else the comparison."""
+    table = compare_runs(stored, fresh, **tolerances)
+    drift = table[~table["pass"]]
+    if len(drift):
+        r = drift.iloc[0]
+        what = ("other seeds" if pd.isna(r.seed) else
+                f"seed {int(r.seed)}: stopped {r.stored_stopped} vs {r.fresh_stopped}, best {r.stored_best} vs "
+                f"{r.fresh_best}, test accuracy {r.stored_test_accuracy:.4f} vs {r.fresh_test_accuracy:.4f}")
+        raise VerificationError(
+            f"{stored.key} retrained differs from its stored run ({what}; stored vs retrained) beyond the tolerances "
+            f"(epochs within {tolerances.get('epochs_within', EPOCH_TOLERANCE)} or best epochs tied within "
+            f"{TIE_RTOL:g} of the dev loss, test accuracy within "
+            f"{100 * tolerances.get('accuracy_within', ACCURACY_TOLERANCE):.1f} point)")
+    return table
+
+
 def _tied(dev_loss: np.ndarray, best: int, other: int) -> bool:
     """The curve's dev loss at ``other`` is within :data:`TIE_RTOL` of its value at its own ``best`` epoch."""
     if not (0 <= other < len(dev_loss)) or not np.isfinite(dev_loss[other]):
