@@ -9,6 +9,7 @@ the scorecard both read them), flat metrics and provenance.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -36,7 +37,13 @@ def verdict(passed: int, needed: int, total: int) -> str:
 
 ORDER_MARGIN = 2.0
 """An ordering of two seed means (A below B) holds only when B − A exceeds this many standard errors of the
-difference, √(s_A²/n_A + s_B²/n_B): about a 95 % one-sided band, so that seed noise alone rarely orders them."""
+difference, √(s_A²/n_A + s_B²/n_B), so that seed noise alone rarely orders them (:func:`chance_by_noise`)."""
+
+
+def chance_by_noise(margin: float = ORDER_MARGIN) -> float:
+    """The chance that two seed means with no true difference come out ordered beyond ``margin`` standard errors,
+    under a normal approximation (one-sided: the ordering claims one direction)."""
+    return 0.5 * math.erfc(margin / math.sqrt(2.0))
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,27 @@ class SyntheticResult(ExperimentResult):
                 for name, plot in plots.items()
                 for suffix, single_run in (("", False), ("_single_run", True))}
 
+    def residual_trend(self, fraction: float = 0.1) -> pd.DataFrame:
+        """Per model: the identity's largest residual (over topic words and seeds) at the recorded epoch
+        ``fraction`` of the run before its end and at the end, and the change between them (does it settle?)."""
+        rows = []
+        m = self.config.data.m
+        for name, run in self.runs.items():
+            residual = np.abs(run.traced_norms - theory.sen_norm(run.traced_scores, m)).max(axis=(1, 2))  # (R,)
+            epochs = np.asarray(run.record_epochs)
+            start = int(np.searchsorted(epochs, epochs[-1] * (1 - fraction)))
+            rows.append({"model": name, "from_epoch": int(epochs[start]), "to_epoch": int(epochs[-1]),
+                         "residual_from": float(residual[start]), "residual_to": float(residual[-1]),
+                         "change": float(residual[-1] - residual[start])})
+        return pd.DataFrame(rows)
+
+    def t01_orderings(self) -> list:
+        """F2's ordering of the epochs to loss :data:`LOSS_THRESHOLD`, step by step (FC against TC, TC against
+        TL), each an :class:`~attnlib.experiments.base.Ordering` judged with the margin."""
+        t = self.summary().pivot(index="seed", columns="model", values="epochs_to_train_loss_0.1")
+        models = [m for m in self.models if m in t]
+        return [ordering((f[5:], t[f]), (m[5:], t[m])) for f, m in zip(models, models[1:])]
+
     @cached_property
     def keys_deviation(self) -> float:
         """N5 (trained on first use): :func:`keys_parallel_deviation` of Attn-TL at this result's config."""
@@ -253,7 +274,7 @@ def paper_checks(result: SyntheticResult) -> list[Check]:
         fc_first = int((t["Attn-FC"] < t[["Attn-TC", "Attn-TL"]].min(axis=1)).sum())
         rows.append(Check("F2", f"Attn-FC is the first to reach training loss {LOSS_THRESHOLD:g}", "FC first (one run)",
                           f"FC first in {fc_first} of {n} seeds", "in every seed", fc_first, n, n, key="fc_first"))
-        steps = [ordering((f[5:], t[f]), (m[5:], t[m])) for f, m in zip(models, models[1:])]  # fewer epochs first
+        steps = result.t01_orderings()  # fewer epochs first
         rows.append(Check("F2", f"epochs to loss {LOSS_THRESHOLD:g} ordered FC < TC < TL",
                           " < ".join(f"{m[5:]} ~{paper.SYNTHETIC_T01[m]}" for m in models),
                           "; ".join(f"{o.describe(0)} epochs" for o in steps),
