@@ -89,7 +89,8 @@ def test_save_records_every_file_in_the_manifest_and_load_checks_it(sst2, tmp_pa
     report = sst_verify.verify_run(back, data, epochs=20)
     assert report["ok"], report["failed"]
     assert {name: c["status"] for name, c in report["checks"].items()} == {
-        "integrity": "passed", "patience": "passed", "data": "passed", "recompute": "passed", "replay": "passed"}
+        "integrity": "passed", "patience": "passed", "data": "passed", "recompute": "passed", "f5": "passed",
+        "replay": "passed"}
 
 
 def test_an_edited_accuracy_is_refused_by_its_sha256(sst2, tmp_path):
@@ -111,6 +112,28 @@ def test_an_edited_accuracy_under_a_regenerated_manifest_fails_the_recomputation
     assert "test accuracy" in report["checks"]["recompute"]["detail"]
     with pytest.raises(sst_verify.VerificationError, match="failed verification: recompute"):
         sst_verify.require_verified(report)
+
+
+@pytest.mark.parametrize("edit", ["m_w", "top", "scores"])
+def test_an_edited_f5_array_under_a_regenerated_manifest_fails_the_f5_check(sst2, tmp_path, edit):
+    """F5's inputs are recomputed: m_w from the sentences, the top words from the stored scores."""
+    run, data = sst2
+    save_run(run, tmp_path)
+    if edit == "m_w":
+        change = {"m_w": run.m_w + 0.5}
+    elif edit == "top":
+        change = {"top": run.top[:, ::-1].copy()}  # the same words, ranked the wrong way round
+    else:
+        scores = run.scores.astype(np.float16)
+        k = run.last_index(0)
+        low = int(np.flatnonzero(np.isin(run.words, run.top[0], invert=True) & (run.words != sst.PAD_ID))[0])
+        scores[k, 0, low] = scores[k, 0].max() + 1  # a word outside the top now has the largest score
+        change = {"scores": scores}
+    rewrite_npz(tmp_path / "SST2_FC_default.npz", **change)
+    regenerate_manifest(tmp_path)
+    report = sst_verify.verify_run(load(tmp_path), data, replay=False)
+    assert not report["ok"] and report["checks"]["f5"]["status"] == "failed"
+    assert ("m_w" if edit == "m_w" else "top words") in report["checks"]["f5"]["detail"]
 
 
 def test_a_swapped_variant_is_refused(sst2, tmp_path):
