@@ -87,7 +87,8 @@ def test_metrics_have_every_key_the_cli_writes(result: AblationResult) -> None:
 
 def test_checks_follow_from_the_numbers(result: AblationResult) -> None:
     checks = ablation_checks(result)
-    assert list(checks.columns) == ["experiment", "criterion", "measured", "reproduced"]
+    assert list(checks.columns) == ["experiment", "criterion", "measured", "passed", "total", "reproduced"]
+    assert (checks.passed <= checks.total).all() and list(checks.reproduced) == list(checks.passed == checks.total)
     assert checks.reproduced.map(type).eq(bool).all()
     s = result.summary().set_index(["run", "seed"])
     verdict = lambda text: bool(checks.loc[checks.criterion.str.contains(text, regex=False), "reproduced"].item())  # noqa: E731

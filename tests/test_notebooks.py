@@ -79,3 +79,63 @@ def test_environment_yml_matches_pyproject() -> None:
     listed = _names([p for p in pip if not p.startswith("-")])
     assert listed == wanted
     assert "torch==2.13.0" in pip
+
+
+# --------------------------------------------------------------------------- no result typed into prose
+
+_NOT_PROSE = [re.compile(p, flags) for p, flags in (
+    (r"^```[^{\n]*\n.*?^```", re.S | re.M),  # code blocks
+    (r"```\{glue:[^}]*\}.*?```", re.S),  # glued blocks
+    (r"[:`]{3,}\{[^}]*\}[^\n]*", 0),  # directive openers and their titles
+    (r"\{glue(?::\w+)?\}`[^`]*`", 0),  # glued values
+    (r"\{(?:doc|ref|numref|cite|cite:p|cite:t|eq)\}`[^`]*`", 0),  # cross-references and citations
+    (r"\$\$.*?\$\$", re.S), (r"\$[^$\n]+\$", 0),  # formulas
+    (r"`[^`\n]*`", 0),  # code: commands, paths, names
+    (r"\]\([^)]*\)", 0), (r"https?://\S+", 0),  # link targets
+    (r"^:[\w-]+:.*$", re.M), (r"^\([\w-]+\)=$", re.M),  # directive options, labels
+    (r"^\s*(?:#+\s*)?\d+\.\s", re.M), (r"\*\*Step \d+", 0),  # numbered headings, list items and steps
+)]
+PROSE_NUMBER_ALLOWED = re.compile(
+    r"^(?:0|1|(?:19|20)\d\d)$"  # zero and one (origins, seed 0, "0 to 1"), years
+)
+"""Numbers a chapter's prose may type: 0 and 1, which state definitions (seed 0, a score at exactly 0), and years."""
+SETTING_BEFORE = re.compile(
+    r"(?:\b(?:patience|std|seeds?|section|width|widths|h =|dimension|lr|step|every|below|above|between|default|"
+    r"positions|margin of|at most|first)|\d,|\d and|\d to|\d against)\s*$", re.I)
+"""A number right after one of these words is a setting or a threshold of a criterion ("patience 100", "std 0.1",
+"below 0.1"), or continues a list of them ("widths 2, 10, 50 and 200")."""
+SETTING_AFTER = re.compile(r"^\s*(?:epochs?\b|topic words\b|words\b|tokens\b|hidden units\b|%\s+below\b)")
+"""A number right before one of these is a size set by the configuration ("for 6000 epochs", "8 topic words")."""
+
+
+def prose_numbers(path: Path) -> list[str]:
+    """Every number typed into a prose cell of a chapter that is not glued, a citation, a formula, code, a
+    setting (:data:`SETTING_BEFORE`, :data:`SETTING_AFTER`), a year or 0/1, with its line."""
+    found = []
+    for cell in jupytext.read(path).cells:
+        if cell.cell_type != "markdown":
+            continue
+        text = cell.source
+        for pattern in _NOT_PROSE:
+            text = pattern.sub(" ", text)
+        for line in text.splitlines():
+            for m in re.finditer(r"(?<![\w.\-−⁻])\d+(?:[.,]\d+)*(?![\w])", line):
+                if PROSE_NUMBER_ALLOWED.match(m.group()) or SETTING_BEFORE.search(line[:m.start()]) \
+                        or SETTING_AFTER.match(line[m.end():]):
+                    continue
+                found.append(f"{m.group()!r} in: {line.strip()}")
+    return found
+
+
+@pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.stem)
+def test_no_result_number_is_typed_into_prose(path: Path) -> None:
+    """Every number that states a result is glued from the computation (a typed one goes stale silently)."""
+    assert prose_numbers(path) == []
+
+
+def test_the_prose_check_finds_a_typed_result(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(BOOK.joinpath("criteria.md").read_text().split("\n---", 1)[0] + "\n---\n\n# Title\n\n"
+                    "The gap is +3.95 points, with patience 100, for 6000 epochs, in 2021, at seed 0; "
+                    "{glue:text}`gap:.2f` points and `--seeds 3` and $\\ln 4$ are fine.\n")
+    assert [f.split(" in:")[0] for f in prose_numbers(page)] == ["'3.95'"]

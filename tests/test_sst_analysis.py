@@ -348,6 +348,24 @@ def test_stored_unmasked_logits_give_the_stored_dev_loss(stored_unmasked):
     np.testing.assert_allclose(summary["r(logit, padding share)"], -summary["r(logit, real length)"], atol=1e-9)
 
 
+def test_the_pad_term_share_and_score_spread_follow_from_the_logits(params_runs):
+    """The share of the logit's variance carried by PAD's term, and how far other scores are from PAD's."""
+    run, data, _ = params_runs["unmasked"]
+    table = sa.sentence_logits(run, data)
+    summary = sa.padding_logit_summary(run, data)
+    present = np.flatnonzero(np.asarray(data.splits["dev"].counts.sum(axis=0)).ravel() > 0)
+    for k, seed in enumerate(run.seeds):
+        rows = table[table.seed == seed]
+        own = float(run.best_projected[k, PAD_ID, 1]) - float(run.best_projected[k, PAD_ID, 0])
+        pad_term = rows["PAD attention"].to_numpy() * own
+        rest = rows["logit"].to_numpy() - pad_term
+        expected = 100 * (1 - rest.var() / rows["logit"].to_numpy().var())
+        assert summary["logit variance carried by the PAD term (%)"].iloc[k] == pytest.approx(expected)
+        others = present[present != PAD_ID]
+        spread = np.abs(run.best_scores[k, others].astype(float) - float(run.best_scores[k, PAD_ID])).max()
+        assert summary["largest |score − PAD's score|"].iloc[k] == pytest.approx(spread)
+
+
 def _curve_run(curve: np.ndarray, best: int, stop: int, cap: int = 10_000):
     """The fields :func:`sa.rounding_stops` reads, for one seed with the dev-loss curve ``curve``."""
     from types import SimpleNamespace

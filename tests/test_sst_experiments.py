@@ -220,10 +220,20 @@ def test_metrics_keys(tiny_run):
 
 
 def test_load_or_train_retrains_on_hash_mismatch(tmp_path, monkeypatch):
+    """A stale run (its own setting's, intact, trained with another config) is retrained; files that cannot be
+    checked against a manifest are refused, never silently retrained over."""
+    from attnlib.experiments.sst_store import StoredRunError, regenerate_manifest
+
     calls = []
     monkeypatch.setattr(sst, "train_setting", lambda *a, **k: calls.append(a) or "trained")
-    (tmp_path / "SST2_FC_default.npz").write_bytes(b"")
-    (tmp_path / "SST2_FC_default.json").write_text(json.dumps({"config_hash": "not-the-hash"}))
+    names = {"kind": "SST2", "head": "FC", "variant": "default", "config_hash": "not-the-hash"}
+    with open(tmp_path / "SST2_FC_default.npz", "wb") as handle:
+        np.savez(handle, **{k: np.array(v) for k, v in names.items()})
+    (tmp_path / "SST2_FC_default.json").write_text(json.dumps(names))
+    with pytest.raises(StoredRunError, match="MANIFEST.json is missing"):
+        sst.load_or_train("SST2", "FC", "default", folder=tmp_path)
+    assert calls == []
+    regenerate_manifest(tmp_path)
     assert sst.load_or_train("SST2", "FC", "default", folder=tmp_path) == "trained"
     assert calls == [("SST2", "FC", "default", sst.SST_SEEDS)]
 

@@ -89,7 +89,8 @@ def test_save_records_every_file_in_the_manifest_and_load_checks_it(sst2, tmp_pa
     report = sst_verify.verify_run(back, data, epochs=20)
     assert report["ok"], report["failed"]
     assert {name: c["status"] for name, c in report["checks"].items()} == {
-        "integrity": "passed", "patience": "passed", "data": "passed", "recompute": "passed", "replay": "passed"}
+        "integrity": "passed", "patience": "passed", "data": "passed", "recompute": "passed", "f5": "passed",
+        "replay": "passed"}
 
 
 def test_an_edited_accuracy_is_refused_by_its_sha256(sst2, tmp_path):
@@ -113,6 +114,28 @@ def test_an_edited_accuracy_under_a_regenerated_manifest_fails_the_recomputation
         sst_verify.require_verified(report)
 
 
+@pytest.mark.parametrize("edit", ["m_w", "top", "scores"])
+def test_an_edited_f5_array_under_a_regenerated_manifest_fails_the_f5_check(sst2, tmp_path, edit):
+    """F5's inputs are recomputed: m_w from the sentences, the top words from the stored scores."""
+    run, data = sst2
+    save_run(run, tmp_path)
+    if edit == "m_w":
+        change = {"m_w": run.m_w + 0.5}
+    elif edit == "top":
+        change = {"top": run.top[:, ::-1].copy()}  # the same words, ranked the wrong way round
+    else:
+        scores = run.scores.astype(np.float16)
+        k = run.last_index(0)
+        low = int(np.flatnonzero(np.isin(run.words, run.top[0], invert=True) & (run.words != sst.PAD_ID))[0])
+        scores[k, 0, low] = scores[k, 0].max() + 1  # a word outside the top now has the largest score
+        change = {"scores": scores}
+    rewrite_npz(tmp_path / "SST2_FC_default.npz", **change)
+    regenerate_manifest(tmp_path)
+    report = sst_verify.verify_run(load(tmp_path), data, replay=False)
+    assert not report["ok"] and report["checks"]["f5"]["status"] == "failed"
+    assert ("m_w" if edit == "m_w" else "top words") in report["checks"]["f5"]["detail"]
+
+
 def test_a_swapped_variant_is_refused(sst2, tmp_path):
     run, _ = sst2
     other, _ = make_run("SST2", "patience2000")
@@ -131,6 +154,51 @@ def test_a_swapped_variant_is_refused(sst2, tmp_path):
     regenerate_manifest(tmp_path)
     with pytest.raises(StoredRunError, match="its npz says variant 'patience2000'"):
         load(tmp_path)
+
+
+def test_a_swapped_pair_is_refused_before_anything_would_retrain(sst2, tmp_path):
+    """Two settings' files swapped and the manifest rewritten: deciding what to serve already refuses the
+    mixed-up setting with one line naming its file and the --retrain command (it never counts as "not stored")."""
+    run, _ = sst2
+    other, _ = make_run("SST2", "patience2000")
+    save_run(run, tmp_path)
+    save_run(other, tmp_path)
+    for ext in ("npz", "json"):
+        (tmp_path / f"SST2_FC_default.{ext}").rename(tmp_path / f"swap.{ext}")
+        (tmp_path / f"SST2_FC_patience2000.{ext}").rename(tmp_path / f"SST2_FC_default.{ext}")
+        (tmp_path / f"swap.{ext}").rename(tmp_path / f"SST2_FC_patience2000.{ext}")
+    regenerate_manifest(tmp_path)
+    for variant, named in (("default", "patience2000"), ("patience2000", "default")):
+        with pytest.raises(StoredRunError) as error:
+            sst_store.check_stored("SST2", "FC", variant, tmp_path)
+        message = str(error.value)
+        assert f"SST2_FC_{variant}.json names setting SST2_FC_{named}" in message and "\n" not in message
+        assert f"--only SST2_FC_{variant} --retrain" in message
+    with pytest.raises(StoredRunError, match="names setting SST2_FC_patience2000"):
+        sst_experiment.plan_runs(range(2), tmp_path, str(tmp_path), only=["SST2_FC_default"])
+    with pytest.raises(StoredRunError, match="names setting SST2_FC_patience2000"):
+        sst.load_or_train("SST2", "FC", "default", seeds=(0,), folder=tmp_path)
+
+
+def test_an_edited_file_is_refused_before_anything_would_retrain(sst2, tmp_path):
+    run, _ = sst2
+    save_run(run, tmp_path)
+    rewrite_npz(tmp_path / "SST2_FC_default.npz", final_test_accuracy=np.array([0.99, 0.99]))
+    with pytest.raises(StoredRunError, match=r"SST2_FC_default\.npz does not have the sha256.*--retrain"):
+        sst_store.check_stored("SST2", "FC", "default", tmp_path)
+    (tmp_path / MANIFEST).unlink()
+    with pytest.raises(StoredRunError, match=r"MANIFEST\.json is missing.*--only SST2_FC_default --retrain"):
+        sst_store.check_stored("SST2", "FC", "default", tmp_path)
+
+
+def test_a_stale_run_is_not_served_and_the_plan_says_so(sst2, tmp_path):
+    """A run of the setting trained with another config (here: the tiny test config, not the preset) is stale:
+    not an integrity failure, it is retrained, and the plan says why."""
+    run, _ = sst2
+    save_run(run, tmp_path)
+    assert sst_store.check_stored("SST2", "FC", "default", tmp_path) == []
+    _, train, notes = sst_experiment.plan_runs(range(2), tmp_path, "here", only=["SST2_FC_default"])
+    assert train == [("SST2", "FC", "default")] and any("(stale): it is not served" in n for n in notes)
 
 
 def test_another_datasets_file_is_refused(sst2, tmp_path):
@@ -238,6 +306,19 @@ def test_compare_runs_holds_epochs_and_accuracy_to_the_tolerances(sst2, tmp_path
     near.final_test_accuracy = near.final_test_accuracy + 0.0005
     assert sst_verify.compare_runs(run, near)["pass"].all()
     assert not sst_verify.compare_runs(run, sst_store.select_seeds(run, [0]))["pass"].all()  # a seed missing
+
+
+def test_require_same_fails_on_drift_with_one_line(sst2):
+    """What the SST chapter calls on the settings it retrains: beyond the tolerances, the build fails."""
+    import copy
+
+    run, _ = sst2
+    assert sst_verify.require_same(run, run)["pass"].all()
+    drifted = copy.deepcopy(run)
+    drifted.final_test_accuracy = drifted.final_test_accuracy + 0.002
+    with pytest.raises(sst_verify.VerificationError, match="SST2_FC_default retrained differs") as error:
+        sst_verify.require_same(run, drifted)
+    assert "seed 0" in str(error.value) and "\n" not in str(error.value)
 
 
 def test_compare_runs_lets_a_tie_on_a_flat_minimum_through_and_nothing_else(sst2):
@@ -377,6 +458,36 @@ def test_run_sst_serves_stored_seeds_and_skips_the_rest_of_slow_settings():
         assert "seed 3 skipped" in note and "--seeds 4`" in note and " min to train 1 seed" in note
     serve, train, _ = sst_experiment.plan_runs(range(4), STORE, "results/sst", only=["SST2_TC_unmasked"])
     assert train == [("SST2", "TC", "unmasked")] and not serve  # named: trained whatever it costs
+
+
+@pytest.mark.skipif(not {("SST2", "FC", "default"), ("SST2", "FC", "patience2000")} <= set(STORED),
+                    reason="no stored SST2 Attn-FC runs")
+@pytest.mark.parametrize("damage", ["swapped", "edited"])
+def test_run_sst_refuses_a_damaged_store_and_never_retrains(damage, tmp_path, capsys, monkeypatch):
+    """`attnlib run sst --only KEY` over a swapped (manifest rewritten) or edited stored run: one line naming
+    the file and the --retrain command, a non-zero exit, and no training at all."""
+    from attnlib import cli
+
+    store = tmp_path / "store"
+    store.mkdir()
+    a, b = "SST2_FC_default", "SST2_FC_patience2000"
+    for ext in ("npz", "json"):
+        shutil.copy(STORE / f"{a}.{ext}", store / f"{(b if damage == 'swapped' else a)}.{ext}")
+        shutil.copy(STORE / f"{b}.{ext}", store / f"{(a if damage == 'swapped' else b)}.{ext}")
+    regenerate_manifest(store)
+    if damage == "edited":
+        rewrite_npz(store / f"{a}.npz", final_test_accuracy=np.array([0.9, 0.9, 0.9]))
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("attnlib run sst retrained over a damaged store")
+
+    monkeypatch.setattr(cli, "train_setting", no_training)
+    monkeypatch.setattr(sst, "train_setting", no_training)
+    code = cli.main(["run", "sst", "--only", a, "--store-dir", str(store), "--out", str(tmp_path / "out"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and err[0].startswith("attnlib: ")
+    assert str(store / f"{a}.") in err[0] and f"`attnlib run sst --only {a} --retrain`" in err[0]
+    assert ("another setting's file" if damage == "swapped" else "does not have the sha256") in err[0]
 
 
 def test_run_sst_with_an_empty_store_skips_slow_settings_and_says_where_it_looked(tmp_path):

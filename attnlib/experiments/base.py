@@ -12,6 +12,7 @@ open together), its checks (the one place its pass criteria are written: the cha
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from types import MappingProxyType
@@ -36,6 +37,44 @@ def verdict(passed: int, needed: int, total: int) -> str:
     if passed >= needed:
         return "reproduced"
     return "partly" if passed > 0 else "not reproduced"
+
+
+ORDER_MARGIN = 2.0
+"""An ordering of two seed means (A below B) holds only when B − A exceeds this many standard errors of the
+difference, √(s_A²/n_A + s_B²/n_B), so that seed noise alone rarely orders them (:func:`chance_by_noise`)."""
+
+
+def chance_by_noise(margin: float = ORDER_MARGIN) -> float:
+    """The chance that two seed means with no true difference come out ordered beyond ``margin`` standard errors,
+    under a normal approximation (one-sided: the ordering claims one direction)."""
+    return 0.5 * math.erfc(margin / math.sqrt(2.0))
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """Two groups of per-seed values compared by :func:`ordering`: is ``high`` above ``low`` beyond the margin?"""
+
+    low: str
+    high: str
+    difference: float
+    """mean(high) − mean(low)"""
+    standard_error: float
+
+    @property
+    def holds(self) -> bool:
+        return bool(self.difference > ORDER_MARGIN * self.standard_error)
+
+    def describe(self, digits: int = 2) -> str:
+        """``TC − FC = +0.92 (SE 0.31)``"""
+        return f"{self.high} − {self.low} = {self.difference:+.{digits}f} (SE {self.standard_error:.{digits}f})"
+
+
+def ordering(low: tuple[str, Sequence[float]], high: tuple[str, Sequence[float]]) -> Ordering:
+    """Whether the seed mean of ``high`` (name, per-seed values) lies above that of ``low`` beyond
+    :data:`ORDER_MARGIN` standard errors of their difference (seed standard deviations, ``ddof=1``)."""
+    a, b = (np.asarray(v, dtype=float) for v in (low[1], high[1]))
+    se = float(np.sqrt(sum(x.var(ddof=1) / len(x) if len(x) > 1 else 0.0 for x in (a, b))))
+    return Ordering(low[0], high[0], float(b.mean() - a.mean()), se)
 
 
 @dataclass(frozen=True)

@@ -284,6 +284,18 @@ class SSTRun:
                     "norm": self.norms[: last + 1, k, col].astype(float)}))
         return pd.concat(frames, ignore_index=True)
 
+    def f7_score_peaks(self) -> pd.DataFrame:
+        """Per seed and F7 word: the epoch of its largest score, its last epoch, and how far the score fell
+        from that peak by the end (0 when it ends at its peak)."""
+        df = self.single_sentence()
+        rows = []
+        for (seed, word), g in df.groupby(["seed", "word"], sort=False):
+            peak = g.loc[g.score.idxmax()]
+            rows.append({"model": self.name, "variant": self.variant, "seed": seed, "word": word,
+                         "peak_epoch": int(peak.epoch), "last_epoch": int(g.epoch.iloc[-1]),
+                         "fall_after_peak": float(peak.score - g.score.iloc[-1])})
+        return pd.DataFrame(rows)
+
     def f7_crossings(self) -> pd.DataFrame:
         """Per seed, the epochs where the weight curves of "powerful" and "best" cross, and who ends ahead."""
         df = self.single_sentence()

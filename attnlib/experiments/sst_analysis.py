@@ -336,7 +336,10 @@ def padding_logit_summary(run: SSTRun, dataset, split: str = "dev") -> pd.DataFr
     positive minus negative) beside the median absolute own logit of the other words in ``split``, and the
     derivative of the mean loss on ``split`` and on the training set with respect to ``$PAD$``'s own logit,
     attention held fixed: the mean of (P(positive) - label) x ``$PAD$``'s attention weight. Where it is negative
-    on train and positive on dev, a gradient step on ``$PAD$`` lowers the training loss and raises the dev loss."""
+    on train and positive on dev, a gradient step on ``$PAD$`` lowers the training loss and raises the dev loss.
+    Also the largest distance of another word's score from ``$PAD$``'s (near 0: attention is uniform, so
+    ``$PAD$``'s weight is the padding share) and the share of the logit's variance over the sentences that the
+    ``$PAD$`` term a_PAD r_PAD carries, 1 - var(z - a_PAD r_PAD) / var(z), in %."""
     table = sentence_logits(run, dataset, split)
     out = logit_correlations(table)
     present = np.flatnonzero(np.asarray(dataset.splits[split].counts.sum(axis=0)).ravel() > 0)
@@ -345,6 +348,14 @@ def padding_logit_summary(run: SSTRun, dataset, split: str = "dev") -> pd.DataFr
     out.insert(1, "best epoch", [int(b) for b in run.best_epoch])
     out["PAD's own logit"] = own[:, PAD_ID]
     out["median absolute own logit, other words"] = np.median(np.abs(own[:, others]), axis=1)
+    scores = run.best_scores.astype(np.float64)
+    out["largest |score − PAD's score|"] = np.abs(scores[:, others] - scores[:, [PAD_ID]]).max(axis=1)
+    shares = []
+    for k, (_, g) in enumerate(table.groupby("seed", sort=False)):
+        logit = g["logit"].to_numpy()
+        rest = logit - g["PAD attention"].to_numpy() * own[k, PAD_ID]  # the words' terms: z - a_PAD r_PAD
+        shares.append(100 * (1 - rest.var() / logit.var()) if logit.var() > 0 else float("nan"))
+    out["logit variance carried by the PAD term (%)"] = shares
     tables = {split: table}
     if split != "train":
         tables["train"] = sentence_logits(run, dataset, "train")

@@ -159,12 +159,14 @@ def check_integrity(folder: Path, key: str) -> tuple[Path, Path]:
     :class:`StoredRunError` if neither pair holds."""
     manifest = read_manifest(folder)
     if not manifest:
-        raise StoredRunError(f"stored run {key} refused: {folder / MANIFEST} is missing, so its files cannot be "
-                             "checked (regenerate it: python -m attnlib.experiments.sst_verify manifest)")
+        raise StoredRunError(f"stored run {key} refused: {folder / MANIFEST} is missing, so {folder / key}.npz and "
+                             ".json cannot be checked (after a deliberate re-store regenerate it: python -m "
+                             f"attnlib.experiments.sst_verify manifest; else retrain with {retrain_command(key)})")
     names = (f"{key}.npz", f"{key}.json")
     for name in names:
         if name not in manifest:
-            raise StoredRunError(f"stored run {key} refused: {folder / name} is not in {MANIFEST}")
+            raise StoredRunError(f"stored run {key} refused: {folder / name} is not in {MANIFEST}; retrain it with "
+                                 f"{retrain_command(key)}")
     for suffix in ("", PREVIOUS):
         paths = tuple(folder / f"{name}{suffix}" for name in names)
         if all(path.is_file() and _sha256(path) == manifest[name] for path, name in zip(paths, names)):
@@ -173,7 +175,7 @@ def check_integrity(folder: Path, key: str) -> tuple[Path, Path]:
                    folder / names[0])
     raise StoredRunError(f"stored run {key} refused: {changed} does not have the sha256 recorded in "
                          f"{MANIFEST} (changed since it was stored, or its write was interrupted); retrain it "
-                         f"with `attnlib run sst --only {key} --retrain` (add --store DIR to store it)")
+                         f"with {retrain_command(key)}")
 
 
 # --------------------------------------------------------------------------- write and read
@@ -253,8 +255,49 @@ def _keep_previous(path: Path) -> None:
         atomic_write(previous, lambda target: shutil.copyfile(path, target))
 
 
+def retrain_command(key: str) -> str:
+    """The command that replaces a refused stored run."""
+    return f"`attnlib run sst --only {key} --retrain` (add --store DIR to store it)"
+
+
 def _refuse(key: str, why: str) -> StoredRunError:
-    return StoredRunError(f"stored run {key} refused: {why}")
+    return StoredRunError(f"stored run {key} refused: {why}; retrain it with {retrain_command(key)}")
+
+
+def check_stored(kind: str, head: str, variant: str, folder: str | Path | None = None) -> list[int]:
+    """The seeds of a setting's stored run that may be served, after the checks that need no arrays.
+
+    [] when there is no stored run of the setting, or when it is stale (trained with another config hash
+    than the setting's preset now has: retraining it is expected). :class:`StoredRunError`, one line naming
+    the files and the ``--retrain`` command, when files are there but fail their sha256 (corrupted, edited,
+    an interrupted write) or name another setting (a mixed-up file): such a store is never silently
+    replaced by a retrained run.
+    """
+    found, _ = store_dir(folder)
+    key = f"{kind}_{head}_{variant}"
+    if found is None or not any((found / f"{key}.{ext}{suffix}").is_file()
+                                for ext in ("npz", "json") for suffix in ("", PREVIOUS)):
+        return []
+    npz_path, json_path = check_integrity(found, key)
+    try:
+        meta = json.loads(json_path.read_text())
+        with np.load(npz_path, allow_pickle=False) as npz:
+            names = {field: str(npz[field]) if field in npz.files else None
+                     for field in ("kind", "head", "variant", "config_hash")}
+    except (ValueError, OSError, zipfile.BadZipFile) as error:
+        raise _refuse(key, f"cannot read {npz_path} or {json_path} ({error})") from None
+    asked = {"kind": kind, "head": head, "variant": variant}
+    for where, path, values in (("sidecar", json_path, meta), ("npz", npz_path, names)):
+        named = {field: values.get(field) for field in asked}
+        if named != asked:
+            raise _refuse(key, f"its {where} {path} names setting {'_'.join(map(str, named.values()))}, not {key} "
+                               "(another setting's file)")
+    if names["config_hash"] != meta.get("config_hash"):
+        raise _refuse(key, f"{npz_path} has config hash {names['config_hash']}, its sidecar {json_path} "
+                           f"{meta.get('config_hash')}")
+    if meta.get("config_hash") != sst_preset(kind, head, variant).config_hash():
+        return []
+    return [int(s) for s in meta.get("seeds", [])]
 
 
 def load_run(kind: str, head: str, variant: str, folder: str | Path | None = None, config=None) -> SSTRun:
@@ -334,14 +377,9 @@ def select_seeds(run: SSTRun, seeds: Sequence[int]) -> SSTRun:
 
 
 def stored_seeds(kind: str, head: str, variant: str, folder: str | Path | None = None) -> list[int]:
-    """Seeds of the stored run of a setting whose config hash matches the preset ([] if none; unchecked)."""
-    found, _ = store_dir(folder)
-    if found is None or stored_hash(kind, head, variant, found) != sst_preset(kind, head, variant).config_hash():
-        return []
-    try:
-        return [int(s) for s in json.loads((found / f"{kind}_{head}_{variant}.json").read_text()).get("seeds", [])]
-    except ValueError:
-        return []
+    """Seeds of the stored run of a setting whose config hash matches the preset ([] if none or stale);
+    a stored run that fails its sha256 or names another setting raises (see :func:`check_stored`)."""
+    return check_stored(kind, head, variant, folder)
 
 
 def available_settings(settings=None, folder: str | Path | None = None, seeds: Sequence[int] | None = None):

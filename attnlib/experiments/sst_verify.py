@@ -11,7 +11,9 @@ need the run's content or the data, each reported as passed, failed or why it di
 * ``replay``: the first :data:`VERIFY_EPOCHS` epochs of every seed, retrained, give the stored training
   and dev loss curves;
 * ``recompute``: (runs stored with the scores and classifier-projected embeddings at the best epoch)
-  the train/dev/test loss and accuracy recomputed from those arrays are the stored ones.
+  the train/dev/test loss and accuracy recomputed from those arrays are the stored ones;
+* ``f5``: F5's inputs recomputed: each word's m_w from the training sentences, and the top words as the
+  ranking of the stored scores (:func:`f5_check`; the norms cannot be, see there).
 
 ``python -m attnlib.experiments.sst_verify`` regenerates the manifest, verifies a store, or compares a
 freshly retrained store with it (``compare``; the scheduled retraining job's check).
@@ -174,6 +176,44 @@ def recompute_check(run, dataset, rtol: float = LOSS_RTOL) -> dict:
                                               "recomputed from stored embeddings")
 
 
+F16_RTOL = 2.0 ** -10
+"""Relative spacing of float16, in which the stored snapshot scores are kept: two scores closer than this
+(relative) may have swapped places when they were rounded."""
+
+
+def f5_check(run, dataset) -> dict:
+    """F5's inputs recomputed: every traced word's m_w from the training sentences, and each seed's top words
+    (``top``) as the ranking of the stored scores at its last snapshot (ties within float16 rounding allowed).
+
+    The norms |q||v_w| cannot be recomputed: the stored parameters at the best epoch are the scores and E U,
+    which do not determine an embedding's norm."""
+    from attnlib.data.transforms import PAD_ID, load_unpadded, mean_length_minus_one  # noqa: PLC0415
+
+    problems = []
+    m_w = mean_length_minus_one(load_unpadded(dataset).train)[np.asarray(run.words)]
+    if not np.allclose(m_w, run.m_w, rtol=1e-6, equal_nan=True):
+        problems.append(f"m_w of {int((~np.isclose(m_w, run.m_w, rtol=1e-6, equal_nan=True)).sum())} words differ "
+                        "from the training sentences'")
+    pos = {int(w): i for i, w in enumerate(run.words)}
+    for k, seed in enumerate(run.seeds):
+        last = run.scores[run.last_index(k), k].astype(np.float64)
+        top = [pos.get(int(w)) for w in run.top[k]]
+        if None in top:
+            problems.append(f"seed {seed}: a top word is not among the traced words")
+            continue
+        ranked = last[top]
+        slack = F16_RTOL * np.maximum(np.abs(ranked[:-1]), np.abs(ranked[1:])) + 1e-7
+        rest = np.setdiff1d(np.arange(len(run.words)), top)
+        if run.config.data.mask_padding:
+            rest = rest[np.asarray(run.words)[rest] != PAD_ID]
+        floor = ranked.min() * (1 + np.sign(ranked.min()) * F16_RTOL) + 1e-7
+        if np.any(np.diff(ranked) > slack) or (rest.size and last[rest].max() > floor):
+            problems.append(f"seed {seed}: the stored top words are not the ranking of the stored scores at "
+                            f"epoch {int(run.record_epochs[run.last_index(k)])}")
+    return _check(not problems, "; ".join(problems) or f"m_w of {len(run.words)} words and the top "
+                                                       f"{run.top.shape[1]} words of {len(run.seeds)} seeds recomputed")
+
+
 def verify_run(run, dataset=None, epochs: int = VERIFY_EPOCHS, rtol: float = LOSS_RTOL, replay: bool = True,
                download: bool = False) -> dict:
     """The checks above on a run loaded by :func:`~attnlib.experiments.sst_store.load_run` (which made the
@@ -190,10 +230,12 @@ def verify_run(run, dataset=None, epochs: int = VERIFY_EPOCHS, rtol: float = LOS
         dataset = dataset or sst_dataset(run.config, download=download)
     except SSTDataError as error:
         reason = f"SST data not found ({str(error).splitlines()[0]})"
-        checks.update(data=_check(None, reason), recompute=_check(None, reason), replay=_check(None, reason))
+        checks.update(data=_check(None, reason), recompute=_check(None, reason), f5=_check(None, reason),
+                      replay=_check(None, reason))
     else:
         checks["data"] = data_check(run, dataset)
         checks["recompute"] = recompute_check(run, dataset, rtol)
+        checks["f5"] = f5_check(run, dataset)
         checks["replay"] = replay_check(run, dataset, epochs, rtol) if replay else _check(None, "replay off")
     failed = [f"{name}: {c['detail']}" for name, c in checks.items() if c["status"] == "failed"]
     return {"setting": run.key, "format": run.store_format, "checks": checks, "ok": not failed,
@@ -266,6 +308,24 @@ def compare_runs(stored, fresh, epochs_within: int = EPOCH_TOLERANCE,
     if not rows or set(stored.seeds) != set(fresh.seeds):
         rows.append({"setting": stored.key, "seed": None, "pass": False})
     return pd.DataFrame(rows)
+
+
+def require_same(stored, fresh, **tolerances) -> pd.DataFrame:
+    """:func:`compare_runs`, raising :class:`VerificationError` (one line: the setting, the seed, the numbers and the
+    tolerances) when a retrained run differs from its stored one beyond the tolerances; else the comparison."""
+    table = compare_runs(stored, fresh, **tolerances)
+    drift = table[~table["pass"]]
+    if len(drift):
+        r = drift.iloc[0]
+        what = ("other seeds" if pd.isna(r.seed) else
+                f"seed {int(r.seed)}: stopped {r.stored_stopped} vs {r.fresh_stopped}, best {r.stored_best} vs "
+                f"{r.fresh_best}, test accuracy {r.stored_test_accuracy:.4f} vs {r.fresh_test_accuracy:.4f}")
+        raise VerificationError(
+            f"{stored.key} retrained differs from its stored run ({what}; stored vs retrained) beyond the tolerances "
+            f"(epochs within {tolerances.get('epochs_within', EPOCH_TOLERANCE)} or best epochs tied within "
+            f"{TIE_RTOL:g} of the dev loss, test accuracy within "
+            f"{100 * tolerances.get('accuracy_within', ACCURACY_TOLERANCE):.1f} point)")
+    return table
 
 
 def _tied(dev_loss: np.ndarray, best: int, other: int) -> bool:

@@ -18,7 +18,7 @@ import pandas as pd
 from attnlib import paper, theory
 from attnlib.config import HEADS, RunConfig, synthetic_preset
 from attnlib.data import Dataset, generate_synthetic
-from attnlib.experiments.base import Check, ExperimentResult, checks_frame, long_table, train_grid
+from attnlib.experiments.base import ORDER_MARGIN, Check, ExperimentResult, checks_frame, long_table, ordering, train_grid
 from attnlib.experiments.numerical import keys_parallel_deviation, numerical_checks, step_size_study
 from attnlib.report import mean_spread
 from attnlib.train import TrainResult
@@ -51,8 +51,10 @@ NONTOPIC_SCORE_RANGE = (-0.05, 0.005)
 """F3: twice the published range of non-topic scores ([-0.025, 0] at epoch 5000), a little above 0."""
 NONTOPIC_NORM_MAX = 0.15
 """F3: about twice the largest published non-topic |q||v| (0.08)."""
-SEPARATION_FACTOR = 10.0
-"""F3: topic and non-topic words differ by two orders of magnitude in the paper; we ask for one."""
+SEPARATION_FACTOR = 100.0
+"""F3: the paper states that topic and non-topic scores differ by two orders of magnitude; tested as stated."""
+SEPARATION_FACTOR_WEAK = 10.0
+"""F3: one order of magnitude, reported in the row's note so that the verdict says how much of the claim holds."""
 TC_SPREAD_MAX = 0.1
 """F3: (max - min)/mean of Attn-TC's topic scores; the paper's eight TC topic scores share one histogram bin."""
 SEEDS_NEEDED = 4
@@ -159,6 +161,27 @@ class SyntheticResult(ExperimentResult):
                 for name, plot in plots.items()
                 for suffix, single_run in (("", False), ("_single_run", True))}
 
+    def residual_trend(self, fraction: float = 0.1) -> pd.DataFrame:
+        """Per model: the identity's largest residual (over topic words and seeds) at the recorded epoch
+        ``fraction`` of the run before its end and at the end, and the change between them (does it settle?)."""
+        rows = []
+        m = self.config.data.m
+        for name, run in self.runs.items():
+            residual = np.abs(run.traced_norms - theory.sen_norm(run.traced_scores, m)).max(axis=(1, 2))  # (R,)
+            epochs = np.asarray(run.record_epochs)
+            start = int(np.searchsorted(epochs, epochs[-1] * (1 - fraction)))
+            rows.append({"model": name, "from_epoch": int(epochs[start]), "to_epoch": int(epochs[-1]),
+                         "residual_from": float(residual[start]), "residual_to": float(residual[-1]),
+                         "change": float(residual[-1] - residual[start])})
+        return pd.DataFrame(rows)
+
+    def t01_orderings(self) -> list:
+        """F2's ordering of the epochs to loss :data:`LOSS_THRESHOLD`, step by step (FC against TC, TC against
+        TL), each an :class:`~attnlib.experiments.base.Ordering` judged with the margin."""
+        t = self.summary().pivot(index="seed", columns="model", values="epochs_to_train_loss_0.1")
+        models = [m for m in self.models if m in t]
+        return [ordering((f[5:], t[f]), (m[5:], t[m])) for f, m in zip(models, models[1:])]
+
     @cached_property
     def keys_deviation(self) -> float:
         """N5 (trained on first use): :func:`keys_parallel_deviation` of Attn-TL at this result's config."""
@@ -222,10 +245,10 @@ def paper_checks(result: SyntheticResult) -> list[Check]:
     ok = int((s.sen_max_abs_residual <= RESIDUAL_MAX).sum())
     m = result.config.data.m
     claim = f"the identity ‖q‖‖v‖ = √(2φ_{m}(s)) along training, every topic word"
-    for id_ in ("F1", "N1"):
-        rows.append(Check(id_, claim, "holds (theorem; plotted for one run)", _per_model(s, "sen_max_abs_residual", 4),
-                          f"largest residual ≤ {RESIDUAL_MAX:g} for every model and seed", ok, pairs, pairs,
-                          key="residual" if id_ == "F1" else ""))
+    rows.append(Check("F1", claim, "holds (theorem; plotted for one run)", _per_model(s, "sen_max_abs_residual", 4),
+                      f"largest residual ≤ {RESIDUAL_MAX:g} for every model and seed", ok, pairs, pairs, key="residual"))
+    rows.append(Check("N1", claim, "holds (theorem)", f"largest residual {s.sen_max_abs_residual.max():.4f}",
+                      "judged once, in the F1 row of the same claim (not counted twice)", 0, 0, 0))
     if len(models) == 3:
         scores = by_seed["topic_score_mean"]
         ordered = int(((scores["Attn-FC"] > scores["Attn-TC"]) & (scores["Attn-TC"] > scores["Attn-TL"])).sum())
@@ -251,11 +274,12 @@ def paper_checks(result: SyntheticResult) -> list[Check]:
         fc_first = int((t["Attn-FC"] < t[["Attn-TC", "Attn-TL"]].min(axis=1)).sum())
         rows.append(Check("F2", f"Attn-FC is the first to reach training loss {LOSS_THRESHOLD:g}", "FC first (one run)",
                           f"FC first in {fc_first} of {n} seeds", "in every seed", fc_first, n, n, key="fc_first"))
-        means = t.mean()
+        steps = result.t01_orderings()  # fewer epochs first
         rows.append(Check("F2", f"epochs to loss {LOSS_THRESHOLD:g} ordered FC < TC < TL",
                           " < ".join(f"{m[5:]} ~{paper.SYNTHETIC_T01[m]}" for m in models),
-                          " < ".join(f"{m[5:]} {means[m]:.0f}" for m in models), "seed means ordered",
-                          int(means["Attn-FC"] < means["Attn-TC"] < means["Attn-TL"]), 1, 1))
+                          "; ".join(f"{o.describe(0)} epochs" for o in steps),
+                          f"each step of the ordering beyond {ORDER_MARGIN:g} standard errors of the seed means' "
+                          "difference", sum(o.holds for o in steps), len(steps), len(steps), key="t01_order"))
     for model, g in s.groupby("model", sort=False):
         ratio = g[t01].mean() / paper.SYNTHETIC_T01[model]
         rows.append(Check("F2", f"{model}: epochs to training loss {LOSS_THRESHOLD:g}", f"~{paper.SYNTHETIC_T01[model]}",
@@ -271,11 +295,14 @@ def paper_checks(result: SyntheticResult) -> list[Check]:
     rows.append(Check("F3", "non-topic ‖q‖‖v‖ stays small", "near 0", f"max {s.nontopic_norm_max.max():.4f}",
                       f"≤ {NONTOPIC_NORM_MAX:g} every model and seed",
                       int((s.nontopic_norm_max <= NONTOPIC_NORM_MAX).sum()), pairs, pairs))
-    separated = int((s.topic_score_min > SEPARATION_FACTOR * s.nontopic_score_max_abs).sum())
-    rows.append(Check("F3", "topic words separated from the rest", "clearly separated",
-                      f"smallest ratio {(s.topic_score_min / s.nontopic_score_max_abs).min():.0f}",
-                      f"smallest topic score > {SEPARATION_FACTOR:g} × largest |non-topic score|",
-                      separated, pairs, pairs))
+    ratio = s.topic_score_min / s.nontopic_score_max_abs
+    separated = int((ratio > SEPARATION_FACTOR).sum())
+    rows.append(Check("F3", "topic and non-topic scores two orders of magnitude apart", "two orders of magnitude",
+                      f"smallest ratio {ratio.min():.0f}",
+                      f"smallest topic score > {SEPARATION_FACTOR:g} × largest |non-topic score|, every model and seed",
+                      separated, pairs, pairs, key="separation",
+                      note=f"one order of magnitude (> {SEPARATION_FACTOR_WEAK:g}×) in "
+                           f"{int((ratio > SEPARATION_FACTOR_WEAK).sum())} of {pairs} model–seed pairs"))
     if len(models) == 3:
         tc = s[s.model == "Attn-TC"]
         tight = int(((tc.topic_score_max - tc.topic_score_min) / tc.topic_score_mean <= TC_SPREAD_MAX).sum())
