@@ -5,8 +5,8 @@ named by a hash of everything that determines the result: the model and training
 seeds, each dataset's content, the traced words, ``reduce_embeddings``, the device type and the
 attnlib and torch versions. Entries are written to a temporary file in the same folder and renamed
 into place, so a run killed at any moment leaves either no entry or a complete one; an entry that
-does not load, or whose checksum or header does not match, is reported with a warning and
-recomputed.
+does not load, or whose checksum or header does not match, is reported in one ``attnlib:`` line on
+stderr and recomputed.
 
 Location: ``$ATTNLIB_CACHE_DIR``, else ``$XDG_CACHE_HOME/attnlib``, else ``~/.cache/attnlib``.
 ``ATTNLIB_CACHE=off`` turns the cache off (``attnlib run --no-cache`` does the same).
@@ -19,8 +19,8 @@ import functools
 import hashlib
 import json
 import os
+import sys
 import tempfile
-import warnings
 import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -191,8 +191,8 @@ def cached_train(model: ModelConfig, config: TrainConfig, datasets: Sequence[Dat
 
     A hit is bit-identical to retraining. Calls with ``keep_params`` (parameters are not stored) and
     calls while the cache is off go straight to :func:`~attnlib.train.train`. A corrupt entry is
-    reported with a warning naming the file, then recomputed and overwritten; a cache folder that
-    cannot be written is reported with a warning and training goes on uncached.
+    reported in one line on stderr naming the file, then recomputed and overwritten; a cache folder
+    that cannot be written is reported the same way and training goes on uncached.
     """
     run = lambda: train(model, config, datasets, seeds, trace_words=trace_words, quiet=quiet,  # noqa: E731
                         device=device, keep_params=keep_params, reduce_embeddings=reduce_embeddings)
@@ -204,13 +204,18 @@ def cached_train(model: ModelConfig, config: TrainConfig, datasets: Sequence[Dat
         try:
             return load_entry(path, key)
         except CorruptEntry as error:
-            warnings.warn(f"attnlib cache: the entry {path} is corrupt ({error}); recomputing it", stacklevel=2)
+            _notice(f"the cache entry {path} is corrupt ({error}); recomputing it")
     result = run()
     try:
         save_entry(path, key, result)
     except OSError as error:
-        warnings.warn(f"attnlib cache: could not write {path} ({error}); the result is not cached", stacklevel=2)
+        _notice(f"could not write the cache entry {path} ({error}); the result is not cached")
     return result
+
+
+def _notice(text: str) -> None:
+    """One ``attnlib:`` line on stderr: what happened to the cache; the run goes on."""
+    print(f"attnlib: {text}", file=sys.stderr, flush=True)
 
 
 def entries(folder: Path | None = None) -> list[Path]:

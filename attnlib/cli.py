@@ -21,6 +21,7 @@ import matplotlib
 from attnlib import __version__, benchmark, cache
 from attnlib.config import RunConfig, read_config_file
 from attnlib.data import SSTDataError, verify_data
+from attnlib.data.sst import SSTDataNotFound, candidate_dirs, find_data_dir, verify_files
 from attnlib.experiments import EXPERIMENTS
 from attnlib.experiments.sst import SETTINGS, train_setting
 from attnlib.experiments.sst_experiment import SSTExperimentResult, plan_runs
@@ -121,6 +122,19 @@ def _serve_sst(setting: tuple[str, str, str], seeds: list[int], folder: Path, wh
     return select_seeds(run, seeds)
 
 
+def _data_note() -> str | None:
+    """Before serving stored runs: None when the SST files are found and match their pins; one line when
+    there are none to check against (no folder named, none found; a run never downloads them). A named
+    folder that lacks a file, or a file that does not match its pin, fails the command here."""
+    try:
+        verify_files(find_data_dir(download=False))
+    except SSTDataNotFound:
+        looked = ", ".join(str(path) for _, path in candidate_dirs())
+        return (f"no SST data found (looked in {looked}): stored runs are served after their integrity and "
+                f"patience checks only; `attnlib verify-data` fetches the files for the data checks")
+    return None
+
+
 def run_sst_command(args: argparse.Namespace):
     seeds = tuple(range(args.seeds or 3))
     only = getattr(args, "only", None)
@@ -131,8 +145,9 @@ def run_sst_command(args: argparse.Namespace):
         raise StoredRunError(f"--store-dir {store_folder} is not a folder")
     folder = _output_folder(args.out, "sst")
     plan, settings, notes = plan_runs(seeds, store_folder, where, only.split(",") if only else None, retrain)
-    for note in notes:
-        print(note, flush=True)
+    for note in notes + ([_data_note()] if plan else []):
+        if note:
+            print(note, flush=True)
     served = {setting: _serve_sst(setting, served_seeds, store_folder, where) for setting, served_seeds in plan.items()}
     # settings are independent: --jobs N trains N at once (joblib; see attnlib.sweep)
     trained = dict(zip(settings, sweep(_sst_setting, settings, n_jobs=getattr(args, "jobs", None), seeds=seeds,

@@ -266,6 +266,44 @@ def test_sst_files_that_do_not_match_through_run_sst(tmp_path, capsys, monkeypat
     assert not (tmp_path / "out" / "sst").exists() and not (tmp_path / "store").exists()
 
 
+@pytest.mark.skipif(sst.missing_files(sst.shared_data_dir()) != [], reason="needs the pinned SST files beside the checkout")
+def test_a_named_data_folder_with_a_changed_label_fails_the_served_run(tmp_path, capsys, monkeypatch) -> None:
+    """One label changed in train.txt (same size, other bytes) of the folder $ATTNLIB_DATA_DIR names: serving a
+    stored run fails with one line naming the file and the sha256 mismatch, not "not found" or "truncated"."""
+    data = tmp_path / "sst"
+    shutil.copytree(sst.shared_data_dir(), data)
+    train = data / "train.txt"
+    raw = train.read_bytes()
+    at = raw.index(b"(3 ")
+    train.chmod(0o644)  # the shared copy may be read-only
+    train.write_bytes(raw[:at] + b"(4 " + raw[at + 3:])
+    monkeypatch.setenv("ATTNLIB_DATA_DIR", str(data))
+    code, err = refused(["run", "sst", "--only", "SST2_FC_default", "--out", str(tmp_path / "out"), "--quiet"], capsys)
+    line = one_line(err)
+    assert code == 1 and line.startswith(f"attnlib: SST file {train} does not match the pinned copy: expected sha256")
+    assert "not found" not in line and "truncated" not in line
+    assert not (tmp_path / "out" / "sst").exists()
+
+
+def test_without_any_sst_data_serving_says_so_once(tmp_path, monkeypatch) -> None:
+    """No folder named and none found: the note says where was looked and which checks that leaves; a named
+    folder that lacks its files fails instead."""
+    monkeypatch.delenv("ATTNLIB_DATA_DIR", raising=False)
+    monkeypatch.setattr(sst, "shared_data_dir", lambda: tmp_path / "nothing")
+    note = cli._data_note()
+    assert note.startswith(f"no SST data found (looked in {tmp_path / 'nothing'}, ") and "\n" not in note
+    monkeypatch.setenv("ATTNLIB_DATA_DIR", str(tmp_path / "named"))
+    with pytest.raises(SSTDataError, match="named by \\$ATTNLIB_DATA_DIR does not exist"):
+        cli._data_note()
+
+
+def test_out_naming_a_file_says_it_is_not_a_folder(tmp_path, capsys) -> None:
+    blocker = write(tmp_path / "results.txt", "a file")
+    for experiment in ("synthetic", "all"):
+        code, err = refused(["run", experiment, "--quiet", "--out", str(blocker)], capsys)
+        assert code == 1 and one_line(err).endswith(f"{blocker}: it is a file, not a folder"), err
+
+
 def test_absurd_sizes_are_one_line(tmp_path, capsys) -> None:
     config = write(tmp_path / "huge.json", json.dumps({**TINY, "model": {"d_embed": 10**9}}))
     code, err = refused(["run", "synthetic", "--seeds", "1", "--quiet", "--no-cache", "--config", str(config),

@@ -203,7 +203,7 @@ def plan_runs(seeds: Sequence[int], folder: Path | None, where: str, only: Seque
                 serve[setting] = [s for s in seeds if s not in missing]
             plural = len(missing) > 1
             why = ("--retrain retrains slow settings only when --only names them" if retrain
-                   else f"no stored run with {'them' if plural else 'it'} in {where}")
+                   else f"no stored run with {'them' if plural else 'it'} in {where}" if folder else where)
             notes.append(f"{key}: seed{'s' * plural} {', '.join(map(str, missing))} skipped: {why}, and Attn-TC is "
                          f"slow, {training_estimate(setting, folder, len(missing))}; train with "
                          f"`attnlib run sst --only {key} --seeds {len(seeds)}`")
@@ -211,6 +211,6 @@ def plan_runs(seeds: Sequence[int], folder: Path | None, where: str, only: Seque
             train.append(setting)
             if setting in sst.SLOW_SETTINGS:
                 notes.append(f"{key}: training {len(seeds)} seeds ("
-                             f"{'asked for' if retrain else f'no stored run with them in {where}'}), "
+                             f"{'asked for' if retrain else f'no stored run with them in {where}' if folder else where}), "
                              f"{training_estimate(setting, folder, len(seeds))}")
     return serve, train, notes
