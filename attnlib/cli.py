@@ -239,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="number of seeds; seeds 0..N-1 are used (default: as in the book, 5 for synthetic "
                           "and ablation, 3 for beyond and sst)")
     run.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: ./out)")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--quiet", action="store_true", help="no progress bar on a terminal, no progress lines elsewhere")
     run.add_argument("--store", type=Path, default=None,
                      help="sst only: retrain and store the reduced runs under STORE/sst (e.g. --store results/)")
     run.add_argument("--only", default=None,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -410,6 +411,39 @@ def test_a_run_killed_while_writing_leaves_the_previous_folder_and_the_next_run_
     hashes = json.loads((folder / "metrics.json").read_text())["provenance"]["config_hashes"]
     assert all(json.loads(p.read_text()).get("provenance", {}).get("config_hashes", hashes) == hashes
                for p in folder.glob("*.json"))
+
+
+# --------------------------------------------------------------------------- progress outside a terminal
+
+
+def test_training_outside_a_terminal_prints_progress_lines_unless_quiet(tiny_datasets, capsys, monkeypatch) -> None:
+    """stderr is not a terminal under pytest: each line names what trains, the epoch and the elapsed time
+    (every update here, with the interval at 0); ``quiet`` silences them."""
+    from attnlib import train as engine
+    from attnlib.config import ModelConfig, TrainConfig
+
+    monkeypatch.setattr(engine, "PROGRESS_EVERY_S", 0.0)
+    model, config = ModelConfig(head="FC", d_embed=4, d_key=4), TrainConfig(lr=0.1, epochs=120)
+    engine.train(model, config, tiny_datasets[:2], [0, 1])
+    name = tiny_datasets[0].name
+    assert capsys.readouterr().err.splitlines() == [f"{name} Attn-FC, seeds 0-1: epoch {n} of 120, 0 s" for n in (50, 100)]
+    engine.train(model, config, tiny_datasets[:2], [0, 1], quiet=True)
+    assert capsys.readouterr().err == ""
+
+
+def test_run_prints_progress_lines_and_quiet_silences_them(tmp_path, capsys, monkeypatch) -> None:
+    from attnlib import train as engine
+
+    monkeypatch.setattr(engine, "PROGRESS_EVERY_S", 0.0)
+    monkeypatch.setattr(cli, "_write_result", lambda folder, result: None)  # the figures are not what is tested
+    config = write(tmp_path / "tiny.json", json.dumps({**TINY, "train": {"epochs": 60}}))
+    argv = ["run", "synthetic", "--seeds", "1", "--no-cache", "--config", str(config), "--out", str(tmp_path / "out")]
+    assert main(argv) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert lines and all(re.fullmatch(r"synthetic.* Attn-(FC|TC|TL), seed 0: epoch 50 of 60, \d+ s", line)
+                         for line in lines), lines
+    assert main([*argv, "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
 
 
 # --------------------------------------------------------------------------- isolation of the tests
