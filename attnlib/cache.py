@@ -5,8 +5,8 @@ named by a hash of everything that determines the result: the model and training
 seeds, each dataset's content, the traced words, ``reduce_embeddings``, the device type and the
 attnlib and torch versions. Entries are written to a temporary file in the same folder and renamed
 into place, so a run killed at any moment leaves either no entry or a complete one; an entry that
-does not load, or whose checksum or header does not match, is reported with a warning and
-recomputed. While one process trains an entry it holds a lock on it (an advisory ``flock`` on a
+does not load, or whose checksum or header does not match, is reported in one ``attnlib:`` line on
+stderr and recomputed. While one process trains an entry it holds a lock on it (an advisory ``flock`` on a
 ``.lock`` file beside it, where the platform has one), so a second process asking for the same entry,
 say a second notebook of the book executed in parallel or a second worker of a sweep, waits and then
 reads it instead of training it again.
@@ -22,8 +22,8 @@ import functools
 import hashlib
 import json
 import os
+import sys
 import tempfile
-import warnings
 import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
@@ -200,8 +200,8 @@ def cached_train(model: ModelConfig, config: TrainConfig, datasets: Sequence[Dat
 
     A hit is bit-identical to retraining. Calls with ``keep_params`` (parameters are not stored) and
     calls while the cache is off go straight to :func:`~attnlib.train.train`. A corrupt entry is
-    reported with a warning naming the file, then recomputed and overwritten; a cache folder that
-    cannot be written is reported with a warning and training goes on uncached.
+    reported in one line on stderr naming the file, then recomputed and overwritten; a cache folder
+    that cannot be written is reported the same way and training goes on uncached.
     """
     run = lambda: train(model, config, datasets, seeds, trace_words=trace_words, quiet=quiet,  # noqa: E731
                         device=device, keep_params=keep_params, reduce_embeddings=reduce_embeddings)
@@ -214,13 +214,18 @@ def cached_train(model: ModelConfig, config: TrainConfig, datasets: Sequence[Dat
             try:
                 return load_entry(path, key)
             except CorruptEntry as error:
-                warnings.warn(f"attnlib cache: the entry {path} is corrupt ({error}); recomputing it", stacklevel=2)
+                _notice(f"the cache entry {path} is corrupt ({error}); recomputing it")
         result = run()
         try:
             save_entry(path, key, result)
         except OSError as error:
-            warnings.warn(f"attnlib cache: could not write {path} ({error}); the result is not cached", stacklevel=2)
+            _notice(f"could not write the cache entry {path} ({error}); the result is not cached")
     return result
+
+
+def _notice(text: str) -> None:
+    """One ``attnlib:`` line on stderr: what happened to the cache; the run goes on."""
+    print(f"attnlib: {text}", file=sys.stderr, flush=True)
 
 
 def lock_path(path: Path) -> Path:

@@ -169,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", type=positive_int, default=None,
                      help=f"number of seeds; seeds 0..N-1 are used (default: as in the book, {', '.join(takes_seeds)})")
     run.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: ./out)")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--quiet", action="store_true", help="no progress bar on a terminal, no progress lines elsewhere")
     configurable = [name for name, entry in EXPERIMENTS.items() if entry.preset is not None]
     run.add_argument("--config", type=Path, default=None,
                      help=f"{', '.join(configurable)}: a JSON or TOML file of fields to change in the experiment's "

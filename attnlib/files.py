@@ -57,12 +57,15 @@ def check_replaceable(folder: Path, entries: Iterable[str] | None = None) -> Non
     rather than after the run. Raises an :class:`OSError` naming the offending path.
     """
     folder = Path(folder)
+    above = next((p for p in folder.parents if p.exists()), None)
+    if above is not None and not above.is_dir():  # else mkdir would say "File exists" of a file named like a folder
+        raise NotADirectoryError(errno.ENOTDIR, "it is a file, not a folder", str(above))
     folder.parent.mkdir(parents=True, exist_ok=True)
     os.rmdir(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.probe-"))
     if not folder.exists():
         return
     if not folder.is_dir():
-        raise NotADirectoryError(errno.ENOTDIR, "it exists and is not a folder", str(folder))
+        raise NotADirectoryError(errno.ENOTDIR, "it is a file, not a folder", str(folder))
     tops = [folder / name for name in entries] if entries is not None else list(folder.iterdir())
     for top in [folder, *tops]:
         paths = [top, *top.rglob("*")] if top.is_dir() and top != folder else [top]

@@ -9,10 +9,13 @@ benchmark's engine model both take.
 
 from __future__ import annotations
 
+import functools
 import sys
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -38,10 +41,15 @@ from attnlib.model import (
 )
 
 Tensor = torch.Tensor
+Result = TypeVar("Result")
 
 
 SMALL_EPOCH = 1 << 26
 """Below this many values touched per epoch, training on CPU runs on one thread (see :func:`cpu_threads`)."""
+HUGE_EPOCH_THREADS = 2
+"""CPU threads of the epochs of larger problems: a fixed count, not the machine's or the scheduler's, because
+the thread count sets the order of float32 sums and so the bytes of the result (2: the cores this project
+measures on; more cores go to settings trained side by side, see :mod:`attnlib.sweep`)."""
 
 
 class TrainingDiverged(FloatingPointError):
@@ -170,19 +178,38 @@ def epoch_size(params: Params, batch: Batch) -> int:
 
 @contextmanager
 def cpu_threads(device: torch.device, size: int) -> Iterator[None]:
-    """Run all but huge problems (``size`` < :data:`SMALL_EPOCH`) on one CPU thread, restoring the
-    setting after. An epoch is a few dozen sub-millisecond ops; on those OpenMP's synchronisation
-    costs more than a second thread gains, and far more when another process holds a core (measured
-    on 2 shared cores: SST2 Attn-TC epochs 5 ms on one thread, 60-110 ms on two)."""
-    if device.type != "cpu" or size >= SMALL_EPOCH:
+    """Run all but huge problems (``size`` < :data:`SMALL_EPOCH`) on one CPU thread, huge ones on
+    :data:`HUGE_EPOCH_THREADS`, restoring the setting after. An epoch is a few dozen sub-millisecond ops;
+    on those OpenMP's synchronisation costs more than a second thread gains, and far more when another
+    process holds a core (measured on 2 shared cores: SST2 Attn-TC epochs 5 ms on one thread, 60-110 ms
+    on two)."""
+    if device.type != "cpu":
         yield
         return
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(1 if size < SMALL_EPOCH else HUGE_EPOCH_THREADS)
     try:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def pinned_threads(function: Callable[..., Result]) -> Callable[..., Result]:
+    """``function`` (:func:`train`, and whatever computes a stored result around it) with torch on one CPU
+    thread from start to end (building the batches,
+    initialising, the span reduction's products, the final evaluation), restoring the setting after; the
+    epochs run on :func:`cpu_threads`' count. So a result's bytes never depend on the thread count the
+    caller had set: a Dask worker runs torch on one thread, a local process on every core, and float32
+    sums over threads are added in another order (SST5 Attn-FC's loss curve moved by 2.4e-7)."""
+    @functools.wraps(function)
+    def pinned(*args: Any, **kwargs: Any) -> Result:
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return function(*args, **kwargs)
+        finally:
+            torch.set_num_threads(before)
+    return pinned
 
 
 def _check_finite(loss: Tensor, epoch: int, lr: float, model: ModelConfig | None = None) -> None:
@@ -209,11 +236,75 @@ def _likely_cause(lr: float, model: ModelConfig | None) -> str:
     return f"the learning rate ({lr}) is most likely too large"
 
 
-def _progress(total: int, description: str, quiet: bool):
-    return tqdm(total=total, desc=description, unit="epoch", disable=quiet or not sys.stderr.isatty(),
-                mininterval=0.5, leave=False)
+PROGRESS_EVERY_S = 30.0
+"""Outside a terminal, long work prints a progress line at least this often (on stderr): often enough that
+a CI log, nohup.out or a subprocess's output shows the run is alive, rarely enough not to flood them."""
+
+_clock = {"line": float("-inf"), "active": float("-inf")}
+"""Monotonic times of the last plain progress line and of the last training step reported, shared by
+consecutive calls: many short trainings in a row report as one long one does, and the clock starts
+again after a pause in training longer than :data:`PROGRESS_EVERY_S`."""
 
 
+class _Progress:
+    """Progress of one :func:`train` call: ``update(n)`` after ``n`` more epochs. A tqdm bar when stderr is a
+    terminal; otherwise a plain line (what trains, epoch, elapsed seconds) at least every
+    :data:`PROGRESS_EVERY_S` of training, and none in a Jupyter kernel (whose cells' output the book shows)
+    or when ``quiet``."""
+
+    def __init__(self, total: int, description: str, quiet: bool) -> None:
+        self.total, self.description, self.done = total, description, 0
+        self.started = time.monotonic()
+        terminal = _isatty(sys.stderr)
+        self.bar = tqdm(total=total, desc=description, unit="epoch", mininterval=0.5, leave=False,
+                        disable=quiet or not terminal)
+        self.plain = not quiet and not terminal and "ipykernel" not in sys.modules
+        if self.plain and self.started - _clock["active"] > PROGRESS_EVERY_S:
+            _clock["line"] = self.started
+        if self.plain:
+            _clock["active"] = self.started
+
+    def update(self, n: int) -> None:
+        self.done += n
+        self.bar.update(n)
+        if not self.plain:
+            return
+        now = _clock["active"] = time.monotonic()
+        if now - _clock["line"] >= PROGRESS_EVERY_S:
+            print(f"{self.description}: epoch {min(self.done, self.total)} of {self.total}, "
+                  f"{now - self.started:.0f} s", file=sys.stderr, flush=True)
+            _clock["line"] = now
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
+        if self.plain:
+            _clock["active"] = time.monotonic()
+
+
+def _isatty(stream: object) -> bool:
+    try:
+        return bool(stream.isatty())  # type: ignore[attr-defined]
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def _progress(total: int, description: str, quiet: bool) -> _Progress:
+    return _Progress(total, description, quiet)
+
+
+def _seeds_text(seeds: Sequence[int]) -> str:
+    """``seed 3``, ``seeds 0-4`` or ``seeds 0, 2, 7``, for progress lines."""
+    if len(seeds) == 1:
+        return f"seed {seeds[0]}"
+    if list(seeds) == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"seeds {seeds[0]}-{seeds[-1]}"
+    return "seeds " + ", ".join(map(str, seeds))
+
+
+@pinned_threads
 def train(model: ModelConfig, config: TrainConfig, datasets: Sequence[Dataset], seeds: Sequence[int],
           trace_words: Sequence[int] | np.ndarray = (), quiet: bool = False,
           device: torch.device | None = None, keep_params: bool = False,
@@ -268,7 +359,7 @@ def train(model: ModelConfig, config: TrainConfig, datasets: Sequence[Dataset], 
     lr = torch.full((n_seeds,), config.lr, dtype=dtype, device=device)
 
     record_index = 0
-    description = f"{model.name} x{n_seeds} seed{'s' if n_seeds > 1 else ''}"
+    description = f"{datasets[0].name} {model.name}, {_seeds_text(seeds)}"
     threads = cpu_threads(device, epoch_size(params, train_batch))
     with _progress(epochs, description, quiet) as bar, torch.no_grad(), threads:
         for epoch in range(epochs + 1):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -267,6 +268,44 @@ def test_sst_files_that_do_not_match_through_run_sst(tmp_path, capsys, monkeypat
     assert not (tmp_path / "out" / "sst").exists() and not (tmp_path / "store").exists()
 
 
+@pytest.mark.skipif(sst.missing_files(sst.shared_data_dir()) != [], reason="needs the pinned SST files beside the checkout")
+def test_a_named_data_folder_with_a_changed_label_fails_the_served_run(tmp_path, capsys, monkeypatch) -> None:
+    """One label changed in train.txt (same size, other bytes) of the folder $ATTNLIB_DATA_DIR names: serving a
+    stored run fails with one line naming the file and the sha256 mismatch, not "not found" or "truncated"."""
+    data = tmp_path / "sst"
+    shutil.copytree(sst.shared_data_dir(), data)
+    train = data / "train.txt"
+    raw = train.read_bytes()
+    at = raw.index(b"(3 ")
+    train.chmod(0o644)  # the shared copy may be read-only
+    train.write_bytes(raw[:at] + b"(4 " + raw[at + 3:])
+    monkeypatch.setenv("ATTNLIB_DATA_DIR", str(data))
+    code, err = refused(["run", "sst", "--only", "SST2_FC_default", "--out", str(tmp_path / "out"), "--quiet"], capsys)
+    line = one_line(err)
+    assert code == 1 and line.startswith(f"attnlib: SST file {train} does not match the pinned copy: expected sha256")
+    assert "not found" not in line and "truncated" not in line
+    assert not (tmp_path / "out" / "sst").exists()
+
+
+def test_without_any_sst_data_serving_says_so_once(tmp_path, monkeypatch) -> None:
+    """No folder named and none found: the note says where was looked and which checks that leaves; a named
+    folder that lacks its files fails instead."""
+    monkeypatch.delenv("ATTNLIB_DATA_DIR", raising=False)
+    monkeypatch.setattr(sst, "shared_data_dir", lambda: tmp_path / "nothing")
+    note = cli._data_note()
+    assert note.startswith(f"no SST data found (looked in {tmp_path / 'nothing'}, ") and "\n" not in note
+    monkeypatch.setenv("ATTNLIB_DATA_DIR", str(tmp_path / "named"))
+    with pytest.raises(SSTDataError, match="named by \\$ATTNLIB_DATA_DIR does not exist"):
+        cli._data_note()
+
+
+def test_out_naming_a_file_says_it_is_not_a_folder(tmp_path, capsys) -> None:
+    blocker = write(tmp_path / "results.txt", "a file")
+    for experiment in ("synthetic", "all"):
+        code, err = refused(["run", experiment, "--quiet", "--out", str(blocker)], capsys)
+        assert code == 1 and one_line(err).endswith(f"{blocker}: it is a file, not a folder"), err
+
+
 def test_absurd_sizes_are_one_line(tmp_path, capsys) -> None:
     config = write(tmp_path / "huge.json", json.dumps({**TINY, "model": {"d_embed": 10**9}}))
     code, err = refused(["run", "synthetic", "--seeds", "1", "--quiet", "--no-cache", "--config", str(config),
@@ -373,6 +412,39 @@ def test_a_run_killed_while_writing_leaves_the_previous_folder_and_the_next_run_
     hashes = json.loads((folder / "metrics.json").read_text())["provenance"]["config_hashes"]
     assert all(json.loads(p.read_text()).get("provenance", {}).get("config_hashes", hashes) == hashes
                for p in folder.glob("*.json"))
+
+
+# --------------------------------------------------------------------------- progress outside a terminal
+
+
+def test_training_outside_a_terminal_prints_progress_lines_unless_quiet(tiny_datasets, capsys, monkeypatch) -> None:
+    """stderr is not a terminal under pytest: each line names what trains, the epoch and the elapsed time
+    (every update here, with the interval at 0); ``quiet`` silences them."""
+    from attnlib import train as engine
+    from attnlib.config import ModelConfig, TrainConfig
+
+    monkeypatch.setattr(engine, "PROGRESS_EVERY_S", 0.0)
+    model, config = ModelConfig(head="FC", d_embed=4, d_key=4), TrainConfig(lr=0.1, epochs=120)
+    engine.train(model, config, tiny_datasets[:2], [0, 1])
+    name = tiny_datasets[0].name
+    assert capsys.readouterr().err.splitlines() == [f"{name} Attn-FC, seeds 0-1: epoch {n} of 120, 0 s" for n in (50, 100)]
+    engine.train(model, config, tiny_datasets[:2], [0, 1], quiet=True)
+    assert capsys.readouterr().err == ""
+
+
+def test_run_prints_progress_lines_and_quiet_silences_them(tmp_path, capsys, monkeypatch) -> None:
+    from attnlib import train as engine
+
+    monkeypatch.setattr(engine, "PROGRESS_EVERY_S", 0.0)
+    monkeypatch.setattr(cli, "_write_result", lambda folder, result: None)  # the figures are not what is tested
+    config = write(tmp_path / "tiny.json", json.dumps({**TINY, "train": {"epochs": 60}}))
+    argv = ["run", "synthetic", "--seeds", "1", "--no-cache", "--config", str(config), "--out", str(tmp_path / "out")]
+    assert main(argv) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert lines and all(re.fullmatch(r"synthetic.* Attn-(FC|TC|TL), seed 0: epoch 50 of 60, \d+ s", line)
+                         for line in lines), lines
+    assert main([*argv, "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
 
 
 # --------------------------------------------------------------------------- isolation of the tests

@@ -282,7 +282,7 @@ def test_store_dir_is_resolved_when_asked(monkeypatch, tmp_path):
     monkeypatch.delenv(sst_store.ENV_VAR, raising=False)
     monkeypatch.setattr(sst_store, "checkout_store_dir", lambda: tmp_path / "no-checkout")
     found, where = sst_store.store_dir()
-    assert found is None and "nowhere" in where
+    assert found is None and "nowhere" not in where and sst_store.ENV_VAR in where
     with pytest.raises(StoredRunError, match="no folder of stored SST runs"):
         load_run("SST2", "FC", "default")
     monkeypatch.setenv(sst_store.ENV_VAR, str(tmp_path))
@@ -585,3 +585,28 @@ def test_a_wheel_installed_attnlib_serves_the_stored_runs_through_the_environmen
     assert metrics["SST2.Attn-TC.stopped_epoch.unmasked"] == stored.stopped_epoch[0]
     assert metrics["SST2.Attn-TC.test_accuracy.unmasked"] == pytest.approx(stored.final_test_accuracy[0], abs=1e-12)
     assert metrics["provenance"]["git_commit"] == "unknown"  # no checkout around it
+
+
+def test_data_checks_are_not_run_only_when_there_is_no_data(sst2, monkeypatch):
+    """No SST files anywhere (none named, none found, no download): the data checks say so briefly; files
+    that are there but fail their pin fail the verification with that error, never "not run"."""
+    from attnlib.data.sst import SSTDataError, SSTDataNotFound
+
+    run, _ = sst2
+
+    def no_data(config, download=False):
+        raise SSTDataNotFound("SST data not found (looked in ...) and automatic download is disabled. To fix: ...")
+
+    monkeypatch.setattr(sst_verify, "sst_dataset", no_data)
+    report = sst_verify.verify_run(run, replay=False)
+    assert [report["checks"][n]["status"] for n in ("data", "recompute", "replay")] == ["not run"] * 3
+    assert sst_verify.describe(report) == ("integrity, patience passed; data, recompute not run "
+                                           f"({sst_verify.NO_DATA}); replay not run (replay off)")
+
+    def bad_data(config, download=False):
+        raise SSTDataError("SST file /x/train.txt does not match the pinned copy: expected sha256 ...")
+
+    monkeypatch.setattr(sst_verify, "sst_dataset", bad_data)
+    with pytest.raises(SSTDataError, match="does not match the pinned copy") as error:
+        sst_verify.verify_run(run, replay=False)
+    assert not isinstance(error.value, SSTDataNotFound)

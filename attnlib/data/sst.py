@@ -88,6 +88,12 @@ class SSTDataError(ValueError):
     """The SST files are missing, differ from the pinned ones, or do not parse as expected."""
 
 
+class SSTDataNotFound(SSTDataError):
+    """No folder was named, no default place holds the files and no download was allowed: nothing was
+    found to check. The one case in which a check that needs the data is skipped rather than failed
+    (a named folder that lacks a file, or a file that does not match its pin, is a plain :class:`SSTDataError`)."""
+
+
 # --------------------------------------------------------------------------- locating the files
 
 
@@ -187,7 +193,8 @@ def find_data_dir(data_dir: str | Path | None = None, *, download: bool = True,
         except SSTDataError as exc:  # the cache is ours to repair: fetch a good copy over a bad one
             stale = exc
     if not download:
-        raise SSTDataError(_not_found_message(places, "automatic download is disabled", stale))
+        raise (SSTDataError if stale else SSTDataNotFound)(_not_found_message(places, "automatic download is disabled",
+                                                                              stale))
     if stale is not None:
         print(f"attnlib: the cached SST copy in {dest} is not the pinned one; downloading it again", file=sys.stderr)
     try:
@@ -476,8 +483,8 @@ def _mismatch_message(split: str, path: Path, actual: str) -> str:
             f"{SST_FILES['dev'].lines} dev trees appended; keep its first {f.lines} lines "
             f"(e.g. `head -n {f.lines} train.txt > train.fixed && mv train.fixed train.txt`)."
         )
-    elif n_lines < f.lines:
-        message += " The file has fewer lines than expected; it is probably truncated."
+    elif path.stat().st_size < f.bytes:
+        message += " The file is shorter than the pinned copy; it is probably truncated."
     return message + f" Re-fetch it from {sst_url()} (member {f.member})."
 
 
@@ -682,6 +689,6 @@ def verify_data(data_dir: str | Path | None = None, *, download: bool = True) ->
 __all__ = [
     "PAD", "SST_URL", "ENV_VAR", "URL_ENV_VAR", "sst_url",
     "SST_FILES", "TRAIN_VARIANT_SHA256", "EXPECTED_SIZES", "SSTDataError",
-    "SSTFile", "find_data_dir", "download_sst", "verify_files", "parse_tree", "tokenize", "read_trees",
+    "SSTFile", "SSTDataNotFound", "find_data_dir", "download_sst", "verify_files", "parse_tree", "tokenize", "read_trees",
     "load_sst", "sentences_text", "verify_data", "shared_data_dir", "cache_data_dir", "candidate_dirs",
 ]

@@ -17,6 +17,7 @@ import pandas as pd
 
 from attnlib import paper
 from attnlib.config import HEADS, RunConfig, sst_preset
+from attnlib.data.sst import SSTDataNotFound, candidate_dirs, find_data_dir, verify_files
 from attnlib.experiments import sst
 from attnlib.experiments.base import ORDER_MARGIN, Check, Option, ordering, positive_int
 from attnlib.experiments.sst import SETTINGS, SST_SEEDS, SSTResult, run_sst, train_setting
@@ -162,6 +163,19 @@ def _sst_setting(kind: str, head: str, variant: str, seeds: tuple[int, ...], sto
     return run
 
 
+def _data_note() -> str | None:
+    """Before serving stored runs: None when the SST files are found and match their pins; one line when
+    there are none to check against (no folder named, none found; a run never downloads them). A named
+    folder that lacks a file, or a file that does not match its pin, fails the command here."""
+    try:
+        verify_files(find_data_dir(download=False))
+    except SSTDataNotFound:
+        looked = ", ".join(str(path) for _, path in candidate_dirs())
+        return (f"no SST data found (looked in {looked}): stored runs are served after their integrity and "
+                f"patience checks only; `attnlib verify-data` fetches the files for the data checks")
+    return None
+
+
 def _serve_sst(setting: tuple[str, str, str], seeds: list[int], folder: Path, where: str):
     """A stored run after its checks (one line each way; a failed check raises StoredRunError)."""
     run = load_run(*setting, folder)
@@ -178,8 +192,9 @@ def _run_planned(seeds: tuple[int, ...], quiet: bool, only: str | None, store: P
     if folder is not None and not store_folder.is_dir():
         raise StoredRunError(f"--store-dir {store_folder} is not a folder")
     plan, settings, notes = plan_runs(seeds, store_folder, where, only.split(",") if only else None, retrain)
-    for note in notes:
-        print(note, flush=True)
+    for note in notes + ([_data_note()] if plan else []):
+        if note:
+            print(note, flush=True)
     served = {setting: _serve_sst(setting, served_seeds, store_folder, where) for setting, served_seeds in plan.items()}
     # settings are independent: --jobs N trains N at once (joblib; see attnlib.sweep)
     trained = dict(zip(settings, sweep(_sst_setting, settings, n_jobs=jobs, seeds=seeds, store=store, quiet=quiet)))
@@ -344,7 +359,7 @@ def plan_runs(seeds: Sequence[int], folder: Path | None, where: str, only: Seque
                 serve[setting] = [s for s in seeds if s not in missing]
             plural = len(missing) > 1
             why = ("--retrain retrains slow settings only when --only names them" if retrain
-                   else f"no stored run with {'them' if plural else 'it'} in {where}")
+                   else f"no stored run with {'them' if plural else 'it'} in {where}" if folder else where)
             notes.append(f"{key}: seed{'s' * plural} {', '.join(map(str, missing))} skipped: {why}, and Attn-TC is "
                          f"slow, {training_estimate(setting, folder, len(missing))}; train with "
                          f"`attnlib run sst --only {key} --seeds {len(seeds)}`")
@@ -352,6 +367,6 @@ def plan_runs(seeds: Sequence[int], folder: Path | None, where: str, only: Seque
             train.append(setting)
             if setting in sst.SLOW_SETTINGS:
                 notes.append(f"{key}: training {len(seeds)} seeds ("
-                             f"{'asked for' if retrain else f'no stored run with them in {where}'}), "
+                             f"{'asked for' if retrain else f'no stored run with them in {where}' if folder else where}), "
                              f"{training_estimate(setting, folder, len(seeds))}")
     return serve, train, notes

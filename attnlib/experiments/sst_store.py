@@ -84,13 +84,13 @@ def store_dir(folder: str | Path | None = None) -> tuple[Path | None, str]:
     checkout = checkout_store_dir()
     if checkout.is_dir():
         return checkout, f"the checkout's {checkout}"
-    return None, f"nowhere (${ENV_VAR} is not set and there is no checkout with results/sst)"
+    return None, f"no folder of stored SST runs (${ENV_VAR} is not set and there is no checkout with results/sst)"
 
 
 def _folder(folder: str | Path | None) -> Path:
     found, where = store_dir(folder)
     if found is None:
-        raise StoredRunError(f"no folder of stored SST runs: looked {where}")
+        raise StoredRunError(f"{where}; name one with --store-dir or ${ENV_VAR}")
     return found
 
 

@@ -25,7 +25,7 @@ from attnlib.experiments.sst import (
 )
 from attnlib.model import Batch, first_layer, forward
 from attnlib.provenance import provenance
-from attnlib.train import train
+from attnlib.train import pinned_threads, train
 
 RECORD_AT = (1,)
 """Extra snapshots of a setting's run: after step 1, F6's first plotted snapshot (as in the authors' plots;
@@ -95,6 +95,7 @@ def reduce_run(result, config: RunConfig, kind: str, head: str, variant: str, da
                   else padding_attention(train_corpus, all_scores))
 
 
+@pinned_threads  # at_best's products too: the stored arrays never depend on the caller's thread count
 def train_setting(kind: str, head: str, variant: str, seeds: Sequence[int] = SST_SEEDS, quiet: bool = True,
                   config: RunConfig | None = None, dataset: Dataset | None = None) -> SSTRun:
     """Train one setting (all seeds batched), tracing every word every P epochs and at :data:`RECORD_AT`,

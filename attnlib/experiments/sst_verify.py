@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from attnlib.data import SSTDataError
+from attnlib.data.sst import SSTDataNotFound
 from attnlib.experiments.sst import SETTINGS
 from attnlib.experiments.sst_store import StoredRunError, load_run, regenerate_manifest, store_dir
 from attnlib.experiments.sst_train import sst_dataset
@@ -60,6 +60,10 @@ of epochs that way), so they pass on the epochs whatever the distance; test accu
 
 class VerificationError(StoredRunError):
     """A stored run whose content does not hold up to :func:`verify_stored`."""
+
+
+NO_DATA = "no SST data found"
+"""Why the checks that need the SST files did not run (where was looked is said once, by the caller)."""
 
 
 def _check(ok: bool | None, detail: str) -> dict:
@@ -220,18 +224,19 @@ def verify_run(run, dataset=None, epochs: int = VERIFY_EPOCHS, rtol: float = LOS
     integrity and identity checks: loading is the first check).
 
     ``replay=False`` skips the replay (the slow part: minutes for Attn-TC). The data checks need the
-    SST files; without them (and ``download`` false) they are reported as not run. ``ok`` is False as
-    soon as one check failed; a check that did not run or is not available counts neither way.
+    SST files; when there are none (no folder named, none found, and ``download`` false) they are reported
+    as not run, while a named folder that lacks a file or a file that does not match its pin raises that
+    :class:`~attnlib.data.SSTDataError`. ``ok`` is False as soon as one check failed; a check that did not
+    run or is not available counts neither way.
     """
     checks = {"integrity": _check(True, "sha256 of the npz and the sidecar match the manifest; kind, head, variant, "
                                         "config hash and seeds in the file match the setting"),
               "patience": patience_check(run)}
     try:
         dataset = dataset or sst_dataset(run.config, download=download)
-    except SSTDataError as error:
-        reason = f"SST data not found ({str(error).splitlines()[0]})"
-        checks.update(data=_check(None, reason), recompute=_check(None, reason), f5=_check(None, reason),
-                      replay=_check(None, reason))
+    except SSTDataNotFound:
+        checks.update(data=_check(None, NO_DATA), recompute=_check(None, NO_DATA), f5=_check(None, NO_DATA),
+                      replay=_check(None, NO_DATA if replay else "replay off"))
     else:
         checks["data"] = data_check(run, dataset)
         checks["recompute"] = recompute_check(run, dataset, rtol)
@@ -251,10 +256,13 @@ def verify_stored(kind: str, head: str, variant: str, folder: str | Path | None 
 
 
 def describe(report: dict) -> str:
-    """One sentence: which checks passed, which did not run or are not available (and why), which failed."""
-    parts = [f"{name} {c['status']}" + ("" if c["status"] == "passed" else f" ({c['detail']})")
-             for name, c in report["checks"].items()]
-    return "; ".join(parts)
+    """One sentence: which checks passed, which did not run or are not available (and why), which failed;
+    checks with the same status and reason are named together."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for name, c in report["checks"].items():
+        groups.setdefault((c["status"], "" if c["status"] == "passed" else c["detail"]), []).append(name)
+    return "; ".join(f"{', '.join(names)} {status}" + (f" ({detail})" if detail else "")
+                     for (status, detail), names in groups.items())
 
 
 def require_verified(report: dict) -> dict:
