@@ -122,6 +122,9 @@ def _panels(fig: plt.Figure) -> list[list[plt.Axes]] | None:
     for ax in fig.axes:
         if not ax.get_visible():
             continue
+        if not ax.axison and not (ax.lines or ax.collections or ax.patches or ax.images or ax.texts):
+            ax.set_visible(False)  # an empty cell that fills out the wide grid: no row of its own
+            continue
         spec = ax.get_subplotspec()
         if spec is None:
             return None
@@ -137,7 +140,8 @@ def stack_panels(fig: plt.Figure) -> bool:
     narrow screen; False (and ``fig`` unchanged) when it has a single column of panels.
 
     Each panel keeps the height of its row in the wide layout (its share of the figure's height); tick
-    labels that the wide layout left to the outer panels (shared axes) are shown on every panel."""
+    labels that the wide layout left to the outer panels are shown on every panel, and empty cells that
+    only filled out the wide grid are dropped."""
     panels = _panels(fig)
     if panels is None:
         return False
@@ -152,8 +156,9 @@ def stack_panels(fig: plt.Figure) -> bool:
             ax.set_subplotspec(grid[i, 0])
             if ax.xaxis.get_visible():
                 ax.xaxis.set_tick_params(which="both", labelbottom=True)
-            if ax.yaxis.get_label_position() == "left" and len(ax.get_shared_y_axes().get_siblings(ax)) > 1:
-                ax.yaxis.set_tick_params(which="both", labelleft=True)
+            if ax.axison and ax.yaxis.get_visible():  # no neighbour to read the values from any more
+                side = ax.yaxis.get_label_position()
+                ax.yaxis.set_tick_params(which="major", **{side: True, f"label{side}": True})
     for legend in fig.legends:  # a figure legend above the panels: in two columns, as narrow as the panels
         legend.set_ncols(min(2, legend._ncols))
     fig.set_size_inches(NARROW_WIDTH, sum(heights) * 1.1)
