@@ -37,12 +37,14 @@ def accuracy_standard_error(accuracy: float, n: int) -> float:
 
 def t1_paper_layout(table: pd.DataFrame, tolerance: float, variant: str = "default",
                     datasets: Sequence[str] = ("SST2", "SST5"),
-                    models: Sequence[str] = ("Attn-FC", "Attn-TC")) -> pd.DataFrame:
+                    models: Sequence[str] = ("Attn-FC", "Attn-TC"), mark_misses: bool = False) -> pd.DataFrame:
     """The paper's T1 layout: one row per dataset, per model our mean ± std over seeds beside the paper's value.
 
     ``table`` is :meth:`attnlib.experiments.sst.SSTResult.table` (accuracies in %). Our cell also says how far
     the mean is from the paper's and whether that is within ``tolerance`` points; a cell with no run in
     ``table`` reads "not run". Columns: ``dataset``, then ``<model>: ours (%)`` and ``<model>: paper (%)``.
+    With ``mark_misses`` a cell outside the tolerance is set in bold with a cross (Markdown), so a reader
+    sees the miss without reading the numbers.
     """
     part = table[table.variant == variant].set_index(["dataset", "model"])
     rows = []
@@ -52,8 +54,8 @@ def t1_paper_layout(table: pd.DataFrame, tolerance: float, variant: str = "defau
             if (kind, model) in part.index:
                 r = part.loc[(kind, model)]
                 verdict = "within" if abs(r["diff"]) <= tolerance else "outside"
-                row[f"{model}: ours (%)"] = (f"{r.test_mean:.2f} ± {r.test_std:.2f} "
-                                             f"({r['diff']:+.2f}, {verdict} ±{tolerance:g})")
+                cell = f"{r.test_mean:.2f} ± {r.test_std:.2f} ({r['diff']:+.2f}, {verdict} ±{tolerance:g})"
+                row[f"{model}: ours (%)"] = f"✗ **{cell}**" if mark_misses and verdict == "outside" else cell
                 row[f"{model}: paper (%)"] = f"{r.paper:.2f}"
             else:
                 row[f"{model}: ours (%)"] = "not run"
@@ -86,6 +88,19 @@ def combine_verdicts(verdicts: Sequence[str]) -> str:
     if all(v == "not reproduced" for v in gated):
         return "not reproduced"
     return "partly"
+
+
+VERDICT_BADGES = {"reproduced": ("holds", "holds"), "partly": ("partly", "partly"),
+                  "not reproduced": ("fails", "fails"), "reported": ("reported", "reported"),
+                  "not run": ("not run", "reported")}
+"""Per verdict, the word a reader sees on the book's first page and its style (CSS class suffix
+``attnlib-verdict-<style>``: green, amber, red, grey in book/_static/attnlib.css)."""
+
+
+def verdict_badge(verdict: str) -> str:
+    """``verdict`` (a scorecard or claim verdict) as an inline HTML badge: a coloured word, for Markdown."""
+    word, style = VERDICT_BADGES.get(verdict, (verdict, "reported"))
+    return f'<span class="attnlib-verdict attnlib-verdict-{style}">{word}</span>'
 
 
 def claim_verdicts(experiments: pd.DataFrame, claims: dict[str, tuple[str, tuple[str, ...]]] = CLAIMS) -> pd.DataFrame:

@@ -10,6 +10,8 @@ from the site, and nothing is fetched from another host. What a reader sees is m
 * no figure is wider than 3:1;
 * no table or figure is wider than the page, at 1400 px and at 400 px: one that is wider than the
   column scrolls sideways inside its own box (a scroll box, not one that cuts it off);
+* at 400 px no figure and no table scrolls sideways at all: a figure of several panels shows its stacked
+  layout (book/_ext/figure_zoom.py) at the column's width, and table cells wrap;
 * each page shows exactly one search box at 1400 px and at 400 px, and it finds pages of the book;
 * no raw ``$...$`` math or ``{glue...}`` role is left in the text;
 * no page refers to a document outside the book (a specification, a numbered decision, a project target).
@@ -45,6 +47,9 @@ SCREENSHOTS = Path(os.environ.get("ATTNLIB_SCREENSHOT_DIR") or ROOT / "_build" /
 PAGES = sorted(p.relative_to(HTML).as_posix() for p in (HTML / "book").glob("*.html")) if HTML.is_dir() else []
 
 WIDE, NARROW = 1400, 400
+FIRST_SCREEN = 1000
+"""The window's height (CSS px): what a reader sees before scrolling."""
+INTRO = "book/intro.html"
 MAX_ASPECT = 3.0
 """Widest figure (width : height): a wider one shrinks to a strip at the width of the text column."""
 SCREENSHOT_MAX_HEIGHT = 16000
@@ -97,7 +102,7 @@ def browser():
     options.binary_location = chromium
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-quic", "--hide-scrollbars", f"--window-size={WIDE},1000"):
+                 "--disable-quic", "--hide-scrollbars", f"--window-size={WIDE},{FIRST_SCREEN}"):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
@@ -119,7 +124,7 @@ def _wait(browser, script: str, seconds: float = 30.0) -> bool:
 def _set_width(browser, width: int) -> None:
     """Make the page's layout viewport ``width`` CSS px wide (the window's frame is not counted)."""
     browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                            {"width": width, "height": 1000, "deviceScaleFactor": 1, "mobile": False})
+                            {"width": width, "height": FIRST_SCREEN, "deviceScaleFactor": 1, "mobile": False})
 
 
 def _png_font(src: str) -> tuple[float | None, float | None]:
@@ -158,11 +163,18 @@ function placed(element) {
   const clipped = outer !== element && own.width > seen.width + 1 && getComputedStyle(outer).overflowX === 'hidden';
   return {right: seen.right, clipped: clipped};
 }
+function scrolls(element) {
+  // the element is wider than the box it sits in, so a reader has to scroll that box sideways to see it
+  const outer = box(element);
+  return outer !== element && element.getBoundingClientRect().width > outer.clientWidth + 1;
+}
 const images = Array.from(article.querySelectorAll('img')).filter(i => i.src.includes('/_images/')).map(i => ({
-  src: i.src, id: (i.closest('figure') || {}).id || '', natural_width: i.naturalWidth,
-  natural_height: i.naturalHeight, shown_width: i.getBoundingClientRect().width, ...placed(i)}));
+  // currentSrc: the file the browser chose (a <picture> shows its stacked layout on a narrow screen)
+  src: i.currentSrc || i.src, id: (i.closest('figure') || {}).id || '', natural_width: i.naturalWidth,
+  natural_height: i.naturalHeight, shown_width: i.getBoundingClientRect().width, scrolls: scrolls(i),
+  ...placed(i)}));
 const tables = Array.from(article.querySelectorAll('table')).map((t, k) => ({
-  index: k, width: t.getBoundingClientRect().width, ...placed(t),
+  index: k, width: t.getBoundingClientRect().width, scrolls: scrolls(t), ...placed(t),
   head: (t.innerText || '').slice(0, 60).replace(/\\s+/g, ' ')}));
 function visible(element) {
   // drawn, and at least partly inside the window (an off-canvas sidebar is not)
@@ -179,7 +191,15 @@ const clean = article.cloneNode(true);
 clean.querySelectorAll('script, style, mjx-container, .cell_input, pre, .MathJax_Preview').forEach(e => e.remove());
 const all = article.cloneNode(true);
 all.querySelectorAll('script, style, mjx-container').forEach(e => e.remove());
+function span(selector) {
+  // where the first element matching ``selector`` starts and ends on the page (null: there is none)
+  const e = article.querySelector(selector);
+  if (!e) return null;
+  const r = e.getBoundingClientRect();
+  return {top: r.top + window.scrollY, bottom: r.bottom + window.scrollY};
+}
 return {viewport: viewport, page_width: document.documentElement.scrollWidth,
+        first_verdict: span('.attnlib-verdict'), first_table: span('table'),
         height: document.documentElement.scrollHeight, images: images, tables: tables, searches: searches,
         prose: clean.textContent, text: all.textContent};
 """
@@ -234,7 +254,9 @@ def pages(server: str, browser) -> dict[str, dict]:
                                   "font_pt": wide["font_pt"], "dpi": wide["dpi"],
                                   "native": f"{wide['natural_width']}x{wide['natural_height']}",
                                   "shown_width": round(wide["shown_width"]),
-                                  "shown_width_at_400": round(narrow["shown_width"])}
+                                  "shown_width_at_400": round(narrow["shown_width"]),
+                                  "image_at_400": Path(urlparse(narrow["src"]).path).name,
+                                  "scrolls_at_400": narrow["scrolls"]}
                                  for wide, narrow in zip(r[WIDE]["images"], r[NARROW]["images"], strict=True)]}
               for page, r in measured.items()}
     (SCREENSHOTS / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -288,6 +310,30 @@ def test_nothing_wider_than_the_page(page: str, width: int, pages) -> None:
              if t["clipped"]]
     assert not wide, f"{page} at {width} px, window {data['viewport']} px: " + "; ".join(wide)
     assert data["page_width"] <= limit, f"{page} at {width} px scrolls sideways ({data['page_width']} px wide)"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_nothing_scrolls_sideways_on_a_phone(page: str, pages) -> None:
+    """At 400 px a reader sees every figure whole (a figure of several panels in its stacked layout) and
+    every table whole (its cells wrap): nothing has to be scrolled sideways inside its box."""
+    data = pages[page][NARROW]
+    sideways = [f"figure {i['id'] or i['src']} ({i['shown_width']:.0f} px shown)" for i in data["images"]
+                if i["scrolls"]]
+    sideways += [f"table {t['index']} '{t['head']}' ({t['width']:.0f} px)" for t in data["tables"] if t["scrolls"]]
+    assert not sideways, f"{page} at {NARROW} px, window {data['viewport']} px, scroll sideways: " + "; ".join(sideways)
+
+
+@pytest.mark.skipif(INTRO not in PAGES, reason="the book has no intro page")
+def test_the_first_screen_gives_the_answer(pages) -> None:
+    """The intro's first screen at 1400 px holds the verdicts per claim and the paper's table T1 (the first
+    table); at 400 px the verdicts come before any table."""
+    for width, data in pages[INTRO].items():
+        verdict, table = data["first_verdict"], data["first_table"]
+        assert verdict is not None and table is not None, f"{INTRO} at {width} px has no verdicts or no table"
+        assert verdict["top"] < table["top"], f"{INTRO} at {width} px: a table comes before the verdicts"
+    wide = pages[INTRO][WIDE]["first_table"]
+    assert wide["bottom"] <= FIRST_SCREEN, (f"{INTRO} at {WIDE} px: T1 ends at {wide['bottom']:.0f} px, below the "
+                                            f"first screen ({FIRST_SCREEN} px)")
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -58,3 +58,52 @@ def test_a_book_figure_fits_the_column() -> None:
     assert width <= FIG_WIDTH and width / height <= MAX_ASPECT
     assert min_font_pt(fig) >= MIN_FONT_PT
     plt.close(fig)
+
+
+def test_a_figure_of_several_columns_carries_a_stacked_layout() -> None:
+    import base64
+
+    from attnlib.plots.style import NARROW_KEY, NARROW_WIDTH, figure_png_with_narrow, stack_panels
+    use_style()
+    fig, axes = plt.subplots(2, 3, figsize=(FIG_WIDTH, 4), sharey=True)
+    for ax in axes.ravel():
+        ax.plot([0, 1], [0, 1])
+    axes[0, 1].twinx().plot([0, 1], [1, 0])  # a twin moves with its panel
+    fig.tight_layout()
+    image = Image.open(io.BytesIO(figure_png_with_narrow(fig)))
+    narrow = Image.open(io.BytesIO(base64.b64decode(image.text[NARROW_KEY])))
+    assert narrow.height > narrow.width and narrow.width < image.width
+    assert float(narrow.text[FONT_KEY]) >= MIN_FONT_PT  # the stacked layout keeps the text size
+    assert fig.get_size_inches()[0] == NARROW_WIDTH
+    cells = {(ax.get_subplotspec().rowspan.start, ax.get_subplotspec().colspan.start) for ax in fig.axes}
+    assert cells == {(row, 0) for row in range(6)}  # six panels, one per row; the twin shares its panel's row
+    assert all(ax.yaxis.get_tick_params()["labelleft"] for ax in axes.ravel())  # shared y: labels on every panel
+    plt.close(fig)
+    single, _ = plt.subplots(2, 1)
+    assert not stack_panels(single)  # one column: nothing to stack
+    assert NARROW_KEY not in Image.open(io.BytesIO(figure_png_with_narrow(single))).text
+    plt.close(single)
+
+
+def test_the_book_offers_the_stacked_layout_to_narrow_screens(tmp_path) -> None:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "book" / "_ext"))
+    from figure_zoom import NARROW_BELOW_PX, link_images, min_width, narrow_png
+
+    from attnlib.plots.style import figure_png_with_narrow
+    use_style()
+    fig, axes = plt.subplots(1, 2, figsize=(FIG_WIDTH, 3))
+    for ax in axes:
+        ax.plot([0, 1], [0, 1])
+    path = tmp_path / "f.png"
+    path.write_bytes(figure_png_with_narrow(fig))
+    plt.close(fig)
+    stacked = narrow_png(path)
+    assert stacked is not None and min_width(io.BytesIO(stacked)) < min_width(path)
+    html = link_images('<figure><img alt="" src="_images/f.png" /></figure>', {"_images/f.png": 600},
+                       {"_images/f.png": ("_images/f-narrow.png", 300)})
+    assert f'<source media="(max-width: {NARROW_BELOW_PX - 0.02}px)" srcset="_images/f-narrow.png">' in html
+    assert "--attnlib-min-width: 600px;" in html and "--attnlib-min-width-narrow: 300px;" in html
+    assert html.index("<picture>") < html.index("<img") < html.index("</picture>") < html.index("</a>")

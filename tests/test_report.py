@@ -39,6 +39,19 @@ def test_t1_layout_uses_only_the_requested_variant_and_marks_missing_cells():
     assert code.loc["SST2", "Attn-FC: ours (%)"].startswith("10.00 ± 0.00 (-66.68, outside")
 
 
+def test_t1_layout_marks_the_misses_when_asked():
+    out = t1_paper_layout(_table(), tolerance=2.0, mark_misses=True).set_index("dataset")
+    assert out.loc["SST2", "Attn-FC: ours (%)"] == "✗ **80.50 ± 0.10 (+3.82, outside ±2)**"
+    assert out.loc["SST2", "Attn-TC: ours (%)"] == "79.00 ± 0.40 (-0.59, within ±2)"  # within: unmarked
+
+
+def test_verdict_badge_names_the_verdict_in_words():
+    from attnlib.report import verdict_badge
+    assert verdict_badge("reproduced") == '<span class="attnlib-verdict attnlib-verdict-holds">holds</span>'
+    assert ">fails<" in verdict_badge("not reproduced") and ">partly<" in verdict_badge("partly")
+    assert "attnlib-verdict-reported" in verdict_badge("something new")
+
+
 def test_accuracy_standard_error_is_binomial():
     assert accuracy_standard_error(0.5, 100) == pytest.approx(0.05)
     assert accuracy_standard_error(0.8, 1821) == pytest.approx(np.sqrt(0.16 / 1821))

@@ -393,3 +393,37 @@ def test_rounding_stops_tells_a_rounded_plateau_from_a_rise_and_the_cap():
     assert table["rise after best (spacings)"].iloc[0] == 0
     assert table["rise after best (spacings)"].iloc[1] == pytest.approx(200 * spacing / np.spacing(np.float32(
         rising[2800])), rel=0.02)
+
+
+def test_score_turns_finds_the_words_that_rise_and_fall_back():
+    from attnlib.experiments.sst import TURN_DROP, score_turns
+    epochs = [0, 100, 200, 300]
+    rows = []
+    for rank, word, scores in ((1, "rises", [0.0, 0.2, 0.4, 0.5]), (2, "turns", [0.0, 0.8, 0.6, 0.3]),
+                               (3, "dips", [0.0, 0.5, 0.45, 0.45])):
+        for epoch, score in zip(epochs, scores):
+            rows.append({"seed": 0, "rank": rank, "word": word, "epoch": epoch, "score": score, "norm": 2 * score,
+                         "theory": 2 * score + 0.1})
+    out = score_turns(pd.DataFrame(rows))
+    assert list(out.word) == ["turns"]  # "dips" ends at 0.9 of its peak: above TURN_DROP
+    assert TURN_DROP < 0.9
+    turn = out.iloc[0]
+    assert (turn.peak_epoch, turn.peak_score, turn.last_epoch, turn.last_score) == (100, 0.8, 300, 0.3)
+    assert turn.last_norm == 0.6 and turn.last_theory == pytest.approx(0.7)
+
+
+def test_crossings_summary_counts_seeds_and_leaders():
+    from attnlib.experiments.sst import crossings_summary
+    crossings = pd.DataFrame([
+        {"model": "Attn-FC", "variant": "default", "seed": 0, "crossings": [3400], "first_crossing": 3400,
+         "leader_first": "best", "leader_last": "powerful"},
+        {"model": "Attn-FC", "variant": "default", "seed": 1, "crossings": [5200], "first_crossing": 5200,
+         "leader_first": "best", "leader_last": "powerful"},
+        {"model": "Attn-TC", "variant": "code", "seed": 0, "crossings": [], "first_crossing": None,
+         "leader_first": "powerful", "leader_last": "powerful"}])
+    out = crossings_summary(crossings).set_index(["model", "variant"])
+    assert out.loc[("Attn-FC", "default"), "seeds crossing"] == 2
+    assert out.loc[("Attn-FC", "default"), "first crossing (epoch)"] == "3400 to 5200"
+    assert out.loc[("Attn-FC", "default"), "ahead first"] == "best (2)"
+    assert out.loc[("Attn-TC", "code"), "first crossing (epoch)"] == "–"
+    assert out.loc[("Attn-TC", "code"), "ahead at the end"] == "powerful (1)"

@@ -141,6 +141,52 @@ def crossing_epochs(epochs: np.ndarray, a: np.ndarray, b: np.ndarray) -> list[in
     return out
 
 
+def _leader(powerful: float, best: float) -> str:
+    """Which of the two F7 words has the larger weight; "tied" when the weights are equal (as stored)."""
+    if powerful == best:
+        return "tied"
+    return "powerful" if powerful > best else "best"
+
+
+def crossings_summary(crossings: pd.DataFrame) -> pd.DataFrame:
+    """F7 per setting (model, variant) from :meth:`SSTRun.f7_crossings`: how many seeds' weight curves cross,
+    the range of the first crossing's epoch, and who is ahead first and at the end (each with its
+    number of seeds, e.g. "best (3)")."""
+    def counts(values: pd.Series) -> str:
+        return ", ".join(f"{word} ({n})" for word, n in values.value_counts().items())
+
+    rows = []
+    for (model, variant), part in crossings.groupby(["model", "variant"], sort=False):
+        first = pd.to_numeric(part.first_crossing, errors="coerce").dropna()
+        rows.append({"model": model, "variant": variant, "seeds": len(part), "seeds crossing": len(first),
+                     "first crossing (epoch)": (f"{int(first.min())}" if first.min() == first.max() else
+                                                f"{int(first.min())} to {int(first.max())}") if len(first) else "–",
+                     "ahead first": counts(part.leader_first), "ahead at the end": counts(part.leader_last)})
+    return pd.DataFrame(rows)
+
+
+TURN_DROP = 0.8
+"""A top word *turns back* when its score at the last snapshot is below this fraction of its largest score:
+its score rose and then fell by more than a fifth, far more than the snapshot-to-snapshot noise."""
+
+
+def score_turns(curves: pd.DataFrame, drop: float = TURN_DROP) -> pd.DataFrame:
+    """The words of ``curves`` (:meth:`SSTRun.sen_curves`) whose score turns back (see :data:`TURN_DROP`): per
+    seed and word, the epoch and score at the peak and the score at the last snapshot, by rank."""
+    rows = []
+    for (seed, rank, word), g in curves.groupby(["seed", "rank", "word"], sort=True):
+        g = g.sort_values("epoch")
+        peak = g.loc[g.score.idxmax()]
+        last = g.iloc[-1]
+        if peak.score > 0 and last.score < drop * peak.score:
+            rows.append({"seed": seed, "rank": rank, "word": word, "peak_epoch": int(peak.epoch),
+                         "peak_score": float(peak.score), "peak_norm": float(peak.norm),
+                         "last_epoch": int(last.epoch), "last_score": float(last.score),
+                         "last_norm": float(last.norm), "last_theory": float(last.theory)})
+    return pd.DataFrame(rows, columns=["seed", "rank", "word", "peak_epoch", "peak_score", "peak_norm",
+                                       "last_epoch", "last_score", "last_norm", "last_theory"])
+
+
 # --------------------------------------------------------------------------- one reduced run
 
 
@@ -297,7 +343,8 @@ class SSTRun:
         return pd.DataFrame(rows)
 
     def f7_crossings(self) -> pd.DataFrame:
-        """Per seed, the epochs where the weight curves of "powerful" and "best" cross, and who ends ahead."""
+        """Per seed, the epochs where the weight curves of "powerful" and "best" cross, who is ahead first (at
+        the first snapshot after step 1 where the two weights differ as stored) and who ends ahead."""
         df = self.single_sentence()
         rows = []
         for seed, g in df.groupby("seed"):
@@ -306,8 +353,9 @@ class SSTRun:
             crosses = crossing_epochs(a.index.to_numpy()[1:], a.to_numpy()[1:], b.to_numpy()[1:])
             rows.append({"model": self.name, "variant": self.variant, "seed": seed, "crossings": crosses,
                          "first_crossing": crosses[0] if crosses else None,
-                         "leader_first": "powerful" if a.iloc[1] > b.iloc[1] else "best",
-                         "leader_last": "powerful" if a.iloc[-1] > b.iloc[-1] else "best"})
+                         "leader_first": next((_leader(x, y) for x, y in zip(a.iloc[1:], b.iloc[1:]) if x != y),
+                                              "tied"),
+                         "leader_last": _leader(a.iloc[-1], b.iloc[-1])})
         return pd.DataFrame(rows)
 
     # ---- storage (see attnlib.experiments.sst_store)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from attnlib import theory
 from attnlib.experiments.ablation import VARIANT_LABELS, AblationResult
@@ -11,6 +13,7 @@ from attnlib.plots.style import FIG_WIDTH, MODEL_COLORS, NORM_LABEL, SCORE_LABEL
 
 VARIANT_COLORS = {"-KF": "#d62728", "-EF": "#7f7f7f"}
 """The full model keeps its colour from :data:`MODEL_COLORS`; the frozen variants get these."""
+VARIANT_LEGEND = {"-KF": "-KF: keys frozen", "-EF": "-EF: embeddings frozen"}
 
 
 def _variant_color(run: str, result: AblationResult) -> str:
@@ -41,14 +44,22 @@ def plot_ablation(result: AblationResult, single_run: bool = False) -> plt.Figur
             band(axes[row, 0], losses[losses.run == run], "epoch", "loss", color, run, lead)
             band(axes[row, 1], means[means.run == run], "epoch", "score", color, run, lead)
             band(axes[row, 2], means[means.run == run], "epoch", "norm", color, run, lead)
-        axes[row, 0].axhline(np.log(result.config.data.n_topics), color=THEORY_COLOR, ls=":", lw=1, label=r"$\ln 4$")
+        axes[row, 0].axhline(np.log(result.config.data.n_topics), color=THEORY_COLOR, ls=":", lw=1)
         axes[row, 0].set(yscale="log", ylabel="training loss", title=f"{model}: loss")
         axes[row, 1].set(ylabel="mean topic-word score", title=f"{model}: score")
         axes[row, 2].set(ylabel=f"mean topic-word {NORM_LABEL}", title=f"{model}: norm")
-        axes[row, 0].legend(loc="lower left")
         for ax in axes[row]:
             ax.set_xlabel("epoch")
+    # one legend for all panels, above them: inside a panel it would cover curves that fill the panels
+    handles = [Line2D([], [], color=MODEL_COLORS.get(model, "C0"), lw=1.6, label=f"{model} (all trained)")
+               for model in models]
+    handles += [Line2D([], [], color=color, lw=1.6, label=VARIANT_LEGEND[suffix])
+                for suffix, color in VARIANT_COLORS.items()]
+    handles.append(Line2D([], [], color=THEORY_COLOR, ls=":", lw=1, label=r"$\ln 4$ (uniform prediction)"))
+    if not single_run:
+        handles.append(Patch(color="0.5", alpha=0.25, label="range over seeds"))
     fig.tight_layout()
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3)
     return fig
 
 
@@ -66,9 +77,7 @@ def plot_general_identity(result: AblationResult) -> plt.Figure:
     models = result.models
     lead = result.seeds[0]
     m = result.config.data.m
-    cols = 2
-    rows = int(np.ceil((len(models) + 1) / cols))
-    fig, grid = plt.subplots(rows, cols, figsize=(FIG_WIDTH, 2.9 * rows), squeeze=False)
+    fig, grid = plt.subplots(1, len(models) + 1, figsize=(FIG_WIDTH, 3.3), squeeze=False)
     axes = grid.ravel()
     for col, model in enumerate(models):
         ax = axes[col]
@@ -85,14 +94,14 @@ def plot_general_identity(result: AblationResult) -> plt.Figure:
         grid_s = np.linspace(0, table.score.max(), 200)
         ax.plot(grid_s, theory.sen_norm(grid_s, m), color=THEORY_COLOR, ls=":", lw=1.2, alpha=0.8,
                 label=rf"default form $\sqrt{{2\varphi_{{{m}}}(s)}}$")
-        ax.set(title=f"{model}, seed {lead}", xlabel=SCORE_LABEL, ylabel=NORM_LABEL)
-        ax.legend(loc="lower right")
+        ax.set(title=f"{model}, seed {lead}", xlabel=SCORE_LABEL, ylabel=NORM_LABEL if col == 0 else "")
         worst = curves[curves.run == model].assign(abs_residual=lambda t: t.residual.abs())
         worst = worst.groupby(["seed", "epoch"], as_index=False)["abs_residual"].max()
         band(axes[len(models)], worst, "epoch", "abs_residual", color, model, lead)
     axes[len(models)].set(title="N2 residual", xlabel="epoch", ylabel=r"max$_w$ |residual|")
-    axes[len(models)].legend()
-    for ax in axes[len(models) + 1:]:
-        ax.set_visible(False)
+    axes[len(models)].legend(loc="lower right")
+    handles, labels = axes[0].get_legend_handles_labels()
+    handles[0] = Line2D([], [], ls="", marker="o", ms=3.5, color="0.4", label="measured (model's colour)")
     fig.tight_layout()
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3)
     return fig

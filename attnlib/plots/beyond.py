@@ -24,9 +24,14 @@ DIP_COLOR = CONTRAST_COLORS[0]
 QUIET_COLOR = "#9a9a9a"
 
 
+SEQUENTIAL_RANGE = (0.4, 1.0)
+"""The part of a sequential colour map used for ordered values: below 0.4 the light maps (Purples, Greys)
+are near white and their lines vanish on the white background."""
+
+
 def _sequential(n: int, name: str = "viridis") -> list:
     cmap = plt.get_cmap(name)
-    return [cmap(x) for x in np.linspace(0.1, 0.85, n)]
+    return [cmap(x) for x in np.linspace(*SEQUENTIAL_RANGE, n)]
 
 
 def plot_suppression(result: SuppressionResult, init_std: float = 0.1, seed: int | None = None) -> plt.Figure:
@@ -112,12 +117,13 @@ def plot_sweeps(result: SweepResult) -> plt.Figure:
                     ax.plot(grid, theory.sen_norm(grid, value), color=color, lw=5, alpha=0.25)
                 for _, path in runs.groupby(["seed", "word"]):
                     ax.plot(path.score, path.norm, color=color, lw=0.8, alpha=0.8)
-            for value, color in zip(values, colors):
-                label = f"m = {value:g}" if sweep == "m" else f"std {value:.3g}"
-                ax.plot([], [], color=color, lw=2, label=label)
+            if col == 0:  # one legend per row: the values are the same in every panel of the row
+                for value, color in zip(values, colors):
+                    label = f"m = {value:g}" if sweep == "m" else f"query std {value:.3g}"
+                    ax.plot([], [], color=color, lw=2, label=label)
+                ax.legend(loc="lower right")  # the curves rise from the lower left: that corner stays empty
             ax.set(title=f"{model}: {'m' if sweep == 'm' else 'query std'}", xlabel=SCORE_LABEL,
                    ylabel=NORM_LABEL if col == 0 else "")
-            ax.legend(loc="upper left")
     # raw coordinates: |v| against the score, the curve scaled by 1/|q| of the run
     ax = axes[1, -1]
     model = models[0]
@@ -130,7 +136,7 @@ def plot_sweeps(result: SweepResult) -> plt.Figure:
             ax.plot(path.score, path.raw_norm, color=color, lw=0.8, alpha=0.9)
         ax.plot([], [], color=color, lw=2, label=rf"$\|q\|$ = {run.query_norm.iloc[0]:.2f}")
     ax.set(title=f"{model}, seed {lead}: raw norm", xlabel=SCORE_LABEL, ylabel=r"$\|v_w\|$", ylim=(0, None))
-    ax.legend(loc="upper right")
+    ax.legend(loc="lower right")
     # residual per m
     ax = axes[0, -1]
     summary = result.summary()
@@ -147,7 +153,9 @@ def plot_sweeps(result: SweepResult) -> plt.Figure:
                 label=f"{model} vs the m = 20 curve" if i == 0 else None)
     ax.set_xticks(np.arange(len(m_values)), [f"{v:g}" for v in m_values])
     ax.set(title="max |residual| per m", xlabel="m", ylabel="max |residual|", yscale="log")
-    ax.legend(loc="center right")
+    low, high = ax.get_ylim()
+    ax.set_ylim(low, high * 30)  # headroom above the markers for the legend
+    ax.legend(loc="upper left", ncol=2, fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -206,11 +214,14 @@ def plot_capacity(result: CapacityResult) -> plt.Figure:
     for label, color in zip(tl, greens(np.linspace(0.95, 0.45, len(tl)))):
         colors[label] = color
     lead = result.seeds[0]
-    fig, axes = plt.subplots(1, 3, figsize=(FIG_WIDTH, 3.2))
+    fig = plt.figure(figsize=(FIG_WIDTH, 5.6))
+    grid = fig.add_gridspec(2, 2, height_ratios=[1.15, 1])
+    axes = [fig.add_subplot(grid[0, :]), fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])]
     for label in labels:
         band(axes[0], curves[curves.classifier == label], "epoch", "score", colors[label], label, lead)
     axes[0].set(title="topic score during training", xlabel="epoch", ylabel="topic-word score (mean)")
-    axes[0].legend(loc="upper left")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", bbox_to_anchor=(0.5, 1.0),
+               ncol=4)  # above the panels: inside, it would cover the curves
     for ax, column, title in ((axes[1], "topic_score_mean", "final topic score"),
                               (axes[2], "attention_mean", "attention on the topic word")):
         for i, label in enumerate(labels):
@@ -219,6 +230,8 @@ def plot_capacity(result: CapacityResult) -> plt.Figure:
             ax.plot(np.full(len(values), i), values, "o", color=colors[label], ms=4)
         ax.set_xticks(np.arange(len(labels)), [label.replace("Attn-", "").replace(" (h=", "\nh=").rstrip(")")
                                                for label in labels])
+        if len(labels) > 5:  # a row of two-line labels would run into each other
+            ax.tick_params(axis="x", labelrotation=90)
         ax.set(title=title, xlabel="classifier")
     axes[1].set_ylabel("mean over topic words")
     axes[2].set(ylabel="mean over training sentences", ylim=(0, 1))

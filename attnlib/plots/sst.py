@@ -11,7 +11,7 @@ from matplotlib.lines import Line2D
 
 from attnlib import theory
 from attnlib.config import HEADS
-from attnlib.experiments.sst import F6_WORDS, SSTResult, SSTRun
+from attnlib.experiments.sst import F6_WORDS, SSTResult, SSTRun, score_turns
 from attnlib.experiments.sst_analysis import logit_correlations
 from attnlib.plots.style import (
     CONTRAST_COLORS,
@@ -61,11 +61,19 @@ def plot_sst_losses(result: SSTResult) -> plt.Figure:
     return fig
 
 
+TURN_COLOR = CONTRAST_COLORS[0]
+"""F5: the colour that marks a word whose score turns back (:func:`attnlib.experiments.sst.score_turns`)."""
+
+
 def plot_sen_grid(run: SSTRun, n_words: int = 12, seed_index: int = 0) -> plt.Figure:
-    """F5: the top ``n_words`` words of one seed, (s, |q||v|) at every snapshot against sqrt(2 φ_{m_w}(s))."""
+    """F5: the top ``n_words`` words of one seed, (s, |q||v|) at every snapshot against sqrt(2 φ_{m_w}(s)).
+
+    A word whose score rises and then falls back (:func:`attnlib.experiments.sst.score_turns`) has its
+    peak (triangle) and last snapshot (square) marked and its title says when it peaked."""
     use_style()
     curves = run.sen_curves(n_top=n_words)
     curves = curves[curves.seed == run.seeds[seed_index]]
+    turns = score_turns(curves).set_index("rank")
     cols = 4
     rows = int(np.ceil(n_words / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(FIG_WIDTH, 1.85 * rows + 0.5), squeeze=False)
@@ -79,11 +87,22 @@ def plot_sen_grid(run: SSTRun, n_words: int = 12, seed_index: int = 0) -> plt.Fi
         ax.plot(g.score, g.norm, ls=":", marker=".", ms=3, color=color, lw=1, label="measured, every 100 epochs")
         word = g.word.iloc[0]
         flag = " (PAD)" if word == "$PAD$" else ""
-        ax.set_title(f"#{rank} {word}{flag}, m={m_w:.1f}", fontweight="normal")
+        title = f"#{rank} {word}{flag}, m={m_w:.1f}"
+        if rank in turns.index:  # rose along the curve, then fell back: mark the peak and the end
+            turn = turns.loc[rank]
+            ax.plot(turn.peak_score, turn.peak_norm, ls="", marker="^", ms=7, color=TURN_COLOR, zorder=5,
+                    label="peak of a word that turns back")
+            ax.plot(turn.last_score, turn.last_norm, ls="", marker="s", ms=5, color=TURN_COLOR, zorder=5,
+                    label="its last snapshot")
+            title += f"\npeak: epoch {turn.peak_epoch}"
+        ax.set_title(title, fontweight="normal", color=TURN_COLOR if rank in turns.index else "black")
     for ax in axes.ravel()[len(curves["rank"].unique()):]:
         ax.axis("off")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2,
+    legend = {}
+    for ax in axes.ravel():
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    fig.legend(legend.values(), legend.keys(), loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2,
                title=f"{run.kind} {run.name} ({run.variant}), seed {run.seeds[seed_index]}")
     fig.supxlabel(SCORE_LABEL)
     fig.supylabel(NORM_LABEL)

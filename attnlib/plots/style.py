@@ -10,9 +10,12 @@ legible). The smallest font size and the dpi go into every PNG (text chunks :dat
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import json
+import struct
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +23,7 @@ import matplotlib.pyplot as plt
 import matplotlib.text
 import pandas as pd
 import seaborn as sns
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 
 from attnlib.files import atomic_write, write_json
 
@@ -50,9 +54,12 @@ def use_style() -> None:
 
 def band(ax: plt.Axes, table: pd.DataFrame, x: str, y: str, color: str, label: str, lead_seed: int,
          **line) -> None:
-    """Seed ``lead_seed`` as a line (``line``: extra styles such as ``ls``), the min-max over seeds as a band."""
+    """Seed ``lead_seed`` as a line (``line``: extra styles such as ``ls``), the min-max over seeds as a band
+    with thin edges (seed ``lead_seed`` is one of the seeds, so its line never leaves the band)."""
     spread = table.groupby(x)[y].agg(["min", "max"])
     ax.fill_between(spread.index, spread["min"], spread["max"], color=color, alpha=0.25, linewidth=0)
+    for edge in ("min", "max"):  # the band's edges drawn, so a seed on an edge is seen to be on it
+        ax.plot(spread.index, spread[edge], color=color, lw=0.6, alpha=0.7)
     lead = table[table.seed == lead_seed]
     ax.plot(lead[x], lead[y], **{"color": color, "lw": 1.6, "label": label, **line})
 
@@ -97,15 +104,97 @@ def figure_png(fig: plt.Figure, dpi: int = DPI, metadata: dict[str, str | None] 
     return buffer.getvalue()
 
 
+NARROW_KEY = "attnlib-narrow-png"
+"""PNG text chunk: the same figure with its panels stacked in one column (base64 PNG), for a phone."""
+NARROW_WIDTH = 4.0
+"""Inches: the width of the stacked (narrow) layout. At 8-point text and :data:`DPI` it keeps its
+smallest text at 9 CSS px down to 4.0 x 81 = 324 CSS px, the text column of a 400 px wide phone."""
+NARROW_PANEL_MAX_HEIGHT = 3.0
+"""Inches: a stacked panel is at most this tall (a tall panel of the wide layout becomes a wide one)."""
+
+
+def _panels(fig: plt.Figure) -> list[list[plt.Axes]] | None:
+    """The visible axes of ``fig`` grouped by grid cell (an axes and its twins share one), in reading
+    order; None when the figure has no grid of several columns to stack (one column, free axes,
+    several grids)."""
+    cells: dict[tuple[int, int], list[plt.Axes]] = {}
+    grids = set()
+    for ax in fig.axes:
+        if not ax.get_visible():
+            continue
+        if not ax.axison and not (ax.lines or ax.collections or ax.patches or ax.images or ax.texts):
+            ax.set_visible(False)  # an empty cell that fills out the wide grid: no row of its own
+            continue
+        spec = ax.get_subplotspec()
+        if spec is None:
+            return None
+        grids.add(id(spec.get_gridspec()))
+        cells.setdefault((spec.rowspan.start, spec.colspan.start), []).append(ax)
+    if len(grids) != 1 or len({col for _, col in cells}) < 2:
+        return None
+    return [cells[key] for key in sorted(cells)]
+
+
+def stack_panels(fig: plt.Figure) -> bool:
+    """Lay the panels of ``fig`` out again one above the other, :data:`NARROW_WIDTH` inches wide, for a
+    narrow screen; False (and ``fig`` unchanged) when it has a single column of panels.
+
+    Each panel keeps the height of its row in the wide layout (its share of the figure's height); tick
+    labels that the wide layout left to the outer panels are shown on every panel, and empty cells that
+    only filled out the wide grid are dropped."""
+    panels = _panels(fig)
+    if panels is None:
+        return False
+    old = panels[0][0].get_subplotspec().get_gridspec()
+    ratios = old.get_height_ratios() or [1] * old.nrows
+    row_height = fig.get_size_inches()[1] / sum(ratios)
+    heights = [min(ratios[group[0].get_subplotspec().rowspan.start] * row_height, NARROW_PANEL_MAX_HEIGHT)
+               for group in panels]
+    grid = fig.add_gridspec(len(panels), 1, height_ratios=heights)
+    for i, group in enumerate(panels):
+        for ax in group:
+            ax.set_subplotspec(grid[i, 0])
+            if ax.xaxis.get_visible():
+                ax.xaxis.set_tick_params(which="both", labelbottom=True)
+            if ax.axison and ax.yaxis.get_visible():  # no neighbour to read the values from any more
+                side = ax.yaxis.get_label_position()
+                ax.yaxis.set_tick_params(which="major", **{side: True, f"label{side}": True})
+    for legend in fig.legends:  # a figure legend above the panels: in two columns, as narrow as the panels
+        legend.set_ncols(min(2, legend._ncols))
+    fig.set_size_inches(NARROW_WIDTH, sum(heights) * 1.1)
+    if not isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine):
+        fig.tight_layout()
+    return True
+
+
+def _with_text_chunk(png: bytes, key: str, value: str) -> bytes:
+    """``png`` with a tEXt chunk ``key``: ``value`` added before its end chunk (IEND)."""
+    data = key.encode("latin-1") + b"\0" + value.encode("latin-1")
+    chunk = struct.pack(">I", len(data)) + b"tEXt" + data + struct.pack(">I", zlib.crc32(b"tEXt" + data))
+    end = png.rindex(b"IEND") - 4
+    return png[:end] + chunk + png[end:]
+
+
+def figure_png_with_narrow(fig: plt.Figure) -> bytes:
+    """:func:`figure_png`, and where ``fig`` has several columns of panels, its stacked layout
+    (:func:`stack_panels`, which changes ``fig``) as a second PNG inside it (text chunk :data:`NARROW_KEY`),
+    for the book to serve to narrow screens."""
+    wide = figure_png(fig)
+    if not stack_panels(fig):
+        return wide
+    return _with_text_chunk(wide, NARROW_KEY, base64.b64encode(figure_png(fig)).decode("ascii"))
+
+
 def glue_figure(name: str, fig: plt.Figure) -> None:
-    """Glue ``fig`` (as :func:`figure_png`) for a ``{glue:figure}`` directive of the book, and close it.
+    """Glue ``fig`` (as :func:`figure_png_with_narrow`) for a ``{glue:figure}`` directive of the book, and
+    close it.
 
     The book shows the PNG made here, not the notebook backend's, so its text chunks tell the browser
-    test the figure's smallest font size and dpi."""
+    test the figure's smallest font size and dpi, and give a phone the stacked layout."""
     from IPython.display import Image  # noqa: PLC0415 - the book's extra dependencies: only a chapter glues figures
     from myst_nb import glue  # noqa: PLC0415 - the book's extra dependencies: only a chapter glues figures
 
-    glue(name, Image(data=figure_png(fig), format="png"), display=False)
+    glue(name, Image(data=figure_png_with_narrow(fig), format="png"), display=False)
     plt.close(fig)
 
 

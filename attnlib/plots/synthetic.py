@@ -14,22 +14,67 @@ from attnlib import theory
 from attnlib.experiments.synthetic import SyntheticResult
 from attnlib.plots.style import FIG_WIDTH, MODEL_COLORS, NORM_LABEL, SCORE_LABEL, THEORY_COLOR, band, use_style
 
+SEN_VIEWS = ("full", "overlay", "residual")
+"""The views of F1: ``full`` (the figure of the synthetic chapter), ``overlay`` (one panel, every model on the
+one curve: how far along it each classifier takes its topic words) and ``residual`` (one panel, the
+largest distance from the curve per epoch and model)."""
 
-def plot_sen_curves(result: SyntheticResult, single_run: bool = False) -> plt.Figure:
+
+def _end_points(ax: plt.Axes, table: pd.DataFrame, color: str, label: str | None = None) -> None:
+    """A dot where each (seed, topic word) trajectory of ``table`` ends: the trajectories overlap on the
+    curve, their end points show how many there are and how far along the curve each got."""
+    last = table[table.epoch == table.epoch.max()]
+    ax.plot(last.score, last.norm, ls="", marker="o", ms=4.5, mfc="white", mec=color, mew=1.2, label=label,
+            zorder=4)
+
+
+def _worst_residual(table: pd.DataFrame) -> pd.DataFrame:
+    return table.assign(abs_residual=table.residual.abs()).groupby(["seed", "epoch"], as_index=False)["abs_residual"].max()
+
+
+def plot_sen_curves(result: SyntheticResult, single_run: bool = False, view: str = "full") -> plt.Figure:
     """F1: topic words' |q||v| against their score, measured vs the identity, and the residual per epoch.
 
-    Top row: every topic word of every seed (faint), seed 0's first topic word highlighted, and the
-    theory curve sqrt(2 phi_m(s)). Bottom row: the largest |residual| over topic words per epoch.
+    ``full``: top row, every topic word of every seed (thin lines; they overlap on the curve), a dot where
+    each ends, seed 0's first topic word bold, and the theory curve sqrt(2 phi_m(s)); bottom row, the
+    largest |residual| over topic words per epoch (seed 0 a line, the min-max over seeds a band). See
+    :data:`SEN_VIEWS` for the one-panel views.
     """
+    if view not in SEN_VIEWS:
+        raise ValueError(f"attnlib: unknown F1 view {view!r}; choose one of {', '.join(SEN_VIEWS)}")
     use_style()
     curves = result.curves()
     seeds = [result.seeds[0]] if single_run else result.seeds
     curves = curves[curves.seed.isin(seeds)]
     lead_seed, lead_word = result.seeds[0], int(curves.word.min())
     models = result.models
+    m = result.config.data.m
+    theory_label = rf"theory $\sqrt{{2\varphi_{{{m}}}(s)}}$"
+    s_grid = np.linspace(0, max(5.0, curves.score.max()), 200)
+    if view == "overlay":
+        fig, ax = plt.subplots(figsize=(FIG_WIDTH * 0.62, 3.4))
+        ax.plot(s_grid, theory.sen_norm(s_grid, m), ls=":", color=THEORY_COLOR, lw=1.8, label=theory_label)
+        for model in models:
+            table = curves[curves.model == model]
+            color = MODEL_COLORS.get(model, "C0")
+            for _, path in table.groupby(["seed", "word"]):
+                ax.plot(path.score, path.norm, color=color, lw=0.8, alpha=0.5)
+            _end_points(ax, table, color, f"{model}: end of each topic word")
+        ax.set(xlim=(0, 5), ylim=(0, 5), xlabel=SCORE_LABEL, ylabel=NORM_LABEL)
+        ax.legend(loc="lower right")
+        fig.tight_layout()
+        return fig
+    if view == "residual":
+        fig, ax = plt.subplots(figsize=(FIG_WIDTH * 0.62, 3.0))
+        for model in models:
+            band(ax, _worst_residual(curves[curves.model == model]), "epoch", "abs_residual",
+                 MODEL_COLORS.get(model, "C0"), model, lead_seed)
+        ax.set(xlabel="epoch", ylabel=r"max$_w$ |residual|", ylim=(0, None))
+        ax.legend(loc="upper left")
+        fig.tight_layout()
+        return fig
     fig, axes = plt.subplots(2, len(models), figsize=(FIG_WIDTH, 5.6),
                              gridspec_kw={"height_ratios": [2.2, 1]}, squeeze=False)
-    s_grid = np.linspace(0, max(5.0, curves.score.max()), 200)
     for col, model in enumerate(models):
         color = MODEL_COLORS.get(model, "C0")
         ax = axes[0, col]
@@ -38,13 +83,13 @@ def plot_sen_curves(result: SyntheticResult, single_run: bool = False) -> plt.Fi
         for _, path in words.groupby(["seed", "word"]):
             ax.plot(path.score, path.norm, color=color, lw=0.8, alpha=0.35)
         lead = table[(table.seed == lead_seed) & (table.word == lead_word)]
-        ax.plot(lead.score, lead.norm, color=color, lw=2.2, label="measured")
-        ax.plot(s_grid, theory.sen_norm(s_grid, result.config.data.m), ls=":", color=THEORY_COLOR, lw=1.8,
-                label=rf"theory $\sqrt{{2\varphi_{{{result.config.data.m}}}(s)}}$")
+        ax.plot(lead.score, lead.norm, color=color, lw=2.2, label=f"seed {lead_seed}, one word")
+        _end_points(ax, words, color, "end of each word" if not single_run else None)
+        ax.plot(s_grid, theory.sen_norm(s_grid, m), ls=":", color=THEORY_COLOR, lw=1.8, label=theory_label)
         ax.set(xlim=(0, 5), ylim=(0, 5), title=model, xlabel=SCORE_LABEL, ylabel=NORM_LABEL if col == 0 else "")
-        ax.legend(loc="upper left")
-        worst = table.assign(abs_residual=table.residual.abs()).groupby(["seed", "epoch"], as_index=False)["abs_residual"].max()
-        band(axes[1, col], worst, "epoch", "abs_residual", color, model, lead_seed)
+        if col == 0:
+            ax.legend(loc="lower right")
+        band(axes[1, col], _worst_residual(table), "epoch", "abs_residual", color, model, lead_seed)
         axes[1, col].set(xlabel="epoch", ylabel=r"max$_w$ |residual|" if col == 0 else "")
     top = max(ax.get_ylim()[1] for ax in axes[1])
     for ax in axes[1]:
@@ -88,57 +133,58 @@ def plot_loss_curves(result: SyntheticResult, single_run: bool = False) -> plt.F
     return fig
 
 
-SCORE_LINTHRESH = 1e-3
-"""The score axis of F3 is symmetric-log, linear within this distance of 0: non-topic scores are small,
-mostly negative and some exactly 0, topic scores are positive and about 100 times larger."""
+def _topic_strip(ax: plt.Axes, table: pd.DataFrame, value: str, models: list[str]) -> None:
+    """One row per model, a dot per topic word and seed (slightly spread vertically by seed), and a
+    vertical bar at the model's mean: the ordering of the models reads from top to bottom."""
+    for i, model in enumerate(models):
+        part = table[table.model == model]
+        color = MODEL_COLORS.get(model, "C0")
+        seeds = sorted(part.seed.unique())
+        offset = {seed: (k - (len(seeds) - 1) / 2) * 0.1 for k, seed in enumerate(seeds)}
+        ax.plot(part[value], i + part.seed.map(offset), ls="", marker="o", ms=4, mfc="none", mec=color, mew=1.0)
+        ax.plot([part[value].mean()] * 2, [i - 0.35, i + 0.35], color=color, lw=2.4)
+    ax.set_yticks(range(len(models)), models)
+    ax.set_ylim(len(models) - 0.5, -0.5)
+    ax.set_xlim(0, None)
 
 
 def _grouped_histogram(ax: plt.Axes, table: pd.DataFrame, value: str, models: list[str]) -> None:
-    """Bars per model over 9 bins equally wide on the axis's (log or symmetric-log) scale, spanning the
-    group's range; heights are fractions of the group's words."""
-    scale = ax.xaxis.get_transform()
-    forward = lambda v: scale.transform(np.asarray(v, dtype=float).reshape(-1, 1)).ravel()  # noqa: E731
-    back = lambda v: scale.inverted().transform(np.asarray(v, dtype=float).reshape(-1, 1)).ravel()  # noqa: E731
-    low, high = forward([table[value].min(), table[value].max()])
+    """Bars per model over 9 equal bins spanning the group's range; heights are fractions of the group's
+    words (pooled over seeds, each seed weighted equally)."""
+    low, high = table[value].min(), table[value].max()
     edges = np.linspace(low, high if high > low else low + 1e-6, 10)
     width = (edges[1] - edges[0]) / (len(models) + 1)
     for i, model in enumerate(models):
         part = table[table.model == model]
         weights = np.ones(len(part)) / part.groupby("seed").size().reindex(part.seed).to_numpy()
         weights /= part.seed.nunique()
-        heights, _ = np.histogram(forward(part[value]), bins=edges, weights=weights)
-        left = edges[:-1] + i * width + width / 2
-        ax.bar(back(left), heights, width=back(left + width) - back(left), color=MODEL_COLORS.get(model, "C0"), label=model,
-               align="edge", linewidth=0)
+        heights, _ = np.histogram(part[value], bins=edges, weights=weights)
+        ax.bar(edges[:-1] + i * width + width / 2, heights, width=width, color=MODEL_COLORS.get(model, "C0"),
+               label=model, align="edge", linewidth=0)
     ax.set_ylim(0, 1.05)
 
 
 def plot_final_distributions(result: SyntheticResult, single_run: bool = False) -> plt.Figure:
-    """F3: final score and |q||v| of topic and non-topic words, grouped by model, on (symmetric-)log axes.
+    """F3: final score (top) and |q||v| (bottom) of the topic words (left) and the non-topic words (right).
 
-    Rows: score, norm; columns: topic, non-topic words, sharing the x axis per row, so the orders of
-    magnitude between the two groups show as distance. Heights are the fraction of the words in the
-    group (pooled over seeds, each seed weighted equally).
+    Topic words: one dot per word and seed on a row per model, a bar at the model's mean, so the ordering
+    FC > TC > TL and each model's spread show. Non-topic words: the fraction of the words per bin, one bar
+    series per model. Both on linear axes: the x ranges themselves (units against hundredths) show the two
+    orders of magnitude between the groups.
     """
     use_style()
     final = result.final_words()
     if single_run:
         final = final[final.seed == result.seeds[0]]
     models = result.models
-    fig, axes = plt.subplots(2, 2, figsize=(FIG_WIDTH, 5.0), sharex="row", sharey=True)
-    labels = {"score": rf"{SCORE_LABEL} (symmetric log scale, linear within ±{SCORE_LINTHRESH:g})",
-              "norm": NORM_LABEL + " (log scale)"}
-    for row, value in enumerate(("score", "norm")):
-        if value == "score":
-            axes[row, 0].set_xscale("symlog", linthresh=SCORE_LINTHRESH)
-        else:
-            axes[row, 0].set_xscale("log")
-        for col, kind in enumerate(("topic", "non-topic")):
-            ax = axes[row, col]
-            _grouped_histogram(ax, final[final.kind == kind], value, models)
-            ax.set(title=f"{kind} words", xlabel=labels[value])
-            ax.xaxis.set_tick_params(labelbottom=True)
-        axes[row, 0].set_ylabel("fraction of words")
-    axes[0, 0].legend(loc="upper left")
+    fig, axes = plt.subplots(2, 2, figsize=(FIG_WIDTH, 4.8))
+    for row, (value, label) in enumerate((("score", SCORE_LABEL), ("norm", NORM_LABEL))):
+        topic, other = final[final.kind == "topic"], final[final.kind == "non-topic"]
+        _topic_strip(axes[row, 0], topic, value, models)
+        axes[row, 0].set(title=f"topic words: {value}", xlabel=label)
+        _grouped_histogram(axes[row, 1], other, value, models)
+        axes[row, 1].set(title=f"non-topic words: {value}", xlabel=label, ylabel="fraction of words")
+        axes[row, 1].ticklabel_format(axis="x", style="sci", scilimits=(-2, 2))
+    axes[0, 1].legend(loc="upper left")
     fig.tight_layout()
     return fig
