@@ -10,11 +10,13 @@ runs. Binder gives a session about 2 GB; the book keeps every notebook under 1.5
     python tools/measure_notebooks.py                    # every notebook, in reading order
     python tools/measure_notebooks.py performance sst    # some of them
     python tools/measure_notebooks.py --out build/notebook_costs.json
+    python tools/measure_notebooks.py --jobs 2           # two notebooks at a time (compare CPU seconds then)
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import os
 import shutil
@@ -55,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help="notebook names (e.g. performance); default: all")
     parser.add_argument("--stage", type=Path, default=ROOT / "build" / "measure", help="staging folder")
     parser.add_argument("--out", type=Path, default=None, help="also write the rows as JSON here")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="notebooks executed at once, each in its own process with its own empty cache "
+                             "(default 1; with more, the wall times include waiting for a core, the CPU seconds hardly)")
     args = parser.parse_args(argv)
     notebooks = stage(args.stage)
     if args.names:
@@ -64,16 +69,19 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         notebooks = [n for n in notebooks if n.stem in args.names]
     load = os.getloadavg()[0]
-    rows = []
     print(f"{'notebook':<14} {'cold s':>8} {'CPU s':>8} {'peak RSS MB':>12}", flush=True)
-    for notebook in notebooks:
-        row = measure(notebook)
-        rows.append(row)
+
+    def report(row: dict) -> dict:
         flag = "" if row["exit_code"] == 0 else f"  FAILED: {row['error']}"
         flag += "  over 1.5 GB" if row["peak_rss_mb"] > LIMIT_MB else ""
         print(f"{row['notebook']:<14} {row['seconds']:>8.1f} {row['cpu_seconds']:>8.1f} {row['peak_rss_mb']:>12}{flag}",
               flush=True)
-    summary = {"cpu_count": os.cpu_count(), "load_at_start": load, "load_at_end": os.getloadavg()[0], "rows": rows}
+        return row
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        rows = list(pool.map(lambda notebook: report(measure(notebook)), notebooks))
+    summary = {"cpu_count": os.cpu_count(), "jobs": args.jobs, "load_at_start": load,
+               "load_at_end": os.getloadavg()[0], "rows": rows}
     print(f"{os.cpu_count()} cores, load average {load:.1f} at the start, {summary['load_at_end']:.1f} at the end")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
