@@ -29,7 +29,7 @@ from attnlib.experiments.sst_store import StoredRunError, load_run, select_seeds
 from attnlib.experiments.sst_verify import describe, require_verified, verify_run
 from attnlib.files import check_replaceable, replaced_folder, write_json, write_text
 from attnlib.scorecard import assemble
-from attnlib.sweep import SweepError, sweep
+from attnlib.sweep import ClusterError, SweepError, on_cluster, sweep
 from attnlib.train import TrainingDiverged
 
 matplotlib.use("Agg")  # the command line only writes files; nothing above imports pyplot (the figures do, lazily)
@@ -149,9 +149,11 @@ def run_sst_command(args: argparse.Namespace):
         if note:
             print(note, flush=True)
     served = {setting: _serve_sst(setting, served_seeds, store_folder, where) for setting, served_seeds in plan.items()}
-    # settings are independent: --jobs N trains N at once (joblib; see attnlib.sweep)
-    trained = dict(zip(settings, sweep(_sst_setting, settings, n_jobs=getattr(args, "jobs", None), seeds=seeds,
-                                       store=store, quiet=args.quiet)))
+    # settings are independent: --jobs N trains N at once, --scheduler on a Dask cluster (see attnlib.sweep)
+    scheduler = getattr(args, "scheduler", None)
+    with on_cluster(scheduler) if scheduler and settings else nullcontext():
+        trained = dict(zip(settings, sweep(_sst_setting, settings, n_jobs=getattr(args, "jobs", None), seeds=seeds,
+                                           store=store, quiet=args.quiet)))
     runs = {s: served[s] if s in served else trained[s] for s in SETTINGS if s in served or s in trained}
     if not runs:
         raise StoredRunError(f"no SST setting to run: every one asked for was skipped (stored runs: {where})")
@@ -259,6 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="sst only: settings trained at once in separate processes (default: one after another; "
                           "a joblib backend context such as Dask's takes over from the API, see attnlib.sweep)")
 
+    run.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="sst only: train the settings on the Dask cluster whose scheduler is at ADDRESS (e.g. "
+                          "tcp://10.0.0.5:8786), one setting per worker thread; the same bytes as a local run. "
+                          "Needs attnlib[dask]; every worker needs attnlib and the SST data")
+
     commands.add_parser("list", help="list the experiments 'attnlib run' knows")
 
     cache = commands.add_parser("cache", help="show or clear the on-disk cache of training results",
@@ -311,7 +318,7 @@ def _expected_failure(error: BaseException) -> str | None:
     is kept). A failed sweep task is judged by the failure inside it."""
     if isinstance(error, SweepError):
         return _expected_failure(error.error) if error.error is not None else None
-    if isinstance(error, (SSTDataError, TrainingDiverged)):
+    if isinstance(error, (SSTDataError, TrainingDiverged, ClusterError)):
         return str(error)
     if isinstance(error, MemoryError) or (isinstance(error, RuntimeError) and "can't allocate memory" in str(error)):
         asked = re.search(r"tried to allocate (\d+) bytes", str(error))
@@ -382,6 +389,8 @@ def _prepare_run(args: argparse.Namespace) -> None:
                 raise ValueError(f"config file {args.config}: {', '.join(fixed)} cannot be changed for beyond: each of "
                                  f"its studies sets {', '.join(BEYOND_SETS_ITSELF)} itself (its own epoch count and "
                                  f"recording interval, and every head in turn)")
+    if args.scheduler is not None and args.experiment not in ("sst", "all"):
+        raise ValueError(f"--scheduler applies to sst (its settings train as separate tasks), not to {args.experiment!r}")
     if args.experiment == "sst" and args.seeds is not None and args.seeds > MAX_SST_SEEDS:
         raise ValueError(f"--seeds {args.seeds}: sst trains at most {MAX_SST_SEEDS} seeds (each seed is one more "
                          "model in the batch; the book uses 3)")
