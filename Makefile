@@ -71,6 +71,7 @@ binder: venv binder-wheels
 	$(PY) -m pytest tests -m binder
 
 # After a dependency changes in pyproject.toml: install it (pip install -e ".[book,dev]"), then this.
+# The lock is the book's closure only: dev's packages (Dask among them) stay out of Binder.
 binder-lock: venv
 	$(PY) tools/binder_lock.py
 

@@ -25,7 +25,7 @@ from attnlib.experiments import EXPERIMENTS
 from attnlib.experiments.base import Experiment, Option, checks_table, positive_int
 from attnlib.files import check_replaceable, replaced_folder, write_json, write_text
 from attnlib.scorecard import assemble
-from attnlib.sweep import SweepError
+from attnlib.sweep import ClusterError, SweepError
 from attnlib.train import TrainingDiverged
 
 matplotlib.use("Agg")  # the command line only writes files; nothing above imports pyplot (the figures do, lazily)
@@ -179,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     for option, users in _options().values():
         option.add_to(run, users)
 
+
     commands.add_parser("list", help="list the experiments 'attnlib run' knows")
 
     cache = commands.add_parser("cache", help="show or clear the on-disk cache of training results",
@@ -231,7 +232,7 @@ def _expected_failure(error: BaseException) -> str | None:
     is kept). A failed sweep task is judged by the failure inside it."""
     if isinstance(error, SweepError):
         return _expected_failure(error.error) if error.error is not None else None
-    if isinstance(error, (SSTDataError, TrainingDiverged)):
+    if isinstance(error, (SSTDataError, TrainingDiverged, ClusterError)):
         return str(error)
     if isinstance(error, MemoryError) or (isinstance(error, RuntimeError) and "can't allocate memory" in str(error)):
         asked = re.search(r"tried to allocate (\d+) bytes", str(error))

@@ -10,20 +10,26 @@ local worker processes (joblib's default, loky); inside one it uses whatever tha
     with joblib.parallel_config(backend="dask"):
         run_sst(n_jobs=-1)
 
-or, with Ray, ``from ray.util.joblib import register_ray; register_ray()`` and
-``joblib.parallel_config(backend="ray")``. Seeds of one setting are not split into tasks: they
+(:func:`on_cluster` does both: ``with on_cluster("tcp://scheduler:8786"): run_sst()``; the command line's
+``--scheduler ADDRESS``), or, with Ray, ``from ray.util.joblib import register_ray; register_ray()`` and
+``joblib.parallel_config(backend="ray")``. The results are the same bytes wherever a task runs: training
+pins torch's thread count itself (:func:`attnlib.train.pinned_threads`). Seeds of one setting are not split into tasks: they
 train together in one batched call (:func:`attnlib.train.train`), which costs far less than
 separate runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import joblib
 
 Result = TypeVar("Result")
+
+CONNECT_TIMEOUT_S = 30
+"""Seconds :func:`on_cluster` waits for a Dask scheduler to answer before giving up with one line."""
 
 
 class SweepError(RuntimeError):
@@ -79,3 +85,29 @@ def sweep(function: Callable[..., Result], tasks: Iterable[tuple], n_jobs: int |
     except Exception as error:  # a failure outside the task itself: pickling, a lost worker, the cluster
         raise SweepError(f"sweep of {len(tasks)} {_name(function)} tasks failed with {type(error).__name__}: {error}",
                          error) from error
+
+
+class ClusterError(RuntimeError):
+    """A Dask scheduler could not be used: Dask is not installed, or the scheduler did not answer."""
+
+
+@contextmanager
+def on_cluster(address: str) -> Iterator[Any]:
+    """Inside the block every :func:`sweep` runs its tasks on the Dask cluster whose scheduler is at
+    ``address`` (e.g. ``tcp://10.0.0.5:8786``), one task per worker thread; yields the
+    ``distributed.Client``. Needs the optional extra ``attnlib[dask]``; each worker needs attnlib (and,
+    for SST, the data files). A missing Dask or a scheduler that does not answer within
+    :data:`CONNECT_TIMEOUT_S` is a :class:`ClusterError` with one line."""
+    try:
+        from dask.distributed import Client  # noqa: PLC0415 - Dask is optional (attnlib[dask]) and slow to import
+    except ImportError:
+        raise ClusterError("a Dask scheduler needs Dask: pip install 'attnlib[dask]' (dask[distributed])") from None
+    try:
+        client = Client(address, timeout=CONNECT_TIMEOUT_S)
+    except (OSError, TimeoutError, ValueError) as error:
+        raise ClusterError(f"cannot use the Dask scheduler at {address}: {error}") from None
+    try:
+        with joblib.parallel_config(backend="dask"):
+            yield client
+    finally:
+        client.close()

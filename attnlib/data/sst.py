@@ -192,9 +192,11 @@ def find_data_dir(data_dir: str | Path | None = None, *, download: bool = True,
             return dest
         except SSTDataError as exc:  # the cache is ours to repair: fetch a good copy over a bad one
             stale = exc
+    if not download and stale is not None:  # found, and failed its check: say so, not "not found"
+        raise SSTDataError(f"{stale} This is the user cache's copy, which a download replaces, and automatic "
+                           f"download is disabled: `attnlib verify-data` downloads it again")
     if not download:
-        raise (SSTDataError if stale else SSTDataNotFound)(_not_found_message(places, "automatic download is disabled",
-                                                                              stale))
+        raise SSTDataNotFound(_not_found_message(places, "automatic download is disabled"))
     if stale is not None:
         print(f"attnlib: the cached SST copy in {dest} is not the pinned one; downloading it again", file=sys.stderr)
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from attnlib.experiments.sst import SETTINGS, SST_SEEDS, SSTResult, run_sst, tra
 from attnlib.experiments.sst_store import StoredRunError, load_run, select_seeds, store_dir, stored_hash, stored_seeds
 from attnlib.experiments.sst_verify import describe, require_verified, verify_run
 from attnlib.report import mean_spread
-from attnlib.sweep import sweep
+from attnlib.sweep import on_cluster, sweep
 
 NAME = "sst"
 SUMMARY = "T1, F5-F7: Attn-FC / Attn-TC on SST2 and SST5 (paper setting, patience 2000, unmasked padding)"
@@ -42,6 +43,9 @@ OPTIONS = (
                         "by its checks); slow settings only with --only", switch=True),
     Option("--jobs", "settings trained at once in separate processes (default: one after another; a joblib "
                      "backend context such as Dask's takes over from the API, see attnlib.sweep)", type=positive_int),
+    Option("--scheduler", "train the settings on the Dask cluster whose scheduler is at ADDRESS (e.g. "
+                          "tcp://10.0.0.5:8786), one setting per worker thread; the same bytes as a local run. "
+                          "Needs attnlib[dask]; every worker needs attnlib and the SST data"),
 )
 CLAIMS = {"T1": 5, "F5": 6, "F6": 7, "F7": 8}
 """Claim id -> place in the scorecard (see :data:`attnlib.experiments.synthetic.CLAIMS`)."""
@@ -132,7 +136,8 @@ def check_options(only: str | None = None, **_: Any) -> None:
 
 def run(config: RunConfig | None = None, seeds: Sequence[int] | None = None, quiet: bool = True,
         settings: Sequence[tuple[str, str, str]] | None = None, only: str | None = None, store: Path | None = None,
-        store_dir: Path | None = None, retrain: bool = False, jobs: int | None = None) -> SSTExperimentResult:
+        store_dir: Path | None = None, retrain: bool = False, jobs: int | None = None,
+        scheduler: str | None = None) -> SSTExperimentResult:
     """The SST runs, served from storage or trained.
 
     With ``settings`` (the scorecard's and the chapters' call): those settings, each served when a stored
@@ -140,7 +145,8 @@ def run(config: RunConfig | None = None, seeds: Sequence[int] | None = None, qui
     ``attnlib run sst`` does (:func:`plan_runs`): every setting (or those ``only`` names, comma-separated),
     stored runs served after their checks, the others trained (``jobs`` at once), slow unstored ones
     skipped unless named; ``retrain`` retrains the selected ones, ``store`` also writes them to STORE/sst;
-    each step says what it did in one line on stdout.
+    ``scheduler`` trains them on that Dask cluster (:func:`attnlib.sweep.on_cluster`); each step says what it
+    did in one line on stdout.
 
     ``config`` is not used: each SST setting is its own preset (:func:`attnlib.config.sst_preset`).
     """
@@ -148,11 +154,11 @@ def run(config: RunConfig | None = None, seeds: Sequence[int] | None = None, qui
         raise ValueError("the sst experiment takes no config: each setting is a preset (see attnlib.config.sst_preset)")
     seeds = SST_SEEDS if seeds is None else seeds
     if settings is not None:
-        if only or store or store_dir or retrain or jobs:
+        if only or store or store_dir or retrain or jobs or scheduler:
             raise ValueError("run(settings=...) serves or retrains those settings; --only, --store, --store-dir, "
-                             "--retrain and --jobs are the command line's")
+                             "--retrain, --jobs and --scheduler are the command line's")
         return SSTExperimentResult(run_sst(settings=list(settings), seeds=seeds, quiet=quiet).runs)
-    return _run_planned(tuple(int(s) for s in seeds), quiet, only, store, store_dir, retrain, jobs)
+    return _run_planned(tuple(int(s) for s in seeds), quiet, only, store, store_dir, retrain, jobs, scheduler)
 
 
 def _sst_setting(kind: str, head: str, variant: str, seeds: tuple[int, ...], store: Path | None, quiet: bool):
@@ -185,7 +191,7 @@ def _serve_sst(setting: tuple[str, str, str], seeds: list[int], folder: Path, wh
 
 
 def _run_planned(seeds: tuple[int, ...], quiet: bool, only: str | None, store: Path | None, folder: Path | None,
-                 retrain: bool, jobs: int | None) -> SSTExperimentResult:
+                 retrain: bool, jobs: int | None, scheduler: str | None = None) -> SSTExperimentResult:
     """``attnlib run sst``: serve or train every setting as :func:`plan_runs` says."""
     retrain = bool(store) or retrain  # --store always retrains what it stores
     store_folder, where = store_dir(folder)
@@ -196,8 +202,10 @@ def _run_planned(seeds: tuple[int, ...], quiet: bool, only: str | None, store: P
         if note:
             print(note, flush=True)
     served = {setting: _serve_sst(setting, served_seeds, store_folder, where) for setting, served_seeds in plan.items()}
-    # settings are independent: --jobs N trains N at once (joblib; see attnlib.sweep)
-    trained = dict(zip(settings, sweep(_sst_setting, settings, n_jobs=jobs, seeds=seeds, store=store, quiet=quiet)))
+    # settings are independent: --jobs N trains N at once, --scheduler on a Dask cluster (see attnlib.sweep)
+    with on_cluster(scheduler) if scheduler and settings else nullcontext():
+        trained = dict(zip(settings, sweep(_sst_setting, settings, n_jobs=jobs, seeds=seeds, store=store,
+                                           quiet=quiet)))
     runs = {s: served[s] if s in served else trained[s] for s in SETTINGS if s in served or s in trained}
     if not runs:
         raise StoredRunError(f"no SST setting to run: every one asked for was skipped (stored runs: {where})")
