@@ -427,3 +427,33 @@ def test_crossings_summary_counts_seeds_and_leaders():
     assert out.loc[("Attn-FC", "default"), "ahead first"] == "best (2)"
     assert out.loc[("Attn-TC", "code"), "first crossing (epoch)"] == "–"
     assert out.loc[("Attn-TC", "code"), "ahead at the end"] == "powerful (1)"
+
+
+def test_fc_gap_diagnostic_reads_each_cap_as_a_run_stopped_there(runs):
+    """Each cap's accuracy is what a run trained to that cap without early stopping ends with; the verdicts
+    follow from the paper's values and the tolerance."""
+    from attnlib import paper
+    from attnlib.config import sst_preset
+
+    data = _dataset()
+    settings = (("no early stopping", {}, {}, (20, 40)), ("one-hot", {"fc_init": "onehot"}, {}, (20,)),
+                ("lr 0.05", {}, {"lr": 0.05}, (20,)))
+    reference = {("SST2", "FC", "default"): runs[("SST2", "FC", "default")]}
+    table = sa.fc_gap_diagnostic(reference, {"SST2": data}, [0, 1], tolerance=2.0, settings=settings)
+    assert list(table.setting) == ["the paper's setting (early stopping, patience 100)", "no early stopping, 20 epochs",
+                                   "no early stopping, 40 epochs", "one-hot, 20 epochs", "lr 0.05, 20 epochs"]
+    for label, model, train_changes, cap in (("no early stopping, 40 epochs", {}, {}, 40),
+                                             ("one-hot, 20 epochs", {"fc_init": "onehot"}, {}, 20),
+                                             ("lr 0.05, 20 epochs", {}, {"lr": 0.05}, 20)):
+        config = sst_preset("SST2", "FC", "default").replace(model=model, train={**train_changes, "epochs": cap,
+                                                                                  "patience": None})
+        alone = train(config.model, config.train, [data] * 2, [0, 1], quiet=True)
+        got = table[table.setting == label].iloc[0]
+        assert got["Attn-FC (%)"] == pytest.approx(100 * np.mean(alone.final_test_accuracy))
+    target = 100 * paper.SST_TEST_ACCURACY[("SST2", "Attn-FC")]
+    assert (table["Attn-FC within"] == ((table["Attn-FC (%)"] - target).abs() <= 2.0)).all()
+    assert table["Attn-TC (%)"].isna().all()  # no Attn-TC run given
+    assert table[table.setting.str.startswith("lr")]["Attn-TC note"].str.contains("not measured").all()
+    verdicts = sa.fc_gap_verdicts(table)
+    assert list(verdicts.setting) == list(dict.fromkeys(table.setting))
+    assert verdicts["Attn-TC within on every dataset"].isna().all()

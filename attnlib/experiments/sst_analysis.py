@@ -363,3 +363,95 @@ def padding_logit_summary(run: SSTRun, dataset, split: str = "dev") -> pd.DataFr
         grad = (where["P(positive)"] - where["label"]) * where["PAD attention"]
         out[f"d {name} loss / d PAD's logit"] = grad.groupby(where["seed"], sort=False).mean().to_numpy()
     return out
+
+
+# --------------------------------------------------------------------------- the Attn-FC gap: cheap settings
+
+
+FC_GAP_SETTINGS: tuple[tuple[str, dict, dict, tuple[int, ...]], ...] = (
+    ("no early stopping", {}, {}, (1000, 2000, 5000)),
+    ("fixed classifier orthonormal, no early stopping", {"fc_init": "orthonormal"}, {}, (1000, 2000)),
+    ("fixed classifier one-hot, no early stopping", {"fc_init": "onehot"}, {}, (1000, 2000)),
+    ("lr 0.05, no early stopping", {}, {"lr": 0.05}, (1000,)),
+    ("lr 0.2, no early stopping", {}, {"lr": 0.2}, (1000,)),
+)
+"""Attn-FC settings that could give the paper's lower accuracies and cost little to train: (label, model changes,
+training changes, epoch caps read off one run). A run to the largest cap records the test accuracy at every cap,
+as a run stopped there would end (no early stopping). The caps are kept small so that the whole table costs
+about two CPU-minutes (three seeds batched; a SST Attn-FC epoch takes milliseconds): every book build runs it."""
+
+
+def fc_gap_diagnostic(runs, datasets, seeds, tolerance: float, settings=FC_GAP_SETTINGS,
+                      quiet: bool = True) -> pd.DataFrame:
+    """Which cheap Attn-FC setting lands within ``tolerance`` points of the paper's Attn-FC accuracy on every
+    dataset, and what Attn-TC does in the same setting.
+
+    ``runs``: the stored or retrained runs by (kind, head, variant), for the reference rows (the paper's setting
+    and the authors' code's, ``default`` and ``code``) and for Attn-TC's accuracy at an epoch cap (read off its
+    ``default`` run's test-accuracy curve); ``datasets``: kind -> the dataset the ``default`` setting trains on.
+    One row per setting and dataset: Attn-FC's test accuracy (mean and std over ``seeds``, %), its difference
+    from the paper and whether it is within ``tolerance``; the same for Attn-TC where the setting has a value for
+    it (a fixed classifier's initialisation does not touch Attn-TC; another step size is not measured)."""
+    from attnlib import paper  # noqa: PLC0415
+    from attnlib.cache import cached_train  # noqa: PLC0415
+    from attnlib.config import sst_preset  # noqa: PLC0415
+
+    seeds = [int(s) for s in seeds]
+    rows = []
+
+    def row(setting: str, kind: str, fc: np.ndarray, tc: np.ndarray | None, tc_note: str = "") -> dict:
+        out = {"setting": setting, "dataset": kind}
+        for name, values in (("Attn-FC", fc), ("Attn-TC", tc)):
+            target = 100 * paper.SST_TEST_ACCURACY[(kind, name)]
+            if values is None or not len(values):
+                out.update({f"{name} (%)": np.nan, f"{name} std": np.nan, f"{name} − paper": np.nan,
+                            f"{name} within": None})
+                continue
+            mean = float(np.mean(values))
+            out.update({f"{name} (%)": mean, f"{name} std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+                        f"{name} − paper": mean - target, f"{name} within": bool(abs(mean - target) <= tolerance)})
+        out["Attn-TC note"] = tc_note
+        return out
+
+    for kind in datasets:
+        for variant, label in (("default", "the paper's setting (early stopping, patience 100)"),
+                               ("code", "the authors' code's settings (variant code)")):
+            fc, tc = runs.get((kind, "FC", variant)), runs.get((kind, "TC", variant))
+            if fc is not None:
+                rows.append(row(label, kind, 100 * fc.final_test_accuracy,
+                                None if tc is None else 100 * tc.final_test_accuracy,
+                                "" if tc is not None else "not available in this build"))
+        tc = runs.get((kind, "TC", "default"))
+        for label, model, train, caps in settings:
+            base = sst_preset(kind, "FC", "default")
+            config = base.replace(model=model, train={**train, "epochs": max(caps), "patience": None,
+                                                      "record_every": int(np.gcd.reduce(caps))})
+            result = cached_train(config.model, config.train, [datasets[kind]] * len(seeds), seeds, quiet=quiet)
+            epochs = list(np.asarray(result.record_epochs))
+            for cap in caps:
+                fc_acc = 100 * np.asarray(result.test_accuracy[epochs.index(cap)], dtype=float)
+                if "lr" in train:
+                    tc_acc, note = None, "not measured (Attn-TC at this step size trains for hours)"
+                elif model:
+                    tc_acc = None if tc is None else 100 * tc.final_test_accuracy
+                    note = "unchanged: the setting does not touch Attn-TC's classifier"
+                elif tc is not None and cap in set(tc.record_epochs.tolist()):
+                    at = int(np.flatnonzero(tc.record_epochs == cap)[0])
+                    stopped = tc.stopped_epoch < cap  # a seed that stopped earlier has no value there
+                    tc_acc = None if stopped.any() else 100 * tc.test_accuracy_curve[at]
+                    note = f"its default run at epoch {cap}" + (" (a seed stopped earlier)" if stopped.any() else "")
+                else:
+                    tc_acc, note = None, "not available in this build"
+                rows.append(row(f"{label}, {cap:,} epochs", kind, fc_acc, tc_acc, note))
+    return pd.DataFrame(rows)
+
+
+def fc_gap_verdicts(table: pd.DataFrame) -> pd.DataFrame:
+    """Per setting of :func:`fc_gap_diagnostic`: Attn-FC within the tolerance on every dataset, and Attn-TC too
+    (None where Attn-TC has no value in that setting)."""
+    out = []
+    for setting, g in table.groupby("setting", sort=False):
+        tc = g["Attn-TC within"]
+        out.append({"setting": setting, "Attn-FC within on every dataset": bool(g["Attn-FC within"].all()),
+                    "Attn-TC within on every dataset": None if tc.isna().any() else bool(tc.astype(bool).all())})
+    return pd.DataFrame(out)
