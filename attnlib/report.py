@@ -7,6 +7,14 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+SMALL_LOSS = 0.01
+"""Losses below this are shown with four decimals instead of three, so that they do not read 0.000."""
+
+
+def loss_digits(values: Sequence[float] | np.ndarray | pd.Series) -> int:
+    """Decimals to show a set of losses with: 4 when the largest is below :data:`SMALL_LOSS`, else 3."""
+    return 4 if float(np.max(values)) < SMALL_LOSS else 3
+
 
 def mean_spread(values: Sequence[float] | np.ndarray | pd.Series, digits: int = 2, scale: float = 1.0) -> str:
     """``mean ± std (min–max)`` over seeds, e.g. ``3.45 ± 0.35 (2.92–3.91)``; a single value is shown alone."""

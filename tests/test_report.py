@@ -105,3 +105,10 @@ def test_no_index_column_in_the_html() -> None:
     # the index (5, 9) is hidden: no row heading cells
     assert 'class="row_heading' not in html
     assert ">5<" not in html and ">9<" not in html
+
+
+def test_small_losses_get_a_fourth_decimal() -> None:
+    from attnlib.report import SMALL_LOSS, loss_digits, mean_spread
+
+    assert loss_digits([SMALL_LOSS / 2, SMALL_LOSS / 3]) == 4 and loss_digits([SMALL_LOSS, 0.0]) == 3
+    assert mean_spread([0.0004], loss_digits([0.0004])) == "0.0004"  # not 0.000

@@ -55,7 +55,7 @@ SST_SEEDS = (0, 1, 2)
 """Seeds of the SST runs (three, to keep the book's build within its time budget; see the chapter)."""
 N_TOP = 100
 """F5: words with the largest score at the last snapshot."""
-F6_WORDS = ("powerful", "stupid", "solid", "suffers", "mess")
+F6_WORDS = paper.SST_F6_WORDS
 F7_SENTENCE = "a powerful sequel and one of the best films of the year"
 F7_WORDS = ("powerful", "best")
 

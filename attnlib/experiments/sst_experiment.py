@@ -93,7 +93,7 @@ class SSTExperimentResult(SSTResult):
 
     def figures(self) -> dict:
         """T1's loss curves, F5's gaps and its top-12 / top-100 grids per setting; on SST2 F6 and F7."""
-        from attnlib.plots.sst import (  # noqa: PLC0415 - cycle: attnlib.plots.sst imports the sst experiment
+        from attnlib.plots.sst import (  # noqa: PLC0415 - pyplot and seaborn take seconds to import: only drawing needs them
             plot_attention_shift,
             plot_sen_gaps,
             plot_sen_grid,
@@ -113,7 +113,7 @@ class SSTExperimentResult(SSTResult):
 
     def texts(self) -> dict[str, str]:
         """T1 as a Markdown table in the paper's layout (t1.md)."""
-        from attnlib.plots.sst import t1_markdown  # noqa: PLC0415 - cycle: attnlib.plots.sst imports the sst experiment
+        from attnlib.plots.sst import t1_markdown  # noqa: PLC0415 - pyplot and seaborn take seconds to import: only drawing needs them
 
         return {"t1.md": t1_markdown(self.table()) + "\n"}
 

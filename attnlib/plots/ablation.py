@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import matplotlib.pyplot as plt
 import numpy as np
 
 from attnlib import theory
-from attnlib.experiments.ablation import VARIANT_LABELS, AblationResult
 from attnlib.plots.style import FIG_WIDTH, MODEL_COLORS, NORM_LABEL, SCORE_LABEL, THEORY_COLOR, band, use_style
+
+if TYPE_CHECKING:
+    from attnlib.experiments.ablation import AblationResult
 
 VARIANT_COLORS = {"-KF": "#d62728", "-EF": "#7f7f7f"}
 """The full model keeps its colour from :data:`MODEL_COLORS`; the frozen variants get these."""
@@ -33,7 +37,7 @@ def plot_ablation(result: AblationResult, single_run: bool = False) -> plt.Figur
     models = result.models
     fig, axes = plt.subplots(len(models), 3, figsize=(FIG_WIDTH, 2.4 * len(models)), squeeze=False)
     for row, model in enumerate(models):
-        for suffix, _label in VARIANT_LABELS.items():
+        for suffix in result.variant_labels:
             run = model + suffix
             if run not in result.runs:
                 continue

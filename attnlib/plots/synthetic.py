@@ -6,13 +6,17 @@ Curves over seeds show the seed-0 run as a solid line and the min-max range over
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from attnlib import theory
-from attnlib.experiments.synthetic import SyntheticResult
 from attnlib.plots.style import FIG_WIDTH, MODEL_COLORS, NORM_LABEL, SCORE_LABEL, THEORY_COLOR, band, use_style
+
+if TYPE_CHECKING:
+    from attnlib.experiments.synthetic import SyntheticResult
 
 
 def plot_sen_curves(result: SyntheticResult, single_run: bool = False) -> plt.Figure:
