@@ -26,6 +26,20 @@ def mean_spread(values: Sequence[float] | np.ndarray | pd.Series, digits: int = 
     return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f} ({v.min():.{digits}f}–{v.max():.{digits}f})"
 
 
+def mean_range(values: pd.Series, digits: int = 3) -> str:
+    """``mean (min–max)`` over seeds for a book table; for an epoch count with NaN for "never", how many
+    seeds got there."""
+    values = values.astype(float)
+    if values.isna().any():
+        reached = values.dropna()
+        if reached.empty:
+            return f"not reached ({len(values)} of {len(values)} seeds)"
+        return f"{reached.mean():.0f} ({len(reached)} of {len(values)} seeds; the rest never)"
+    if len(values) == 1:
+        return f"{values.iloc[0]:.{digits}f}"
+    return f"{values.mean():.{digits}f} ({values.min():.{digits}f}–{values.max():.{digits}f})"
+
+
 def per_model_table(summary: pd.DataFrame, columns: dict[str, tuple[str, int, float]]) -> pd.DataFrame:
     """One row per model; ``columns`` maps a summary column to (heading, digits, scale)."""
     rows = {}

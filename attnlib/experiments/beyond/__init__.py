@@ -34,10 +34,10 @@ from attnlib.experiments.beyond.breaking import (
     share_topic_word,
 )
 from attnlib.experiments.beyond.capacity import CapacityResult, capacity_study, capacity_table, topic_attention
-from attnlib.experiments.beyond.common import BEYOND_SEEDS
 from attnlib.experiments.beyond.growth import GrowthResult, growth_study, growth_table
 from attnlib.experiments.beyond.suppression import SuppressionResult, suppression_hashes, suppression_study
 from attnlib.experiments.beyond.sweeps import SweepResult, identity_sweeps, sweep_hashes, sweep_table
+from attnlib.experiments.beyond.traces import BEYOND_SEEDS
 from attnlib.provenance import run_config_hashes
 
 NAME = "beyond"
