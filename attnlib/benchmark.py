@@ -117,6 +117,11 @@ def thread_counts() -> list[int]:
     return sorted({1, torch.get_num_threads()})
 
 
+LARGE_CORPUS_TOKENS = 10**5
+"""The corpus sizes (in tokens) from which the book reads the epoch time's slope on large corpora: the
+benchmark's sizes from 10^5 tokens up."""
+
+
 def loglog_slope(xs: Sequence[float], ys: Sequence[float]) -> float:
     """Least-squares slope of log y against log x."""
     return float(np.polyfit(np.log(xs), np.log(ys), 1)[0])

@@ -37,6 +37,7 @@ from attnlib import __version__
 from attnlib.config import ModelConfig, TrainConfig
 from attnlib.data.corpus import Dataset
 from attnlib.device import default_device
+from attnlib.files import cache_dir
 from attnlib.train import TrainResult, train
 
 try:
@@ -55,15 +56,6 @@ ARRAYS = ("loss", "train_accuracy", "record_epochs", "test_loss", "test_accuracy
           "best_epoch", "dev_loss")
 """The array fields of :class:`~attnlib.train.TrainResult` that an entry stores (``dev_loss`` when present)."""
 OFF_VALUES = ("off", "0", "false", "no")
-
-
-def cache_dir() -> Path:
-    """The folder holding the entries (not created here)."""
-    explicit = os.environ.get("ATTNLIB_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "attnlib"
 
 
 def enabled() -> bool:

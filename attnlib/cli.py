@@ -3,6 +3,7 @@
     attnlib run synthetic --seeds 5 --out out/
     attnlib list
     attnlib verify-data
+    attnlib store verify
     attnlib bench --out out/
 """
 
@@ -23,6 +24,7 @@ from attnlib.config import RunConfig, read_config_file
 from attnlib.data import SSTDataError, verify_data
 from attnlib.experiments import EXPERIMENTS
 from attnlib.experiments.base import Experiment, Option, checks_table, positive_int
+from attnlib.experiments.sst_verify import store_command
 from attnlib.files import check_replaceable, replaced_folder, write_json, write_text
 from attnlib.scorecard import assemble
 from attnlib.sweep import ClusterError, SweepError
@@ -207,6 +209,17 @@ def build_parser() -> argparse.ArgumentParser:
                              "another (default: $ATTNLIB_DATA_DIR, else ../shared/data/sst beside the checkout, "
                              "else the user cache, filled by a download from $ATTNLIB_SST_URL or Stanford)")
     verify.add_argument("--no-download", action="store_true", help="never download the data, only check")
+
+    store = commands.add_parser("store", help="check the stored SST runs (results/sst), or record their checksums",
+                                description="Check the stored SST runs (see attnlib.experiments.sst_verify).")
+    store.add_argument("action", choices=("manifest", "verify", "compare"),
+                       help="manifest: record the sha256 of the stored files now (after a deliberate re-store); "
+                            "verify: check every stored run; compare: a retrained store (FRESH) against the store")
+    store.add_argument("fresh", nargs="?", type=Path, help="compare only: the folder --store wrote (STORE/sst)")
+    store.add_argument("--store-dir", type=Path, default=None, help="the store (default: $ATTNLIB_STORE_DIR, "
+                                                                     "else the checkout's results/sst)")
+    store.add_argument("--only", default=None, help="comma-separated settings, e.g. SST2_FC_default")
+    store.add_argument("--replay", action="store_true", help="verify only: also replay the first epochs")
     return parser
 
 
@@ -261,6 +274,8 @@ def _main(argv: list[str] | None) -> int:
             return 1
         print(f"SST data verified in {folder}")
         return 0
+    if args.command == "store":
+        return store_command(args)
     if args.command == "cache":
         return _cache_command(args.action)
     if args.command == "bench":

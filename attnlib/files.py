@@ -1,6 +1,7 @@
 """Writing output files and folders atomically: a run killed at any moment leaves the previous file (or
 folder) or the new one, never half a file and never old and new files mixed in one folder. (The result
-cache adds an fsync on top; see :mod:`attnlib.cache`.)"""
+cache adds an fsync on top; see :mod:`attnlib.cache`.) Also where attnlib's cache folder is, which the
+result cache and the SST download share (:func:`cache_dir`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,17 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+
+def cache_dir() -> Path:
+    """attnlib's cache folder (not created here): ``$ATTNLIB_CACHE_DIR``, else ``$XDG_CACHE_HOME/attnlib``, else
+    ``~/.cache/attnlib``. The result cache (:mod:`attnlib.cache`) keeps its entries there, the SST download its
+    files in ``sst/``."""
+    explicit = os.environ.get("ATTNLIB_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "attnlib"
 
 PARTIAL = ".partial-"
 """Infix of a folder being built (``.NAME.partial-PID-XXXX`` beside ``NAME``)."""

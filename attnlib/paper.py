@@ -29,6 +29,9 @@ SST_TEST_ACCURACY = {
 }
 """Table T1 of the paper."""
 
+SST_F6_WORDS = ("powerful", "stupid", "solid", "suffers", "mess")
+"""F6: the five words whose purity and occurrence the paper traces on SST2."""
+
 ABLATION_FINAL = {
     "Attn-FC": {"loss": 0.0, "score": 3.7, "norm": 3.4},
     "Attn-FC-KF": {"loss": 0.55, "score": 0.0, "norm": 9.0},

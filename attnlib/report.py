@@ -7,6 +7,14 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+SMALL_LOSS = 0.01
+"""Losses below this are shown with four decimals instead of three, so that they do not read 0.000."""
+
+
+def loss_digits(values: Sequence[float] | np.ndarray | pd.Series) -> int:
+    """Decimals to show a set of losses with: 4 when the largest is below :data:`SMALL_LOSS`, else 3."""
+    return 4 if float(np.max(values)) < SMALL_LOSS else 3
+
 
 def mean_spread(values: Sequence[float] | np.ndarray | pd.Series, digits: int = 2, scale: float = 1.0) -> str:
     """``mean ± std (min–max)`` over seeds, e.g. ``3.45 ± 0.35 (2.92–3.91)``; a single value is shown alone."""
@@ -16,6 +24,20 @@ def mean_spread(values: Sequence[float] | np.ndarray | pd.Series, digits: int = 
     if len(v) == 1:
         return f"{v[0]:.{digits}f}"
     return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f} ({v.min():.{digits}f}–{v.max():.{digits}f})"
+
+
+def mean_range(values: pd.Series, digits: int = 3) -> str:
+    """``mean (min–max)`` over seeds for a book table; for an epoch count with NaN for "never", how many
+    seeds got there."""
+    values = values.astype(float)
+    if values.isna().any():
+        reached = values.dropna()
+        if reached.empty:
+            return f"not reached ({len(values)} of {len(values)} seeds)"
+        return f"{reached.mean():.0f} ({len(reached)} of {len(values)} seeds; the rest never)"
+    if len(values) == 1:
+        return f"{values.iloc[0]:.{digits}f}"
+    return f"{values.mean():.{digits}f} ({values.min():.{digits}f}–{values.max():.{digits}f})"
 
 
 def per_model_table(summary: pd.DataFrame, columns: dict[str, tuple[str, int, float]]) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Benchmarks of the count-matrix engine (issue 5): ``attnlib bench`` writing into this folder.
+"""Benchmarks of the count-matrix engine: ``attnlib bench`` writing into this folder.
 
     python bench/run.py [--quick] [--reps N]
 

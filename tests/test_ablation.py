@@ -119,3 +119,17 @@ def test_published_values_are_complete(result: AblationResult) -> None:
     table = published_comparison(result)
     assert list(table.index) == list(RUNS)
     assert isinstance(table, pd.DataFrame) and table.loc["Attn-FC-KF", "norm (published)"] == 9.0
+
+
+def test_published_outside_names_values_beyond_our_range(result, monkeypatch) -> None:
+    """Only a published value outside our seeds' range (widened by the margin) is named; a published loss of 0
+    is left to the checks."""
+    from attnlib.experiments import ablation
+
+    monkeypatch.setattr(ablation, "PUBLISHED_MARGIN", 1e9)
+    assert ablation.published_outside(result) == []
+    monkeypatch.setattr(ablation, "PUBLISHED_MARGIN", -1e9)
+    everything = ablation.published_outside(result)
+    zero_losses = [run for run in result.runs if paper.ABLATION_FINAL[run]["loss"] == 0.0]
+    assert len(everything) == 3 * len(result.runs) - len(zero_losses)
+    assert not {f"{run} loss" for run in zero_losses} & set(everything)

@@ -101,3 +101,15 @@ def test_checks_frame_keeps_gated_checks() -> None:
     frame = checks_frame(checks)
     assert list(frame.experiment) == ["F1", "F2"] and list(frame.reproduced) == [True, False]
     assert frame.criterion.iloc[0] == "a claim: ≤ 1" and checks[1].verdict == "partly"
+
+
+def test_fc_first_and_the_initial_loss_gap_read_the_summary() -> None:
+    import pandas as pd
+
+    from attnlib.experiments.synthetic import fc_first, initial_loss_gap
+
+    summary = pd.DataFrame({"model": ["Attn-FC", "Attn-TC", "Attn-TL"] * 2, "seed": [0, 0, 0, 1, 1, 1],
+                            "epochs_to_train_loss_0.1": [900, 2000, 3000, 2500, 2000, 3000],
+                            "initial_train_loss": [np.log(4), np.log(4) + 0.02, np.log(4) - 0.03] * 2})
+    assert fc_first(summary).to_dict() == {0: True, 1: False}
+    np.testing.assert_allclose(initial_loss_gap(summary, 4), [0, 0.02, 0.03] * 2, atol=1e-12)

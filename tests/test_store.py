@@ -360,8 +360,10 @@ def test_the_compare_command_fails_on_drift(sst2, tmp_path, monkeypatch, capsys)
     save_run(drifted, tmp_path / "fresh")
     # the tiny runs are not the preset's: compare them as the configuration they were trained with
     monkeypatch.setattr("attnlib.experiments.sst_store.sst_preset", lambda kind, head, variant="default": config(kind, variant))
-    assert sst_verify.main(["compare", str(tmp_path / "store"), "--store-dir", str(tmp_path / "store")]) == 0
-    assert sst_verify.main(["compare", str(tmp_path / "fresh"), "--store-dir", str(tmp_path / "store")]) == 1
+    from attnlib.cli import main
+
+    assert main(["store", "compare", str(tmp_path / "store"), "--store-dir", str(tmp_path / "store")]) == 0
+    assert main(["store", "compare", str(tmp_path / "fresh"), "--store-dir", str(tmp_path / "store")]) == 1
     assert "attnlib: drift: SST2_FC_default seed 0" in capsys.readouterr().err
 
 

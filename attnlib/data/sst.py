@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from attnlib.data.corpus import Corpus, Dataset
+from attnlib.files import cache_dir
 
 PAD = "$PAD$"
 """The padding word; always vocabulary index 0."""
@@ -110,8 +111,6 @@ def shared_data_dir() -> Path:
 def cache_data_dir() -> Path:
     """``sst/`` in the attnlib cache folder (``$ATTNLIB_CACHE_DIR``, else ``$XDG_CACHE_HOME/attnlib``,
     else ``~/.cache/attnlib``): where downloads go."""
-    from attnlib.cache import cache_dir  # noqa: PLC0415 - cycle: attnlib.cache imports attnlib.train, which imports attnlib.data
-
     return cache_dir() / "sst"
 
 

@@ -49,6 +49,8 @@ FULL_FINAL_LOSS_MAX = 0.05
 """The full models' loss is near 0 at epoch 6000 in the paper's F4."""
 EF_FINAL_LOSS_MIN = 1.2
 """With frozen embeddings the published F4 loss stays flat near ln 4 (1.39); above 1.2 is flat to the eye."""
+EF_VISIBLE_DROP = 0.01
+"""An EF run's final loss this far below ln 4 is visibly off the plateau on F4's loss axis (0 to 1.4)."""
 CONSTANT_TOLERANCE = 1e-12
 """EF norms count as constant when no |q||v| moves by more than this (relative to its start)."""
 
@@ -155,6 +157,11 @@ class AblationResult(ExperimentResult):
             out[f"{model}.n2_max_abs_residual"] = float(summary.loc[summary.run == model, "n2_max_abs_residual"].max())
         return out
 
+    @property
+    def variant_labels(self) -> dict[str, str]:
+        """Run-name suffix -> what the variant freezes, in the paper's order (:data:`VARIANT_LABELS`)."""
+        return VARIANT_LABELS
+
     def tables(self) -> dict[str, pd.DataFrame]:
         return {"losses": self.losses(), "curves": self.curves(), "topic_means": self.topic_means(),
                 "summary": self.summary(),
@@ -162,7 +169,7 @@ class AblationResult(ExperimentResult):
 
     def figures(self) -> dict:
         """F4 (over all seeds and for one run) and N2."""
-        from attnlib.plots.ablation import plot_ablation, plot_general_identity  # noqa: PLC0415 - cycle: attnlib.plots.ablation imports this module
+        from attnlib.plots.ablation import plot_ablation, plot_general_identity  # noqa: PLC0415 - pyplot and seaborn take seconds to import: only drawing needs them
 
         return {"f4_ablation": partial(plot_ablation, self), "n2_general_identity": partial(plot_general_identity, self),
                 "f4_ablation_single_run": partial(plot_ablation, self, single_run=True)}
@@ -228,6 +235,27 @@ def published_comparison(result: AblationResult) -> pd.DataFrame:
             row[f"{key} (published)"] = published.get(key, float("nan"))
         rows.append(row)
     return pd.DataFrame(rows).set_index("run")
+
+
+PUBLISHED_MARGIN = 0.005
+"""A published F4 value (read off the figure to two decimals) within this of our range over seeds rounds into it."""
+
+
+def published_outside(result: AblationResult) -> list[str]:
+    """``"RUN QUANTITY"`` for every value read off the authors' F4 figure that lies outside our range over seeds
+    (widened by :data:`PUBLISHED_MARGIN`); a published loss of 0 ("near 0") is judged by the checks instead."""
+    s = result.summary()
+    outside = []
+    for name in result.runs:
+        part = s[s.run == name]
+        for quantity, column in (("score", "final_topic_score_mean"), ("norm", "final_topic_norm_mean"),
+                                 ("loss", "final_train_loss")):
+            published = paper.ABLATION_FINAL[name][quantity]
+            if quantity == "loss" and published == 0.0:
+                continue
+            if not part[column].min() - PUBLISHED_MARGIN <= published <= part[column].max() + PUBLISHED_MARGIN:
+                outside.append(f"{name} {quantity}")
+    return outside
 
 
 def ablation_checks(result: AblationResult) -> pd.DataFrame:

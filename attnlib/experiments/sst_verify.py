@@ -15,7 +15,7 @@ need the run's content or the data, each reported as passed, failed or why it di
 * ``f5``: F5's inputs recomputed: each word's m_w from the training sentences, and the top words as the
   ranking of the stored scores (:func:`f5_check`; the norms cannot be, see there).
 
-``python -m attnlib.experiments.sst_verify`` regenerates the manifest, verifies a store, or compares a
+``attnlib store`` (:func:`store_command`) regenerates the manifest, verifies a store, or compares a
 freshly retrained store with it (``compare``; the scheduled retraining job's check).
 """
 
@@ -374,18 +374,8 @@ def _settings(only: str | None):
     return [names[n] for n in only.split(",")]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m attnlib.experiments.sst_verify",
-                                     description="Check the stored SST runs (see attnlib.experiments.sst_verify).")
-    parser.add_argument("action", choices=("manifest", "verify", "compare"),
-                        help="manifest: record the sha256 of the stored files now (after a deliberate re-store); "
-                             "verify: check every stored run; compare: a retrained store (FRESH) against the store")
-    parser.add_argument("fresh", nargs="?", type=Path, help="compare only: the folder --store wrote (STORE/sst)")
-    parser.add_argument("--store-dir", type=Path, default=None, help="the store (default: $ATTNLIB_STORE_DIR, "
-                                                                      "else the checkout's results/sst)")
-    parser.add_argument("--only", default=None, help="comma-separated settings, e.g. SST2_FC_default")
-    parser.add_argument("--replay", action="store_true", help="verify only: also replay the first epochs")
-    args = parser.parse_args(argv)
+def store_command(args: argparse.Namespace) -> int:
+    """``attnlib store manifest|verify|compare`` (``args``: action, fresh, store_dir, only, replay); the exit status."""
     try:
         if args.action == "manifest":
             print(f"wrote {regenerate_manifest(args.store_dir)}")
@@ -421,6 +411,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"attnlib: {error}", file=sys.stderr)
         return 1
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

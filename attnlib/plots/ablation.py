@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from attnlib import theory
-from attnlib.experiments.ablation import VARIANT_LABELS, AblationResult
 from attnlib.plots.style import FIG_WIDTH, MODEL_COLORS, NORM_LABEL, SCORE_LABEL, THEORY_COLOR, band, use_style
+
+if TYPE_CHECKING:
+    from attnlib.experiments.ablation import AblationResult
 
 VARIANT_COLORS = {"-KF": "#d62728", "-EF": "#7f7f7f"}
 """The full model keeps its colour from :data:`MODEL_COLORS`; the frozen variants get these."""
@@ -36,7 +40,7 @@ def plot_ablation(result: AblationResult, single_run: bool = False) -> plt.Figur
     models = result.models
     fig, axes = plt.subplots(len(models), 3, figsize=(FIG_WIDTH, 2.4 * len(models)), squeeze=False)
     for row, model in enumerate(models):
-        for suffix, _label in VARIANT_LABELS.items():
+        for suffix in result.variant_labels:
             run = model + suffix
             if run not in result.runs:
                 continue

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.ticker import NullFormatter
 
 from attnlib import theory
-from attnlib.experiments.beyond import BreakingResult, CapacityResult, GrowthResult, SuppressionResult, SweepResult
 from attnlib.plots.style import (
     CONTRAST_COLORS,
     FIG_WIDTH,
@@ -19,6 +20,9 @@ from attnlib.plots.style import (
     band,
     use_style,
 )
+
+if TYPE_CHECKING:
+    from attnlib.experiments.beyond import BreakingResult, CapacityResult, GrowthResult, SuppressionResult, SweepResult
 
 DIP_COLOR = CONTRAST_COLORS[0]
 QUIET_COLOR = "#9a9a9a"

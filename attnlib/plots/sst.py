@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -11,8 +12,9 @@ from matplotlib.lines import Line2D
 
 from attnlib import theory
 from attnlib.config import HEADS
-from attnlib.experiments.sst import F6_WORDS, SSTResult, SSTRun, score_turns
+from attnlib.experiments.sst import score_turns
 from attnlib.experiments.sst_analysis import logit_correlations
+from attnlib.paper import SST_F6_WORDS as F6_WORDS
 from attnlib.plots.style import (
     CONTRAST_COLORS,
     FIG_WIDTH,
@@ -22,6 +24,9 @@ from attnlib.plots.style import (
     THEORY_COLOR,
     use_style,
 )
+
+if TYPE_CHECKING:
+    from attnlib.experiments.sst import SSTResult, SSTRun
 
 VARIANT_STYLES = {"default": "-", "patience2000": "--", "unmasked": ":", "code": "-."}
 

@@ -4,13 +4,16 @@ trend on the Attn-TC plateau with and without masked padding (see attnlib.experi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from attnlib.experiments.sst import SSTRun
 from attnlib.experiments.sst_analysis import accuracy_curves
 from attnlib.plots.style import FIG_WIDTH, MODEL_COLORS, THEORY_COLOR, use_style
+
+if TYPE_CHECKING:
+    from attnlib.experiments.sst import SSTRun
 
 
 def _panels(n: int) -> tuple[plt.Figure, list[plt.Axes]]:

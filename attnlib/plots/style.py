@@ -198,6 +198,14 @@ def glue_figure(name: str, fig: plt.Figure) -> None:
     plt.close(fig)
 
 
+def glue_md(name: str, text: str) -> None:
+    """Glue Markdown ``text`` (a table, a list of names) for a ``{glue:md}`` directive of the book."""
+    from IPython.display import Markdown  # noqa: PLC0415 - the book's extra dependencies: only a chapter glues text
+    from myst_nb import glue  # noqa: PLC0415 - the book's extra dependencies: only a chapter glues text
+
+    glue(name, Markdown(text), display=False)
+
+
 PROVENANCE_KEY = "attnlib-provenance"
 """PNG text chunk holding the provenance JSON (PDF: the ``Keywords`` entry; beside both: a sidecar)."""
 SIDECAR_SUFFIX = ".provenance.json"

@@ -6,13 +6,18 @@ Curves over seeds show the seed-0 run as a solid line and the min-max range over
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from attnlib import theory
-from attnlib.experiments.synthetic import SyntheticResult
 from attnlib.plots.style import FIG_WIDTH, MODEL_COLORS, NORM_LABEL, SCORE_LABEL, THEORY_COLOR, band, use_style
+
+if TYPE_CHECKING:
+    from attnlib.experiments.synthetic import SyntheticResult
+
 
 SEN_VIEWS = ("full", "overlay", "residual")
 """The views of F1: ``full`` (the figure of the synthetic chapter), ``overlay`` (one panel, every model on the

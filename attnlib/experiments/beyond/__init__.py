@@ -34,10 +34,10 @@ from attnlib.experiments.beyond.breaking import (
     share_topic_word,
 )
 from attnlib.experiments.beyond.capacity import CapacityResult, capacity_study, capacity_table, topic_attention
-from attnlib.experiments.beyond.common import BEYOND_SEEDS
 from attnlib.experiments.beyond.growth import GrowthResult, growth_study, growth_table
 from attnlib.experiments.beyond.suppression import SuppressionResult, suppression_hashes, suppression_study
 from attnlib.experiments.beyond.sweeps import SweepResult, identity_sweeps, sweep_hashes, sweep_table
+from attnlib.experiments.beyond.traces import BEYOND_SEEDS
 from attnlib.provenance import run_config_hashes
 
 NAME = "beyond"
@@ -82,7 +82,7 @@ class BeyondResult(ExperimentResult):
     def figures(self) -> dict:
         """One figure per study, two for suppression (names without dots: :func:`attnlib.plots.style.save_figure`
         replaces the suffix)."""
-        from attnlib.plots.beyond import plot_breaking, plot_capacity, plot_growth, plot_suppression, plot_sweeps  # noqa: PLC0415 - cycle: attnlib.plots.beyond imports this module
+        from attnlib.plots.beyond import plot_breaking, plot_capacity, plot_growth, plot_suppression, plot_sweeps  # noqa: PLC0415 - pyplot and seaborn take seconds to import: only drawing needs them
 
         return {"suppression_init_std_large": partial(plot_suppression, self.suppression, 0.1),
                 "suppression_init_std_default": partial(plot_suppression, self.suppression, 1e-3),

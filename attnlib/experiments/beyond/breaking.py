@@ -14,7 +14,7 @@ from attnlib import theory
 from attnlib.config import RunConfig, synthetic_preset
 from attnlib.data import Corpus, Dataset, generate_synthetic
 from attnlib.experiments.base import ExperimentResult, train_grid
-from attnlib.experiments.beyond.common import BEYOND_SEEDS, traced_table
+from attnlib.experiments.beyond.traces import BEYOND_SEEDS, traced_table
 from attnlib.model import init_params
 from attnlib.provenance import run_config_hashes
 from attnlib.train import TrainResult

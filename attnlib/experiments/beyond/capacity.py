@@ -13,7 +13,8 @@ from attnlib import theory
 from attnlib.config import RunConfig, synthetic_preset
 from attnlib.data import Dataset, generate_synthetic
 from attnlib.experiments.base import ExperimentResult, train_grid
-from attnlib.experiments.beyond.common import BEYOND_SEEDS, first_below, spread, topic_means_table
+from attnlib.experiments.beyond.traces import BEYOND_SEEDS, first_below, topic_means_table
+from attnlib.report import mean_range
 from attnlib.train import TrainResult
 
 
@@ -98,10 +99,10 @@ def capacity_table(result: CapacityResult) -> pd.DataFrame:
     for label, part in s.groupby("classifier", sort=False):
         rows.append({
             "classifier": label, "trainable head parameters": int(part.trainable_head_parameters.iloc[0]),
-            "final topic score": spread(part.topic_score_mean, 2),
-            "attention on the topic word": spread(part.attention_mean, 2),
-            "t_0.1 (epochs)": spread(part["epochs_to_train_loss_0.1"], 0),
-            "final training loss": spread(part.final_train_loss, 4),
+            "final topic score": mean_range(part.topic_score_mean, 2),
+            "attention on the topic word": mean_range(part.attention_mean, 2),
+            "t_0.1 (epochs)": mean_range(part["epochs_to_train_loss_0.1"], 0),
+            "final training loss": mean_range(part.final_train_loss, 4),
             "identity max |residual|": f"{part.sen_max_abs_residual.max():.4f}",
         })
     return pd.DataFrame(rows).set_index("classifier")

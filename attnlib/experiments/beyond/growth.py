@@ -11,8 +11,9 @@ import pandas as pd
 from attnlib.config import RunConfig, synthetic_preset
 from attnlib.data import generate_synthetic
 from attnlib.experiments.base import ExperimentResult, train_grid
-from attnlib.experiments.beyond.common import BEYOND_SEEDS, spread, topic_means_table
+from attnlib.experiments.beyond.traces import BEYOND_SEEDS, topic_means_table
 from attnlib.provenance import run_config_hashes
+from attnlib.report import mean_range
 from attnlib.train import TrainResult
 
 HEURISTIC = """as in logistic regression on separable data, |v| grows like ln t once the topic words dominate,
@@ -99,11 +100,11 @@ def growth_table(result: GrowthResult) -> pd.DataFrame:
     for (first, last), part in fits.groupby(["first_epoch", "last_epoch"]):
         rows.append({
             "epochs": f"{first}–{last}",
-            "score power (log s vs log t)": spread(part.score_power, 3),
-            "norm power (log n vs log t)": spread(part.norm_power, 3),
-            "loss power (log L vs log t)": spread(part.loss_power, 2),
-            "d n / d ln t": spread(part.norm_per_log_t, 3),
-            "d s / d ln ln t": spread(part.score_per_loglog_t, 2),
+            "score power (log s vs log t)": mean_range(part.score_power, 3),
+            "norm power (log n vs log t)": mean_range(part.norm_power, 3),
+            "loss power (log L vs log t)": mean_range(part.loss_power, 2),
+            "d n / d ln t": mean_range(part.norm_per_log_t, 3),
+            "d s / d ln ln t": mean_range(part.score_per_loglog_t, 2),
         })
     return pd.DataFrame(rows).set_index("epochs")
 

@@ -14,8 +14,9 @@ from attnlib import theory
 from attnlib.config import RunConfig, synthetic_preset
 from attnlib.data import generate_synthetic
 from attnlib.experiments.base import ExperimentResult, train_grid
-from attnlib.experiments.beyond.common import BEYOND_SEEDS, first_below, spread, traced_table
+from attnlib.experiments.beyond.traces import BEYOND_SEEDS, first_below, traced_table
 from attnlib.provenance import run_config_hashes
+from attnlib.report import mean_range
 from attnlib.train import TrainResult
 
 
@@ -116,8 +117,8 @@ def sweep_table(result: SweepResult) -> pd.DataFrame:
             "|q| (seeds)": f"{part.query_norm.min():.2f}–{part.query_norm.max():.2f}",
             "max |residual|": f"{part.max_abs_residual.max():.4f}",
             "max |residual| vs the m = 20 curve": f"{part.max_abs_residual_m20.max():.4f}",
-            "final topic score": spread(part.final_topic_score_mean, 2),
-            "t_0.1 (epochs)": spread(part["epochs_to_train_loss_0.1"], 0),
+            "final topic score": mean_range(part.final_topic_score_mean, 2),
+            "t_0.1 (epochs)": mean_range(part["epochs_to_train_loss_0.1"], 0),
         })
     return pd.DataFrame(rows).set_index(["sweep", "value", "model"])
 

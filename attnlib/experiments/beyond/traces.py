@@ -1,4 +1,4 @@
-"""What the studies beyond the paper share: their seeds, t_0.1, the traced-word table, the book's cells."""
+"""What the studies beyond the paper share: their seeds, t_0.1 and the traced-word tables."""
 
 from __future__ import annotations
 
@@ -38,16 +38,3 @@ def topic_means_table(run: TrainResult, labels: dict) -> pd.DataFrame:
     return long_table(labels, {"epoch": run.record_epochs, "seed": run.seeds},
                       {"score": run.traced_scores.mean(2), "norm": run.traced_norms.mean(2),
                        "loss": run.loss[run.record_epochs]}, order=("seed", "epoch"))
-
-
-def spread(values: pd.Series, digits: int = 3) -> str:
-    """Mean (min–max) over seeds for a book table; for t_0.1, how many seeds never got there."""
-    values = values.astype(float)
-    if values.isna().any():
-        reached = values.dropna()
-        if reached.empty:
-            return f"not reached ({len(values)} of {len(values)} seeds)"
-        return f"{reached.mean():.0f} ({len(reached)} of {len(values)} seeds; the rest never)"
-    if len(values) == 1:
-        return f"{values.iloc[0]:.{digits}f}"
-    return f"{values.mean():.{digits}f} ({values.min():.{digits}f}–{values.max():.{digits}f})"
