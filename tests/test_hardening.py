@@ -292,11 +292,13 @@ def test_without_any_sst_data_serving_says_so_once(tmp_path, monkeypatch) -> Non
     folder that lacks its files fails instead."""
     monkeypatch.delenv("ATTNLIB_DATA_DIR", raising=False)
     monkeypatch.setattr(sst, "shared_data_dir", lambda: tmp_path / "nothing")
-    note = cli._data_note()
+    from attnlib.experiments.sst_experiment import _data_note
+
+    note = _data_note()
     assert note.startswith(f"no SST data found (looked in {tmp_path / 'nothing'}, ") and "\n" not in note
     monkeypatch.setenv("ATTNLIB_DATA_DIR", str(tmp_path / "named"))
     with pytest.raises(SSTDataError, match="named by \\$ATTNLIB_DATA_DIR does not exist"):
-        cli._data_note()
+        _data_note()
 
 
 def test_out_naming_a_file_says_it_is_not_a_folder(tmp_path, capsys) -> None:

@@ -376,7 +376,7 @@ def test_cli_run_sst_serves_stored_runs_and_writes_metrics(tmp_path, capsys):
         assert (folder / f"{stem}.png").stat().st_size > 1000
     assert (folder / "t1.md").read_text().startswith("| dataset")
     out = capsys.readouterr().out
-    assert "SST5_FC_default: stored in" in out and "integrity, patience, data, recompute passed" in out
+    assert "SST5_FC_default: stored in" in out and "integrity, patience, data, recompute, f5 passed" in out
 
 
 def test_padding_attention_is_the_share_of_padding_positions_when_scores_tie():

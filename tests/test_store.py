@@ -483,7 +483,9 @@ def test_run_sst_refuses_a_damaged_store_and_never_retrains(damage, tmp_path, ca
     def no_training(*args, **kwargs):
         raise AssertionError("attnlib run sst retrained over a damaged store")
 
-    monkeypatch.setattr(cli, "train_setting", no_training)
+    from attnlib.experiments import sst_experiment
+
+    monkeypatch.setattr(sst_experiment, "train_setting", no_training)
     monkeypatch.setattr(sst, "train_setting", no_training)
     code = cli.main(["run", "sst", "--only", a, "--store-dir", str(store), "--out", str(tmp_path / "out"), "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
@@ -601,8 +603,8 @@ def test_data_checks_are_not_run_only_when_there_is_no_data(sst2, monkeypatch):
 
     monkeypatch.setattr(sst_verify, "sst_dataset", no_data)
     report = sst_verify.verify_run(run, replay=False)
-    assert [report["checks"][n]["status"] for n in ("data", "recompute", "replay")] == ["not run"] * 3
-    assert sst_verify.describe(report) == ("integrity, patience passed; data, recompute not run "
+    assert [report["checks"][n]["status"] for n in ("data", "recompute", "f5", "replay")] == ["not run"] * 4
+    assert sst_verify.describe(report) == ("integrity, patience passed; data, recompute, f5 not run "
                                            f"({sst_verify.NO_DATA}); replay not run (replay off)")
 
     def bad_data(config, download=False):
