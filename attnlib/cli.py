@@ -21,6 +21,7 @@ import matplotlib
 from attnlib import __version__, benchmark, cache
 from attnlib.config import RunConfig, read_config_file
 from attnlib.data import SSTDataError, verify_data
+from attnlib.data.download import DataError
 from attnlib.experiments import EXPERIMENTS
 from attnlib.experiments.sst import SETTINGS, train_setting
 from attnlib.experiments.sst_experiment import SSTExperimentResult, plan_runs
@@ -296,7 +297,7 @@ def _expected_failure(error: BaseException) -> str | None:
     is kept). A failed sweep task is judged by the failure inside it."""
     if isinstance(error, SweepError):
         return _expected_failure(error.error) if error.error is not None else None
-    if isinstance(error, (SSTDataError, TrainingDiverged)):
+    if isinstance(error, (DataError, TrainingDiverged)):
         return str(error)
     if isinstance(error, MemoryError) or (isinstance(error, RuntimeError) and "can't allocate memory" in str(error)):
         asked = re.search(r"tried to allocate (\d+) bytes", str(error))
