@@ -111,6 +111,8 @@ class TRECDataConfig:
     """Seed of the dev split's draw, the same for every head and training seed."""
     m: int | None = None
     """m in the identity for the score-norm relation; None uses each word's own mean sentence length - 1."""
+    mask_padding = True  # not a field: questions are never padded, as in SST's masked (paper) setting
+    kind = "TREC"  # not a field: the name the runs and the stored files of this data set go by
 
     def __post_init__(self) -> None:
         _require(isinstance(self.keep_punctuation, bool), "TRECDataConfig.keep_punctuation", "True or False",

@@ -18,7 +18,7 @@ SMALL = RunConfig(data=SyntheticDataConfig(n_nontopic=100, n_train=60, n_test=20
 
 
 def test_every_experiment_is_registered_with_the_surface() -> None:
-    assert list(EXPERIMENTS) == ["synthetic", "ablation", "beyond", "sst", "performance"]
+    assert list(EXPERIMENTS) == ["synthetic", "ablation", "beyond", "sst", "performance", "trec"]
     for name, module in EXPERIMENTS.items():
         assert module.NAME == name
         assert isinstance(module.SUMMARY, str) and module.SUMMARY

@@ -8,7 +8,7 @@
 
 from types import ModuleType
 
-from attnlib.experiments import ablation, beyond, performance, sst_experiment, synthetic
+from attnlib.experiments import ablation, beyond, performance, sst_experiment, synthetic, trec
 from attnlib.experiments.ablation import AblationResult, ablation_checks, published_comparison, run_ablation
 from attnlib.experiments.base import Check, ExperimentResult, long_table, train_grid
 from attnlib.experiments.beyond import (
@@ -37,7 +37,7 @@ from attnlib.experiments.sst import SSTResult, SSTRun, load_or_train, run_sst, t
 from attnlib.experiments.synthetic import DEFAULT_SEEDS, SyntheticResult, run_synthetic, synthetic_checks
 
 EXPERIMENTS: dict[str, ModuleType] = {module.NAME: module for module in (synthetic, ablation, beyond, sst_experiment,
-                                                                           performance)}
+                                                                           performance, trec)}
 """Name -> experiment module, in the order ``attnlib run all`` runs them."""
 
 __all__ = ["EXPERIMENTS", "Check", "ExperimentResult", "long_table", "train_grid",
