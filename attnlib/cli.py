@@ -22,6 +22,7 @@ import matplotlib
 from attnlib import __version__, benchmark, cache
 from attnlib.config import RunConfig, read_config_file
 from attnlib.data import SSTDataError, verify_data
+from attnlib.data.download import DataError
 from attnlib.experiments import EXPERIMENTS
 from attnlib.experiments.base import Experiment, Option, checks_table, positive_int
 from attnlib.experiments.sst_verify import store_command
@@ -245,7 +246,7 @@ def _expected_failure(error: BaseException) -> str | None:
     is kept). A failed sweep task is judged by the failure inside it."""
     if isinstance(error, SweepError):
         return _expected_failure(error.error) if error.error is not None else None
-    if isinstance(error, (SSTDataError, TrainingDiverged, ClusterError)):
+    if isinstance(error, (DataError, TrainingDiverged, ClusterError)):
         return str(error)
     if isinstance(error, MemoryError) or (isinstance(error, RuntimeError) and "can't allocate memory" in str(error)):
         asked = re.search(r"tried to allocate (\d+) bytes", str(error))

@@ -101,6 +101,31 @@ class SSTDataConfig:
 
 
 @dataclass(frozen=True)
+class TRECDataConfig:
+    """TREC question classification (Li & Roth 2002), coarse classes: tokenisation and the carved dev split."""
+
+    keep_punctuation: bool = False
+    dev_fraction: float = 0.1
+    """Share of the training file held out as the dev split (TREC has none)."""
+    split_seed: int = 0
+    """Seed of the dev split's draw, the same for every head and training seed."""
+    m: int | None = None
+    """m in the identity for the score-norm relation; None uses each word's own mean sentence length - 1."""
+    mask_padding = True  # not a field: questions are never padded, as in SST's masked (paper) setting
+    kind = "TREC"  # not a field: the name the runs and the stored files of this data set go by
+
+    def __post_init__(self) -> None:
+        _require(isinstance(self.keep_punctuation, bool), "TRECDataConfig.keep_punctuation", "True or False",
+                 self.keep_punctuation)
+        _require(_is_real(self.dev_fraction) and 0 < self.dev_fraction < 1, "TRECDataConfig.dev_fraction",
+                 "a number in (0, 1)", self.dev_fraction)
+        _require(_is_int(self.split_seed) and self.split_seed >= 0, "TRECDataConfig.split_seed",
+                 "an integer >= 0", self.split_seed)
+        _require(self.m is None or (_is_int(self.m) and self.m >= 1), "TRECDataConfig.m", "None or an integer >= 1",
+                 self.m)
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """The attention classifier of the paper: dimensions, initialisation and which head."""
 
@@ -168,7 +193,7 @@ class TrainConfig:
 class RunConfig:
     """Everything that determines one synthetic training run, apart from the seeds."""
 
-    data: SyntheticDataConfig | SSTDataConfig = field(default_factory=SyntheticDataConfig)
+    data: SyntheticDataConfig | SSTDataConfig | TRECDataConfig = field(default_factory=SyntheticDataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -339,3 +364,10 @@ def sst_preset(kind: str = "SST2", head: str = "FC", variant: str = "default") -
                           record_every=100),
     )
 
+
+
+def trec_preset(head: str = "FC") -> RunConfig:
+    """The TREC chapter's setting: SST's model and training settings (:func:`sst_preset`: d_e = 200, d_k = 10,
+    lr 0.1, float32, early stopping on the dev loss with patience 100, epoch cap 100,000) on TREC's coarse task."""
+    base = sst_preset("SST2", head)
+    return RunConfig(data=TRECDataConfig(), model=base.model, train=base.train)

@@ -116,12 +116,10 @@ def test_the_performance_experiment_has_the_common_surface(quick_performance) ->
 
 
 def test_run_performance_writes_its_folder(quick_performance, tmp_path, monkeypatch) -> None:
-    from attnlib.cli import main
-    from attnlib.experiments import performance
-
     from dataclasses import replace
 
-    from attnlib.experiments import EXPERIMENTS
+    from attnlib.cli import main
+    from attnlib.experiments import EXPERIMENTS, performance
 
     entry = replace(EXPERIMENTS["performance"], run=lambda **options: quick_performance)  # measured once, above
     monkeypatch.setitem(EXPERIMENTS, "performance", entry)

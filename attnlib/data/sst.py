@@ -7,16 +7,10 @@ corrupt or differently-built copy can never load silently. Sentences become
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import hashlib
 import os
 import re
-import shutil
-import socket
 import sys
-import tempfile
-import threading
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,7 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from attnlib.data import download as _download
 from attnlib.data.corpus import Corpus, Dataset
+from attnlib.data.download import DataError, sha256_of
+from attnlib.data.download import count_lines as _count_lines
+from attnlib.data.download import reason as _reason
 from attnlib.files import cache_dir
 
 PAD = "$PAD$"
@@ -85,7 +83,7 @@ _TOKEN = re.compile(r"[^()]+")
 _PUNCTUATION = re.compile(r"[^\w\s]")
 
 
-class SSTDataError(ValueError):
+class SSTDataError(DataError):
     """The SST files are missing, differ from the pinned ones, or do not parse as expected."""
 
 
@@ -121,27 +119,13 @@ def candidate_dirs(data_dir: str | Path | None = None) -> list[tuple[str, Path]]
     names a folder means that folder, so it is never replaced by another one. Otherwise the shared
     folder beside the checkout, then the user cache (which a download fills).
     """
-    if data_dir is not None and str(data_dir) != "":
-        return [("the data_dir argument (--data-dir)", Path(data_dir).expanduser())]
-    env = os.environ.get(ENV_VAR)
-    if env:
-        return [(f"${ENV_VAR}", Path(env).expanduser())]
-    return [("the shared folder beside the project", shared_data_dir()), ("the user cache", cache_data_dir())]
+    return _download.candidate_places(data_dir, "the data_dir argument (--data-dir)", ENV_VAR, lambda: [
+        ("the shared folder beside the project", shared_data_dir()), ("the user cache", cache_data_dir())])
 
 
 def missing_files(directory: Path) -> list[str]:
     """Names of the pinned files absent from ``directory``; SSTDataError if it cannot be read."""
-    try:
-        return [f.name for f in SST_FILES.values() if not (directory / f.name).is_file()]
-    except OSError as exc:
-        raise SSTDataError(f"cannot read the SST data folder {directory}: {_reason(exc)}") from None
-
-
-def _reason(exc: BaseException) -> str:
-    """The short cause of an error, without the repr noise."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__
+    return _download.missing_names(directory, [f.name for f in SST_FILES.values()], "SST", SSTDataError)
 
 
 def _check_named(label: str, path: Path) -> None:
@@ -176,38 +160,10 @@ def find_data_dir(data_dir: str | Path | None = None, *, download: bool = True,
     :func:`download_sst` and exists so tests can replace it.
     """
     places = candidate_dirs(data_dir)
-    if len(places) == 1:
-        label, path = places[0]
-        _check_named(label, path)
-        return path
-    shared = places[0][1]
-    if not missing_files(shared):
-        return shared
-    dest = cache_data_dir()
-    stale = None
-    if not missing_files(dest):
-        try:
-            verify_files(dest)
-            return dest
-        except SSTDataError as exc:  # the cache is ours to repair: fetch a good copy over a bad one
-            stale = exc
-    if not download and stale is not None:  # found, and failed its check: say so, not "not found"
-        raise SSTDataError(f"{stale} This is the user cache's copy, which a download replaces, and automatic "
-                           f"download is disabled: `attnlib verify-data` downloads it again")
-    if not download:
-        raise SSTDataNotFound(_not_found_message(places, "automatic download is disabled"))
-    if stale is not None:
-        print(f"attnlib: the cached SST copy in {dest} is not the pinned one; downloading it again", file=sys.stderr)
-    try:
-        (downloader or download_sst)(dest)
-    except SSTDataError as exc:
-        raise SSTDataError(_not_found_message(places, f"the download failed: {exc}", stale)) from None
-    except (OSError, zipfile.BadZipFile, KeyError) as exc:
-        raise SSTDataError(_not_found_message(places, f"the download failed: {_reason(exc)}", stale)) from None
-    if missing_files(dest):
-        raise SSTDataError(_not_found_message(places, f"the download left {', '.join(missing_files(dest))} missing"))
-    verify_files(dest)
-    return dest
+    return _download.locate(places, places[-1][1], missing=missing_files, check_named=_check_named,
+                            verify=verify_files, fetch_into=downloader or download_sst,
+                            not_found=lambda why, stale: _not_found_message(places, why, stale),
+                            allow_download=download, what="SST", error=SSTDataError, not_found_error=SSTDataNotFound)
 
 
 def _not_found_message(places: Sequence[tuple[str, Path]], why: str, stale: SSTDataError | None = None) -> str:
@@ -244,126 +200,15 @@ def download_sst(dest: str | Path, url: str | None = None, *, deadline_s: float 
     deadline_s = DOWNLOAD_DEADLINE_S if deadline_s is None else float(deadline_s)
     socket_timeout_s = SOCKET_TIMEOUT_S if socket_timeout_s is None else float(socket_timeout_s)
     if progressbar is None:
-        progressbar = _isatty(sys.stderr)
-    print(f"Downloading the Stanford Sentiment Treebank (Socher et al. 2013) from {url} into {dest}", file=sys.stderr)
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".sst-download-", dir=dest.parent))
-    except OSError as exc:
-        raise SSTDataError(f"cannot write the SST cache folder {dest.parent}: {_reason(exc)}") from None
-    try:
-        archive = _fetch(url, staging, deadline_s, socket_timeout_s, progressbar)
-        extracted = _extract_members(archive, staging, url)
-        _install(extracted, dest, staging)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        progressbar = _download.isatty(sys.stderr)
+    _download.announce(f"Downloading the Stanford Sentiment Treebank (Socher et al. 2013) from {url} into {dest}")
 
+    def work(staging: Path) -> Path:
+        archive = _download.fetch(url, staging, ARCHIVE_NAME, deadline_s, socket_timeout_s, progressbar, SSTDataError,
+                                   "attnlib-sst-download")
+        return _extract_members(archive, staging, url)
 
-def _isatty(stream: object) -> bool:
-    try:
-        return bool(stream.isatty())  # type: ignore[attr-defined]
-    except (AttributeError, ValueError, OSError):
-        return False
-
-
-class _Cancelled(Exception):
-    """Raised inside the download thread once the deadline has passed."""
-
-
-class _Guarded:
-    """The output file of the download, refusing further writes once ``cancel`` is set."""
-
-    def __init__(self, file: object, cancel: threading.Event) -> None:
-        self._file, self._cancel = file, cancel
-
-    def write(self, data: bytes) -> int:
-        if self._cancel.is_set():
-            raise _Cancelled()
-        return self._file.write(data)  # type: ignore[attr-defined]
-
-    def flush(self) -> None:
-        self._file.flush()  # type: ignore[attr-defined]
-
-
-def _fetch(url: str, folder: Path, deadline_s: float, socket_timeout_s: float, progressbar: bool) -> Path:
-    """Download ``url`` into ``folder`` with pooch in a worker thread, waiting at most ``deadline_s``.
-
-    A socket timeout only bounds each read, so a server sending a byte every few seconds would never
-    time out; the deadline bounds the whole transfer. After it, the connection is shut down (which
-    ends a read blocked in the worker) and the worker refuses to write anything more.
-    """
-    import pooch  # noqa: PLC0415 - pooch and requests take ~0.7 s to import: only a download needs them
-    import requests  # noqa: PLC0415 - pooch and requests take ~0.7 s to import: only a download needs them
-
-    cancel = threading.Event()
-    sockets: list[socket.socket] = []
-
-    def keep(response: requests.Response, *args: object, **kwargs: object) -> None:
-        """Keep a duplicate of the connection's socket, to shut it down at the deadline."""
-        try:
-            sockets.append(socket.socket(fileno=os.dup(response.raw.fileno())))
-        except (AttributeError, OSError, ValueError):
-            pass  # no socket to keep: the worker then stops at its next write
-
-    http = pooch.HTTPDownloader(progressbar=progressbar, timeout=socket_timeout_s, hooks={"response": keep})
-
-    def downloader(url: str, output_file: str, pooch_: object, check_only: bool = False) -> None:
-        with open(output_file, "w+b") as out:
-            http(url, _Guarded(out, cancel), pooch_)
-
-    outcome: dict[str, object] = {}
-
-    def work() -> None:
-        try:
-            outcome["path"] = pooch.retrieve(url, known_hash=None, fname=ARCHIVE_NAME, path=folder,
-                                             downloader=downloader)
-        except BaseException as exc:  # noqa: BLE001 (handed to the waiting thread, which raises it)
-            outcome["error"] = exc
-
-    logger = pooch.get_logger()
-    level = logger.level
-    logger.setLevel("WARNING")  # pooch would log the archive's hash and advise pinning it: noise here
-    worker = threading.Thread(target=work, name="attnlib-sst-download", daemon=True)
-    try:
-        worker.start()
-        worker.join(deadline_s)
-    finally:
-        if worker.is_alive():
-            cancel.set()
-        for sock in sockets:
-            if cancel.is_set():
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)  # a read blocked on it returns at once
-            sock.close()
-        logger.setLevel(level)
-    if cancel.is_set():
-        raise SSTDataError(
-            f"the download of {url} did not finish within the {deadline_s:g} s deadline for the whole transfer "
-            f"(the server is too slow or stalled); nothing was written to the cache"
-        )
-    error = outcome.get("error")
-    if isinstance(error, requests.exceptions.HTTPError) and error.response is not None:
-        raise SSTDataError(f"could not download {url}: HTTP {error.response.status_code} "
-                           f"{error.response.reason}; nothing was written to the cache") from None
-    if isinstance(error, requests.exceptions.RequestException):
-        raise SSTDataError(f"could not download {url}: {_request_reason(error)}; nothing was written to the cache") from None
-    if isinstance(error, OSError):
-        raise SSTDataError(f"could not save the download of {url} in {folder}: {_reason(error)}") from None
-    if error is not None:
-        raise error  # type: ignore[misc]  # not an expected failure: keep its traceback
-    return Path(str(outcome["path"]))
-
-
-def _request_reason(error: BaseException) -> str:
-    """The innermost cause of a requests error (e.g. 'Connection refused', 'IncompleteRead(...)'), short."""
-    cause = error
-    for _ in range(10):
-        inner = next((a for a in cause.args if isinstance(a, BaseException)), None) or getattr(cause, "reason", None)
-        if not isinstance(inner, BaseException) or inner is cause:
-            break
-        cause = inner
-    text = re.sub(r"<[^<>]* object at 0x[0-9a-fA-F]+>: ", "", _reason(cause))
-    return text if len(text) <= 200 else text[:200] + "..."
+    _download.staged(dest, ".sst-download-", "SST", SSTDataError, work, _is_pinned_copy)
 
 
 def _extract_members(archive: Path, staging: Path, url: str) -> Path:
@@ -402,27 +247,6 @@ def _extract_members(archive: Path, staging: Path, url: str) -> Path:
     return flat
 
 
-def _install(folder: Path, dest: Path, staging: Path) -> None:
-    """Rename the verified ``folder`` onto ``dest``; an old ``dest`` is moved aside first and removed.
-
-    A ``dest`` that already holds the pinned files (another process installed them meanwhile) is
-    kept, so a reader of that copy never sees it move.
-    """
-    previous = staging / "previous"
-    try:
-        if dest.exists() or dest.is_symlink():
-            if _is_pinned_copy(dest):
-                return
-            os.rename(dest, previous)
-        os.rename(folder, dest)
-    except OSError as exc:
-        if previous.exists() and not dest.exists():
-            os.rename(previous, dest)
-        if _is_pinned_copy(dest):  # lost a race with another process's install: its copy is as good
-            return
-        raise SSTDataError(f"cannot install the verified SST files into {dest}: {_reason(exc)}") from None
-
-
 def _is_pinned_copy(folder: Path) -> bool:
     try:
         verify_files(folder)
@@ -432,21 +256,6 @@ def _is_pinned_copy(folder: Path) -> bool:
 
 
 # --------------------------------------------------------------------------- verifying the files
-
-
-def sha256_of(path: Path) -> str:
-    """The hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _count_lines(path: Path) -> int:
-    """Number of newline-terminated lines (plus a final unterminated one)."""
-    data = path.read_bytes()
-    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
 
 
 def verify_files(directory: str | Path) -> None:

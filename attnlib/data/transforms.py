@@ -73,13 +73,18 @@ def find_sentence(dataset: Dataset, text: str, split: str = "train") -> int:
     return hits[0]
 
 
-def word_purity(corpus: Corpus) -> tuple[np.ndarray, np.ndarray]:
-    """occ(u) (sentences containing u) and purity |pos - neg| / (pos + neg) per word (NaN if occ = 0)."""
+def word_purity(corpus: Corpus, n_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """occ(u) (sentences containing u) and purity (K max_c p_c(u) - 1) / (K - 1) per word, where p_c(u) is the
+    share of the sentences containing u that have class c and K the number of classes (NaN if occ = 0).
+
+    Purity is 0 when u's sentences are spread evenly over the classes and 1 when they all have one class;
+    with two classes it is |pos - neg| / (pos + neg). ``n_classes`` defaults to the largest label + 1 (at least 2).
+    """
     present = (corpus.counts > 0).astype(np.float64).tocsc()
     labels = corpus.labels
-    pos = np.asarray(present[labels == 1].sum(axis=0)).ravel()
-    neg = np.asarray(present[labels == 0].sum(axis=0)).ravel()
+    k = max(2, int(labels.max()) + 1 if labels.size else 2) if n_classes is None else int(n_classes)
+    per_class = np.stack([np.asarray(present[labels == c].sum(axis=0)).ravel() for c in range(k)])
     occ = np.asarray(present.sum(axis=0)).ravel()
     with np.errstate(invalid="ignore", divide="ignore"):
-        purity = np.where(pos + neg > 0, np.abs(pos - neg) / np.maximum(pos + neg, 1), np.nan)
+        purity = np.where(occ > 0, (k * per_class.max(axis=0) / np.maximum(occ, 1) - 1) / (k - 1), np.nan)
     return occ, purity

@@ -93,15 +93,21 @@ def top_tokens(sentences: Sequence[np.ndarray], scores: np.ndarray) -> np.ndarra
     return np.array([s[int(np.argmax(scores[s]))] for s in sentences], dtype=np.int64)
 
 
+EVERY_SENTENCE = -1
+"""A ``word_id`` of :func:`attention_shift` that stands for every sentence of the corpus rather than those with one word."""
+
+
 def attention_shift(corpus: Corpus, scores: np.ndarray, words: Iterable[int],
-                    mask_pad: bool = True) -> pd.DataFrame:
+                    mask_pad: bool = True, n_classes: int | None = None) -> pd.DataFrame:
     """F6 for one seed: ``scores`` (R, V) over snapshots; for each word u0 the purity Π, the floored
-    occurrence Ω (thousands) and the unfloored Ω~ of the top-scored tokens of the sentences with u0."""
-    occ, purity = word_purity(corpus)
+    occurrence Ω (thousands) and the unfloored Ω~ of the top-scored tokens of the sentences with u0
+    (of every sentence for u0 = :data:`EVERY_SENTENCE`). Purity and occurrence are those of
+    :func:`~attnlib.data.transforms.word_purity` on ``corpus`` with ``n_classes`` classes."""
+    occ, purity = word_purity(corpus, n_classes)
     rows = []
     sentences = [s[s != PAD_ID] if mask_pad else s for s in corpus.sentences]
     for u0 in words:
-        chosen = [s for s in sentences if np.any(s == u0)]
+        chosen = sentences if u0 == EVERY_SENTENCE else [s for s in sentences if np.any(s == u0)]
         for r in range(scores.shape[0]):
             top = top_tokens(chosen, scores[r])
             rows.append({"word_id": int(u0), "snapshot": r, "purity": float(purity[top].mean()),
@@ -311,7 +317,8 @@ class SSTRun:
             return self.shift
         df = self.shift.copy()
         df["epoch"] = self.record_epochs[df["snapshot"].to_numpy()]
-        df["word"] = [self.word_names[int(np.flatnonzero(self.words == w)[0])] for w in df["word_id"]]
+        df["word"] = ["(every sentence)" if w == EVERY_SENTENCE else self.word_names[int(np.flatnonzero(self.words == w)[0])]
+                      for w in df["word_id"]]
         df.insert(0, "model", self.name)
         df.insert(1, "variant", self.variant)
         keep = df["epoch"].to_numpy() <= self.stopped_epoch[df["seed_index"].to_numpy()]

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from attnlib.config import sst_preset
+from attnlib.config import HEADS, RunConfig, sst_preset, trec_preset
 from attnlib.data.sst import SSTDataError, sha256_of
 from attnlib.files import atomic_write, write_json
 
@@ -49,7 +49,7 @@ PREVIOUS = ".prev"
 FORMAT = 2
 """Format of newly stored runs. 2: per seed, the scores and the classifier-projected embeddings at the
 restored best epoch and the losses and accuracies there (so that they can be recomputed); 1: without."""
-N_CLASSES = {"SST2": 2, "SST5": 5}
+N_CLASSES = {"SST2": 2, "SST5": 5, "TREC": 6}
 
 ARRAYS = ("loss", "dev_loss", "record_epochs", "test_accuracy_curve", "words", "m_w", "scores", "norms", "top",
           "final_test_accuracy", "stopped_epoch", "best_epoch", "query_norm", "f7_weights", "pad_weight")
@@ -181,6 +181,18 @@ def check_integrity(folder: Path, key: str) -> tuple[Path, Path]:
 # --------------------------------------------------------------------------- write and read
 
 
+def projected_width(config: RunConfig, n_classes: int) -> int:
+    """Columns of the embeddings projected through the head's first layer, E U1: the classes for Attn-FC and
+    Attn-TC, the hidden units for Attn-TL."""
+    return config.model.hidden_units if config.model.head == "TL" else n_classes
+
+
+def preset(kind: str, head: str, variant: str) -> RunConfig:
+    """The configuration a stored setting must have been trained with: SST's preset for SST2 / SST5, TREC's
+    (:func:`attnlib.config.trec_preset`, one variant, ``default``) for TREC."""
+    return trec_preset(head) if kind == "TREC" else sst_preset(kind, head, variant)
+
+
 def stored_hash(kind: str, head: str, variant: str, folder: str | Path | None = None) -> str | None:
     """The config hash a stored run's sidecar records, or None if there is no stored run (unchecked:
     loading it checks it)."""
@@ -305,7 +317,7 @@ def load_run(kind: str, head: str, variant: str, folder: str | Path | None = Non
     fails); ``config`` is the configuration it must have been trained with (default: the setting's preset)."""
     from attnlib.experiments.sst import SSTRun  # noqa: PLC0415 - cycle: attnlib.experiments.sst imports this module
 
-    config = config or sst_preset(kind, head, variant)
+    config = config or preset(kind, head, variant)
     folder = _folder(folder)
     key = f"{kind}_{head}_{variant}"
     if not any((folder / f"{key}.npz{suffix}").is_file() for suffix in ("", PREVIOUS)):
@@ -330,8 +342,11 @@ def load_run(kind: str, head: str, variant: str, folder: str | Path | None = Non
     if z["seeds"].tolist() != seeds or z["loss"].shape[1] != len(seeds) or z["final_test_accuracy"].shape != (len(seeds),):
         raise _refuse(key, f"its arrays do not have one column per seed of {seeds}")
     fmt = int(z.get("format", 1))
-    if fmt >= 2 and z["best_projected"].shape[2] != N_CLASSES[kind]:
-        raise _refuse(key, f"its final layer has {z['best_projected'].shape[2]} classes, {kind} has {N_CLASSES[kind]}")
+    width = projected_width(config, N_CLASSES[kind])
+    if fmt >= 2 and z["best_projected"].shape[2] != width:
+        got = z["best_projected"].shape[2]
+        raise _refuse(key, f"its first layer has {got} columns, {HEADS[head]} has {width} hidden units" if head == "TL"
+                      else f"its final layer has {got} classes, {kind} has {width}")
     shift = pd.DataFrame(z["shift"], columns=[str(c) for c in z["shift_columns"]]) if z["shift"].size else pd.DataFrame()
     for col in ("word_id", "snapshot", "seed_index", "seed"):
         if col in shift:
@@ -409,4 +424,4 @@ def load_or_train(kind: str, head: str, variant: str, seeds: Sequence[int] | Non
     if use_store and (kind, head, variant) not in {tuple(r) for r in retrain}:
         if set(seeds) <= set(stored_seeds(kind, head, variant, folder)):
             return select_seeds(load_run(kind, head, variant, folder), seeds)
-    return sst.train_setting(kind, head, variant, seeds, quiet=quiet, config=sst_preset(kind, head, variant))
+    return sst.train_setting(kind, head, variant, seeds, quiet=quiet, config=preset(kind, head, variant))

@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from attnlib.config import RunConfig, sst_preset
+from attnlib.config import RunConfig, TRECDataConfig, sst_preset
 from attnlib.data.corpus import Dataset
 from attnlib.data.sst import load_sst
 from attnlib.data.transforms import PAD_ID, find_sentence, load_unpadded, mean_length_minus_one, padded_dataset
+from attnlib.data.trec import load_trec
 from attnlib.experiments.sst import (
     F6_WORDS,
     F7_SENTENCE,
@@ -22,6 +23,7 @@ from attnlib.experiments.sst import (
     attention_shift,
     padding_attention,
     sentence_weights,
+    top_tokens,
 )
 from attnlib.model import Batch, first_layer, forward
 from attnlib.provenance import provenance
@@ -34,6 +36,9 @@ at epoch 0 all scores tie)."""
 
 def sst_dataset(config: RunConfig, download: bool = True) -> Dataset:
     """The dataset a T1 configuration trains on (masked: the plain sentences; unmasked: padded)."""
+    if isinstance(config.data, TRECDataConfig):
+        return load_trec(keep_punctuation=config.data.keep_punctuation, download=download,
+                         dev_fraction=config.data.dev_fraction, split_seed=config.data.split_seed)
     data = load_sst(config.data.kind, keep_punctuation=config.data.keep_punctuation, download=download)
     return data if config.data.mask_padding else padded_dataset(data)
 
@@ -43,6 +48,22 @@ def _provenance() -> dict:
     the config hash and seeds are written under their own keys by :func:`train_setting`."""
     info = {k: v for k, v in provenance().items() if k not in ("config_hashes", "seeds")}
     return {**info, "cpu_threads": torch.get_num_threads()}
+
+
+def traced_choice(kind: str, dataset: Dataset) -> tuple[list[int], list[int], tuple[int, ...]]:
+    """For a dataset kind: the words whose attention shift (F6) is traced (word ids, or
+    :data:`~attnlib.experiments.sst.EVERY_SENTENCE`), the words whose scores and norms are kept besides the
+    top ones, and the epochs at whose snapshot every training sentence's most-attended word is kept too (so
+    that it can be found again from the kept words). SST2: F6's five words; TREC: see
+    :func:`attnlib.experiments.trec.traced_words`."""
+    if kind == "SST2":
+        index = {w: i for i, w in enumerate(dataset.vocab)}
+        return [index[w] for w in F6_WORDS if w in index], [], ()
+    if kind == "TREC":
+        from attnlib.experiments.trec import traced_words  # noqa: PLC0415 - cycle: the TREC experiment imports this module
+
+        return traced_words(dataset)
+    return [], [], ()
 
 
 def reduce_run(result, config: RunConfig, kind: str, head: str, variant: str, dataset: Dataset,
@@ -64,22 +85,29 @@ def reduce_run(result, config: RunConfig, kind: str, head: str, variant: str, da
         if config.data.mask_padding:
             s[PAD_ID] = -np.inf
         top[k] = np.argsort(-s, kind="stable")[:n_top]
-    keep = set(top.ravel().tolist()) | {PAD_ID}
+    shift_ids, extra, tops_at = traced_choice(kind, dataset)
+    keep = set(top.ravel().tolist()) | {PAD_ID} | set(extra) | {w for w in shift_ids if w >= 0}
+    for epoch in tops_at:
+        r = int(np.searchsorted(rec, epoch))
+        if r < len(rec) and rec[r] == epoch:
+            for k in range(S):
+                keep |= set(top_tokens(train_corpus.sentences, all_scores[r, k]).tolist())
     shift = pd.DataFrame()
     f7 = np.zeros((0, 0, 0), dtype=np.float32)
-    if kind == "SST2":
-        f6_ids = [index[w] for w in F6_WORDS if w in index]
-        f7_ids = [index[w] for w in F7_SENTENCE.split()]
-        keep |= set(f6_ids) | set(f7_ids)
+    if shift_ids:
         frames = []
         for k in range(S):
-            df = attention_shift(train_corpus, all_scores[:, k], f6_ids, mask_pad=config.data.mask_padding)
+            df = attention_shift(train_corpus, all_scores[:, k], shift_ids, mask_pad=config.data.mask_padding,
+                                 n_classes=dataset.n_classes)
             df.insert(0, "seed_index", k)
             df.insert(1, "seed", result.seeds[k])
             frames.append(df)
         # by seed, word id and snapshot: the order of the stored runs' rows
         shift = (pd.concat(frames, ignore_index=True).sort_values(["seed_index", "word_id", "snapshot"], kind="stable")
                  .reset_index(drop=True))
+    if kind == "SST2":
+        f7_ids = [index[w] for w in F7_SENTENCE.split()]
+        keep |= set(f7_ids)
         sentence = np.array(f7_ids)
         find_sentence(dataset, F7_SENTENCE)  # exactly one match, or an error
         f7 = sentence_weights(all_scores, sentence).astype(np.float32)  # over its 12 real tokens

@@ -31,7 +31,7 @@ import pandas as pd
 
 from attnlib.data.sst import SSTDataNotFound
 from attnlib.experiments.sst import SETTINGS
-from attnlib.experiments.sst_store import StoredRunError, load_run, regenerate_manifest, store_dir
+from attnlib.experiments.sst_store import StoredRunError, load_run, projected_width, regenerate_manifest, store_dir
 from attnlib.experiments.sst_train import sst_dataset
 from attnlib.train import train
 
@@ -109,9 +109,10 @@ def data_check(run, dataset) -> dict:
     stored = run.provenance.get("dataset_fingerprint")
     if stored is not None and stored != dataset.fingerprint():
         problems.append(f"trained on dataset {stored}, this one is {dataset.fingerprint()}")
-    if run.best_projected.size and run.best_projected.shape[1:] != (len(vocab), dataset.n_classes):
-        problems.append(f"projected embeddings of shape {run.best_projected.shape[1:]}, the dataset has "
-                        f"{len(vocab)} words and {dataset.n_classes} classes")
+    width = projected_width(run.config, dataset.n_classes)
+    if run.best_projected.size and run.best_projected.shape[1:] != (len(vocab), width):
+        problems.append(f"projected embeddings of shape {run.best_projected.shape[1:]}, expected {len(vocab)} words "
+                        f"by {width} columns")
     return _check(not problems, "; ".join(problems) or f"{len(run.words)} stored words, vocabulary of {len(vocab)} "
                                                        f"and {dataset.n_classes} classes match the dataset")
 
@@ -161,6 +162,9 @@ def recompute_check(run, dataset, rtol: float = LOSS_RTOL) -> dict:
     if not run.best_scores.size:
         return {"status": "not available", "detail": "stored before this format: no scores and projected "
                                                      "embeddings at the best epoch"}
+    if run.config.model.head == "TL":
+        return {"status": "not available", "detail": "Attn-TL's head is not linear after the pooling: the stored "
+                                                     "scores and E U1 do not give its logits"}
     bad = []
     for k, seed in enumerate(run.seeds):
         b = int(run.best_epoch[k])
