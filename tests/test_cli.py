@@ -81,7 +81,7 @@ def test_run_synthetic_writes_metrics_figures_and_tables(tmp_path: Path) -> None
 @pytest.mark.parametrize("argv, first_line", [
     (["run", "synthetic", "--store", "X", "--only", "K", "--jobs", "4", "--store-dir", "/nonexistent", "--retrain"],
      "attnlib: --store applies to sst, not to synthetic"),
-    (["run", "ablation", "--retrain"], "attnlib: --retrain applies to sst, not to ablation"),
+    (["run", "ablation", "--retrain"], "attnlib: --retrain applies to sst, trec, not to ablation"),
     (["run", "performance", "--seeds", "3"], "attnlib: --seeds applies to {takers}, not to performance: it trains "
                                              "no seeds"),
 ])

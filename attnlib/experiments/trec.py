@@ -28,7 +28,7 @@ from attnlib.data.corpus import Dataset
 from attnlib.data.transforms import word_purity
 from attnlib.data.trec import CLASSES
 from attnlib.experiments import trec_analysis as analysis
-from attnlib.experiments.base import Check, ExperimentResult, checks_table
+from attnlib.experiments.base import Check, ExperimentResult, Option, checks_table
 from attnlib.experiments.sst import EVERY_SENTENCE, SSTRun
 from attnlib.experiments.sst_store import checkout_store_dir, load_or_train, stored_seeds
 from attnlib.provenance import provenance
@@ -42,6 +42,18 @@ PRESET = None
 KIND, VARIANT = "TREC", "default"
 TREC_SEEDS = (0, 1, 2)
 """Seeds of the TREC runs (three, as for SST)."""
+DEFAULT_SEEDS = TREC_SEEDS
+MAX_SEEDS = 10
+"""``--seeds`` at most, as for SST: each seed is one more model in the batch; seeds without a stored run of a
+slow head train it only with ``--train-slow``."""
+OPTIONS = (
+    Option("--retrain", "retrain the selected settings even where a stored run exists (for instance one refused "
+                        "by its checks); slow settings only with --only", switch=True),
+    Option("--train-slow", "train Attn-TC and Attn-TL where no stored run matches (minutes each), instead of "
+                           "skipping them", switch=True),
+)
+CLAIMS = {"X1": 15, "X2": 16, "X3": 17, "X4": 18}
+"""Claim id -> place in the scorecard, after the paper's (1-14): the TREC rows, beyond the paper."""
 TREC_HEADS = ("FC", "TC", "TL")
 SLOW_HEADS = frozenset({"TC", "TL"})
 """Heads served from ``results/trec`` when the stored run matches. Measured for three seeds on one CPU thread:

@@ -32,6 +32,9 @@ RISE_FALL_DROP = 0.5
 above :data:`PEAK_MIN`): it lost most of what it had gained, not just some rounding."""
 PEAK_MIN = 0.2
 """Smallest peak score that counts as a rise (scores start at 0; the top words reach scores of several units)."""
+PURE_WORD = 0.9
+"""Class purity on the training split from which a word counts as pure: nine in ten of the questions containing
+it are of one class, so a fall of its score cannot be blamed on its mixing classes."""
 
 
 # --------------------------------------------------------------------------- baselines
