@@ -307,7 +307,7 @@ def check_stored(kind: str, head: str, variant: str, folder: str | Path | None =
     if names["config_hash"] != meta.get("config_hash"):
         raise _refuse(key, f"{npz_path} has config hash {names['config_hash']}, its sidecar {json_path} "
                            f"{meta.get('config_hash')}")
-    if meta.get("config_hash") != sst_preset(kind, head, variant).config_hash():
+    if meta.get("config_hash") != preset(kind, head, variant).config_hash():
         return []
     return [int(s) for s in meta.get("seeds", [])]
 
