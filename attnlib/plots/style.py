@@ -159,8 +159,13 @@ def stack_panels(fig: plt.Figure) -> bool:
             if ax.axison and ax.yaxis.get_visible():  # no neighbour to read the values from any more
                 side = ax.yaxis.get_label_position()
                 ax.yaxis.set_tick_params(which="major", **{side: True, f"label{side}": True})
-    for legend in fig.legends:  # a figure legend above the panels: in two columns, as narrow as the panels
-        legend.set_ncols(min(2, legend._ncols))
+    for legend in list(fig.legends):  # a figure legend above the panels, again in at most two columns
+        handles = getattr(legend, "legend_handles", None) or legend.legendHandles
+        labels = [text.get_text() for text in legend.get_texts()]
+        title = legend.get_title().get_text() or None
+        columns = min(2, legend._ncols)
+        legend.remove()
+        fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=columns, title=title)
     fig.set_size_inches(NARROW_WIDTH, sum(heights) * 1.1)
     if not isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine):
         fig.tight_layout()
