@@ -57,7 +57,7 @@ def t1_paper_layout(table: pd.DataFrame, tolerance: float, variant: str = "defau
                 verdict = "within" if abs(r["diff"]) <= tolerance else "outside"
                 if mark_misses:  # the mark says within or outside: the cell keeps only the numbers, unbroken
                     cell = f"{r.test_mean:.2f}\u00a0±\u00a0{r.test_std:.2f}\u00a0({r['diff']:+.2f})"
-                    cell = f"✗ **{cell}**" if verdict == "outside" else cell
+                    cell = f"✗\u00a0**{cell}**" if verdict == "outside" else cell
                 else:
                     cell = f"{r.test_mean:.2f} ± {r.test_std:.2f} ({r['diff']:+.2f}, {verdict} ±{tolerance:g})"
                 row[f"{model}: ours (%)"] = cell
