@@ -66,7 +66,8 @@ def t1_paper_layout(table: pd.DataFrame, tolerance: float, variant: str = "defau
     the mean is from the paper's and whether that is within ``tolerance`` points; a cell with no run in
     ``table`` reads "not run". Columns: ``dataset``, then ``<model>: ours (%)`` and ``<model>: paper (%)``.
     With ``mark_misses`` a cell outside the tolerance is set in bold with a cross (Markdown), so a reader
-    sees the miss without reading the numbers.
+    sees the miss without reading the numbers, no cell repeats "within"/"outside" in words, and a cell's
+    parts are joined by no-break spaces (a wide screen keeps each on one line; a narrow one may still wrap).
     """
     part = table[table.variant == variant].set_index(["dataset", "model"])
     rows = []
@@ -76,8 +77,12 @@ def t1_paper_layout(table: pd.DataFrame, tolerance: float, variant: str = "defau
             if (kind, model) in part.index:
                 r = part.loc[(kind, model)]
                 verdict = "within" if abs(r["diff"]) <= tolerance else "outside"
-                cell = f"{r.test_mean:.2f} ± {r.test_std:.2f} ({r['diff']:+.2f}, {verdict} ±{tolerance:g})"
-                row[f"{model}: ours (%)"] = f"✗ **{cell}**" if mark_misses and verdict == "outside" else cell
+                if mark_misses:  # the mark says within or outside: the cell keeps only the numbers, unbroken
+                    cell = f"{r.test_mean:.2f}\u00a0±\u00a0{r.test_std:.2f}\u00a0({r['diff']:+.2f})"
+                    cell = f"✗\u00a0**{cell}**" if verdict == "outside" else cell
+                else:
+                    cell = f"{r.test_mean:.2f} ± {r.test_std:.2f} ({r['diff']:+.2f}, {verdict} ±{tolerance:g})"
+                row[f"{model}: ours (%)"] = cell
                 row[f"{model}: paper (%)"] = f"{r.paper:.2f}"
             else:
                 row[f"{model}: ours (%)"] = "not run"

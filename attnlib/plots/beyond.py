@@ -125,7 +125,8 @@ def plot_sweeps(result: SweepResult) -> plt.Figure:
                 for value, color in zip(values, colors):
                     label = f"m = {value:g}" if sweep == "m" else f"query std {value:.3g}"
                     ax.plot([], [], color=color, lw=2, label=label)
-                ax.legend(loc="lower right")  # the curves rise from the lower left: that corner stays empty
+                # the empty corner: below the concave curves of the m sweep, above the convex ones of the std sweep
+                ax.legend(loc="lower right" if sweep == "m" else "upper left")
             ax.set(title=f"{model}: {'m' if sweep == 'm' else 'query std'}", xlabel=SCORE_LABEL,
                    ylabel=NORM_LABEL if col == 0 else "")
     # raw coordinates: |v| against the score, the curve scaled by 1/|q| of the run
@@ -140,7 +141,7 @@ def plot_sweeps(result: SweepResult) -> plt.Figure:
             ax.plot(path.score, path.raw_norm, color=color, lw=0.8, alpha=0.9)
         ax.plot([], [], color=color, lw=2, label=rf"$\|q\|$ = {run.query_norm.iloc[0]:.2f}")
     ax.set(title=f"{model}, seed {lead}: raw norm", xlabel=SCORE_LABEL, ylabel=r"$\|v_w\|$", ylim=(0, None))
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper right")
     # residual per m
     ax = axes[0, -1]
     summary = result.summary()
@@ -157,9 +158,7 @@ def plot_sweeps(result: SweepResult) -> plt.Figure:
                 label=f"{model} vs the m = 20 curve" if i == 0 else None)
     ax.set_xticks(np.arange(len(m_values)), [f"{v:g}" for v in m_values])
     ax.set(title="max |residual| per m", xlabel="m", ylabel="max |residual|", yscale="log")
-    low, high = ax.get_ylim()
-    ax.set_ylim(low, high * 30)  # headroom above the markers for the legend
-    ax.legend(loc="upper left", ncol=2, fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3))  # below the panel: its markers fill it
     fig.tight_layout()
     return fig
 
@@ -232,9 +231,10 @@ def plot_capacity(result: CapacityResult) -> plt.Figure:
             values = summary.loc[summary.classifier == label, column]
             ax.bar(i, values.mean(), color=colors[label], alpha=0.5, width=0.7)
             ax.plot(np.full(len(values), i), values, "o", color=colors[label], ms=4)
-        ax.set_xticks(np.arange(len(labels)), [label.replace("Attn-", "").replace(" (h=", "\nh=").rstrip(")")
-                                               for label in labels])
-        if len(labels) > 5:  # a row of two-line labels would run into each other
+        rotate = len(labels) > 5  # side by side, that many labels run into each other: turn them upright
+        ax.set_xticks(np.arange(len(labels)), [label.replace("Attn-", "").replace(" (h=", " h=" if rotate else "\nh=")
+                                               .rstrip(")") for label in labels])
+        if rotate:
             ax.tick_params(axis="x", labelrotation=90)
         ax.set(title=title, xlabel="classifier")
     axes[1].set_ylabel("mean over topic words")

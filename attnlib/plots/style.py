@@ -15,6 +15,7 @@ import contextlib
 import io
 import json
 import struct
+import textwrap
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,9 +107,12 @@ def figure_png(fig: plt.Figure, dpi: int = DPI, metadata: dict[str, str | None] 
 
 NARROW_KEY = "attnlib-narrow-png"
 """PNG text chunk: the same figure with its panels stacked in one column (base64 PNG), for a phone."""
-NARROW_WIDTH = 4.0
-"""Inches: the width of the stacked (narrow) layout. At 8-point text and :data:`DPI` it keeps its
-smallest text at 9 CSS px down to 4.0 x 81 = 324 CSS px, the text column of a 400 px wide phone."""
+NARROW_WIDTH = 3.8
+"""Inches: the width of the stacked (narrow) layout, and of a one-panel figure that should fit a phone.
+At 8-point text and :data:`DPI` it keeps its smallest text at 9 CSS px down to 3.8 x 81 = 308 CSS px: the
+text column of a 400 px wide window is about 350 px, a dropdown inside it about 315 px."""
+NARROW_LEGEND_CHARS = 24
+"""A stacked figure's legend goes in one column when a label is longer than this (two would not fit)."""
 NARROW_PANEL_MAX_HEIGHT = 3.0
 """Inches: a stacked panel is at most this tall (a tall panel of the wide layout becomes a wide one)."""
 
@@ -159,8 +163,15 @@ def stack_panels(fig: plt.Figure) -> bool:
             if ax.axison and ax.yaxis.get_visible():  # no neighbour to read the values from any more
                 side = ax.yaxis.get_label_position()
                 ax.yaxis.set_tick_params(which="major", **{side: True, f"label{side}": True})
-    for legend in fig.legends:  # a figure legend above the panels: in two columns, as narrow as the panels
-        legend.set_ncols(min(2, legend._ncols))
+    for legend in list(fig.legends):  # a figure legend above the panels, again in at most two columns
+        handles = getattr(legend, "legend_handles", None) or legend.legendHandles
+        labels = [text.get_text() for text in legend.get_texts()]
+        title = legend.get_title().get_text() or None
+        columns = 1 if max(map(len, labels), default=0) > NARROW_LEGEND_CHARS else min(2, legend._ncols)
+        if title:
+            title = textwrap.fill(title, 2 * NARROW_LEGEND_CHARS)
+        legend.remove()
+        fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=columns, title=title)
     fig.set_size_inches(NARROW_WIDTH, sum(heights) * 1.1)
     if not isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine):
         fig.tight_layout()

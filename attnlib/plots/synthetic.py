@@ -13,7 +13,16 @@ import numpy as np
 import pandas as pd
 
 from attnlib import theory
-from attnlib.plots.style import FIG_WIDTH, MODEL_COLORS, NORM_LABEL, SCORE_LABEL, THEORY_COLOR, band, use_style
+from attnlib.plots.style import (
+    FIG_WIDTH,
+    MODEL_COLORS,
+    NARROW_WIDTH,
+    NORM_LABEL,
+    SCORE_LABEL,
+    THEORY_COLOR,
+    band,
+    use_style,
+)
 
 if TYPE_CHECKING:
     from attnlib.experiments.synthetic import SyntheticResult
@@ -57,7 +66,7 @@ def plot_sen_curves(result: SyntheticResult, single_run: bool = False, view: str
     theory_label = rf"theory $\sqrt{{2\varphi_{{{m}}}(s)}}$"
     s_grid = np.linspace(0, max(5.0, curves.score.max()), 200)
     if view == "overlay":
-        fig, ax = plt.subplots(figsize=(FIG_WIDTH * 0.62, 3.4))
+        fig, ax = plt.subplots(figsize=(NARROW_WIDTH, 3.3))  # fits a phone as it is
         ax.plot(s_grid, theory.sen_norm(s_grid, m), ls=":", color=THEORY_COLOR, lw=1.8, label=theory_label)
         for model in models:
             table = curves[curves.model == model]
@@ -70,7 +79,7 @@ def plot_sen_curves(result: SyntheticResult, single_run: bool = False, view: str
         fig.tight_layout()
         return fig
     if view == "residual":
-        fig, ax = plt.subplots(figsize=(FIG_WIDTH * 0.62, 3.0))
+        fig, ax = plt.subplots(figsize=(NARROW_WIDTH, 2.9))  # fits a phone as it is
         for model in models:
             band(ax, _worst_residual(curves[curves.model == model]), "epoch", "abs_residual",
                  MODEL_COLORS.get(model, "C0"), model, lead_seed)
