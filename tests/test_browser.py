@@ -59,6 +59,8 @@ still reported in full)."""
 RAW_MATH = re.compile(r"\$[^$\n]*[\\^_{}][^$\n]*\$")
 """Dollar-delimited TeX (a backslash, ^, _ or braces inside) left untypeset in the text."""
 RAW_GLUE = re.compile(r"\{glue(?::\w+)?\}")
+RAW_TABLE = re.compile(r"\|\s*:?-{3,}:?\s*\|")
+"""A Markdown table's rule (``| --- |``) left in the text: a table glued inline rather than as a block."""
 OUTSIDE_DOCUMENTS = re.compile(r"\bspec\s*\u00a7|\bthe\s+spec\b|\bspec\Ws\b|\bdecision\s+\d+|\bproject\s+target", re.IGNORECASE)
 """Phrases that point the reader at a document outside the book: every criterion is stated on the page."""
 
@@ -338,9 +340,10 @@ def test_the_first_screen_gives_the_answer(pages) -> None:
 
 @pytest.mark.parametrize("page", PAGES)
 def test_no_raw_markup(page: str, pages) -> None:
-    """Math is typeset and glue is resolved: no ``$...$`` TeX or ``{glue...}`` left in the text."""
+    """Math is typeset, glue is resolved and tables are tables: no ``$...$`` TeX, ``{glue...}`` role or
+    Markdown table rule left in the text."""
     text = pages[page][WIDE]["prose"].replace("$PAD$", "PAD")  # the padding token's name is not math
-    raw = RAW_MATH.findall(text) + RAW_GLUE.findall(text)
+    raw = RAW_MATH.findall(text) + RAW_GLUE.findall(text) + RAW_TABLE.findall(text)
     assert not raw, f"{page} shows raw markup: {raw[:5]}"
 
 
