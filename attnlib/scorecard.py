@@ -29,7 +29,8 @@ Row = Check
 """A scorecard row is an experiment's check."""
 VERDICTS = ("reproduced", "partly", "not reproduced", "reported")
 
-__all__ = ["Row", "Check", "verdict", "VERDICTS", "scored", "claim_ids", "Scorecard", "assemble", "build_scorecard",
+__all__ = ["Row", "Check", "verdict", "VERDICTS", "scored", "claim_ids", "beyond_ids", "paper_rows", "beyond_rows",
+           "Scorecard", "assemble", "build_scorecard",
            "scorecard_table", "run_scored", "run_scorecard", "verdict_counts", "experiment_verdicts", "to_markdown",
            "to_json"]
 
@@ -41,6 +42,21 @@ def scored() -> list[str]:
 
 def _places() -> dict[str, int]:
     return {id_: place for name in scored() for id_, place in EXPERIMENTS[name].claims.items()}
+
+
+def beyond_ids() -> set[str]:
+    """Claim ids of the experiments that test the paper beyond what it did (``BEYOND_THE_PAPER``)."""
+    return {id_ for entry in EXPERIMENTS.values() if entry.beyond for id_ in entry.claims}
+
+
+def paper_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the paper's own claims: what the reproduction's counts and verdicts are made of."""
+    return table[~table["id"].isin(beyond_ids())].reset_index(drop=True)
+
+
+def beyond_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows beyond the paper (e.g. TREC), listed on the scorecard beside the paper's."""
+    return table[table["id"].isin(beyond_ids())].reset_index(drop=True)
 
 
 def claim_ids() -> tuple[str, ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from attnlib import scorecard
@@ -208,3 +209,14 @@ def test_run_all_writes_the_scorecard_beside_each_experiment(parts, tmp_path, mo
     payload = json.loads((tmp_path / "scorecard.json").read_text(encoding="utf-8"))
     assert {row["id"] for row in payload["rows"]} == _claims(parts)
     assert (tmp_path / "scorecard.md").exists() and (tmp_path / "scorecard.csv").exists()
+
+
+def test_rows_beyond_the_paper_are_kept_apart_from_its_counts() -> None:
+    """An experiment that declares BEYOND_THE_PAPER (TREC) has its rows listed but not counted as the paper's."""
+    from attnlib.experiments import EXPERIMENTS
+
+    beyond = scorecard.beyond_ids()
+    assert beyond == set(EXPERIMENTS["trec"].claims) and not beyond & set(EXPERIMENTS["synthetic"].claims)
+    table = pd.DataFrame({"id": ["F1", "X1", "T1", "X3"], "verdict": ["reproduced"] * 4})
+    assert list(scorecard.paper_rows(table).id) == ["F1", "T1"]
+    assert list(scorecard.beyond_rows(table).id) == ["X1", "X3"]

@@ -259,12 +259,15 @@ class Experiment:
     """[``CLAIMS``] claim id (the ``id`` of its checks) -> its place in the scorecard; empty: not scored."""
     card_options: Mapping[str, Any] = field(default_factory=dict)
     """[``CARD_OPTIONS``] what the scorecard passes to ``run`` besides the seeds."""
+    beyond: bool = False
+    """[``BEYOND_THE_PAPER``] its scored rows test the paper's claims further, where the paper did not (other
+    data or settings): the scorecard lists them, but they do not count towards the reproduction's verdicts."""
 
     @classmethod
     def from_module(cls, module: Any) -> Experiment:
         """The entry a module declares: ``NAME``, ``SUMMARY`` and ``run`` always; ``PRESET``,
-        ``DEFAULT_SEEDS``, ``MAX_SEEDS``, ``SETS_ITSELF``, ``OPTIONS``, ``check_options``, ``CLAIMS`` and
-        ``CARD_OPTIONS`` where they apply (default: none)."""
+        ``DEFAULT_SEEDS``, ``MAX_SEEDS``, ``SETS_ITSELF``, ``OPTIONS``, ``check_options``, ``CLAIMS``,
+        ``CARD_OPTIONS`` and ``BEYOND_THE_PAPER`` where they apply (default: none)."""
         def get(name: str, default: Any = None) -> Any:
             return getattr(module, name, default)
 
@@ -277,7 +280,8 @@ class Experiment:
                    max_seeds=int(get("MAX_SEEDS", 0)), sets_itself=MappingProxyType(dict(get("SETS_ITSELF", {}))),
                    options=tuple(get("OPTIONS", ())), check_options=get("check_options"),
                    claims=MappingProxyType(dict(get("CLAIMS", {}))),
-                   card_options=MappingProxyType(dict(get("CARD_OPTIONS", {}))))
+                   card_options=MappingProxyType(dict(get("CARD_OPTIONS", {}))),
+                   beyond=bool(get("BEYOND_THE_PAPER", False)))
 
     @property
     def scored(self) -> bool:
