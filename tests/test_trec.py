@@ -379,3 +379,23 @@ def test_a_stored_trec_run_is_served_only_after_its_checks(tmp_path: Path, head:
     with pytest.raises(StoredRunError, match=f"{npz}.*does not have the sha256") as info:
         load_run("TREC", head, "default", tmp_path, config=config)
     assert "\n" not in str(info.value)
+
+
+@needs_data
+def test_attnlib_run_trec_writes_tables_figures_checks_and_metrics(tmp_path: Path, capsys) -> None:
+    """``attnlib run trec --seeds 1 --out DIR``: Attn-FC trained (one seed, the book's setting), the stored
+    Attn-TC and Attn-TL served after their checks, and the common outputs written."""
+    import json
+
+    from attnlib.cli import main
+
+    assert main(["run", "trec", "--seeds", "1", "--quiet", "--out", str(tmp_path)]) == 0
+    folder = tmp_path / "trec"
+    written = {p.name for p in folder.iterdir()}
+    assert {"metrics.json", "checks.csv"} <= written
+    assert any(name.endswith(".png") for name in written) and any(name.endswith(".csv") and name != "checks.csv"
+                                                                   for name in written)
+    metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["seeds"] == [0] and metrics["provenance"]["config_hashes"]
+    checks = (folder / "checks.csv").read_text(encoding="utf-8")
+    assert all(f"X{k}" in checks for k in (1, 2, 3, 4))
