@@ -65,9 +65,17 @@ def staging_dir(dest: Path, prefix: str, what: str, error: type[Exception]) -> P
 
 
 def staged(dest: Path, prefix: str, what: str, error: type[Exception],
-           work: Callable[[Path], Path], is_pinned: Callable[[Path], bool]) -> None:
+           work: Callable[[Path], Path], verify: Callable[[Path], None]) -> None:
     """Run ``work(staging)`` (download and verify into a temporary folder, returning the verified folder),
-    install that folder as ``dest``, and remove the temporary folder whatever happens."""
+    install that folder as ``dest``, and remove the temporary folder whatever happens. ``verify(folder)``
+    raises ``error`` unless the folder holds the pinned files (a copy already in ``dest`` is kept)."""
+    def is_pinned(folder: Path) -> bool:
+        try:
+            verify(folder)
+        except error:
+            return False
+        return True
+
     staging = staging_dir(dest, prefix, what, error)
     try:
         install(work(staging), dest, staging, is_pinned, what, error)

@@ -208,7 +208,7 @@ def download_sst(dest: str | Path, url: str | None = None, *, deadline_s: float 
                                    "attnlib-sst-download")
         return _extract_members(archive, staging, url)
 
-    _download.staged(dest, ".sst-download-", "SST", SSTDataError, work, _is_pinned_copy)
+    _download.staged(dest, ".sst-download-", "SST", SSTDataError, work, verify_files)
 
 
 def _extract_members(archive: Path, staging: Path, url: str) -> Path:
@@ -245,14 +245,6 @@ def _extract_members(archive: Path, staging: Path, url: str) -> Path:
                                f"expected sha256 {f.sha256}, got {actual}; nothing was written to the cache")
         os.replace(extracted, flat / f.name)
     return flat
-
-
-def _is_pinned_copy(folder: Path) -> bool:
-    try:
-        verify_files(folder)
-    except SSTDataError:
-        return False
-    return True
 
 
 # --------------------------------------------------------------------------- verifying the files

@@ -161,15 +161,7 @@ def download_trec(dest: str | Path, url: str | None = None, *, deadline_s: float
                                     f"({path.stat().st_size} bytes); nothing was written to the cache")
         return folder
 
-    _download.staged(dest, ".trec-download-", "TREC", TRECDataError, work, _is_pinned_copy)
-
-
-def _is_pinned_copy(folder: Path) -> bool:
-    try:
-        verify_files(folder)
-    except TRECDataError:
-        return False
-    return True
+    _download.staged(dest, ".trec-download-", "TREC", TRECDataError, work, verify_files)
 
 
 def verify_files(directory: str | Path) -> None:
