@@ -238,6 +238,7 @@ def save_run(run: SSTRun, folder: str | Path) -> Path:
             np.savez_compressed(handle, **arrays)
         fresh[1].write_text(json.dumps(meta, indent=2, default=list) + "\n", encoding="utf-8")
         with _locked(folder):
+            _sweep_dead_writers(folder)
             # Until the manifest names the new pair, the previous one stays readable under NAME.prev, so a
             # save interrupted at any point leaves a pair the manifest vouches for (check_integrity).
             for name in names:
@@ -253,6 +254,31 @@ def save_run(run: SSTRun, folder: str | Path) -> Path:
         for new in fresh:
             new.unlink(missing_ok=True)
     return path
+
+
+def _sweep_dead_writers(folder: Path) -> None:
+    """Remove the temporary files (``.NAME.PID.new``, ``.NAME.PID.tmp``) of writers killed mid-save.
+
+    Every writer names its temporaries with its process id; one whose process no longer runs will never
+    finish them. Called under the folder's lock, so no live writer's manifest update is touched."""
+    for path in folder.glob(".*"):
+        parts = path.name.rsplit(".", 2)
+        if len(parts) != 3 or parts[2] not in ("new", "tmp") or not parts[1].isdigit():
+            continue
+        if not _alive(int(parts[1])):
+            path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def _keep_previous(path: Path) -> None:
