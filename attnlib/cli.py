@@ -21,7 +21,8 @@ import matplotlib
 
 from attnlib import __version__, benchmark, cache
 from attnlib.config import RunConfig, read_config_file
-from attnlib.data import SSTDataError, verify_data
+from attnlib.data import trec as trec_data
+from attnlib.data import verify_data
 from attnlib.data.download import DataError
 from attnlib.experiments import EXPERIMENTS
 from attnlib.experiments.base import Experiment, Option, checks_table, positive_int
@@ -204,11 +205,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="alternating repetitions of each engine-vs-reference timing (default 5)")
     bench.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: ./out)")
 
-    verify = commands.add_parser("verify-data", help="check the SST files (location and sha256 checksums)")
+    verify = commands.add_parser("verify-data", help="check a dataset's files (location, sha256 checksums, parsing)")
+    verify.add_argument("dataset", nargs="?", choices=("sst", "trec"), default="sst",
+                        help="which dataset (default: sst)")
     verify.add_argument("--data-dir", type=Path, default=None,
-                        help="folder holding train.txt, dev.txt, test.txt, used as given: never replaced by "
-                             "another (default: $ATTNLIB_DATA_DIR, else ../shared/data/sst beside the checkout, "
-                             "else the user cache, filled by a download from $ATTNLIB_SST_URL or Stanford)")
+                        help="the folder holding the files, used as given: never replaced by another. SST: "
+                             "train.txt, dev.txt, test.txt (default: $ATTNLIB_DATA_DIR, else ../shared/data/sst "
+                             "beside the checkout, else the user cache, filled by a download from $ATTNLIB_SST_URL "
+                             "or Stanford). TREC: train_5500.label, TREC_10.label (default: $ATTNLIB_TREC_DIR, "
+                             "else ../shared/data/trec, else the user cache, filled by a download)")
     verify.add_argument("--no-download", action="store_true", help="never download the data, only check")
 
     store = commands.add_parser("store", help="check the stored SST runs (results/sst), or record their checksums",
@@ -268,12 +273,13 @@ def _main(argv: list[str] | None) -> int:
             print(f"{name:<{width}}  {summary}")
         return 0
     if args.command == "verify-data":
+        verify_dataset = trec_data.verify_data if args.dataset == "trec" else verify_data
         try:
-            folder = verify_data(args.data_dir, download=not args.no_download)
-        except SSTDataError as error:
+            folder = verify_dataset(args.data_dir, download=not args.no_download)
+        except DataError as error:
             print(f"attnlib: {error}", file=sys.stderr)
             return 1
-        print(f"SST data verified in {folder}")
+        print(f"{args.dataset.upper()} data verified in {folder}")
         return 0
     if args.command == "store":
         return store_command(args)

@@ -118,6 +118,21 @@ def test_a_named_folder_without_the_files_is_an_error_naming_it(tmp_path: Path,
         find_data_dir()
 
 
+@needs_data
+def test_the_verify_data_command_checks_a_trec_folder(tmp_path: Path, capsys) -> None:
+    from attnlib import cli
+
+    folder = _copy(tmp_path)
+    assert cli.main(["verify-data", "trec", "--data-dir", str(folder), "--no-download"]) == 0
+    assert f"TREC data verified in {folder}" in capsys.readouterr().out
+    (folder / "TREC_10.label").write_bytes(b"DESC:def What is it ?\n")  # edited: refused, one line naming it
+    assert cli.main(["verify-data", "trec", "--data-dir", str(folder), "--no-download"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and error.startswith("attnlib: ") and str(folder / "TREC_10.label") in error
+    assert cli.main(["verify-data", "trec", "--data-dir", str(tmp_path / "none")]) == 1
+    assert str(tmp_path / "none") in capsys.readouterr().err
+
+
 def test_a_malformed_line_names_the_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "x.label"
     path.write_bytes(b"NUM:date When was it ?\nWHAT:x no class here\n")

@@ -252,6 +252,14 @@ def _load_cached(directory: str, keep_punctuation: bool, dev_fraction: float, sp
     return Dataset("TREC", vocab, len(CLASSES), splits)
 
 
+def verify_data(data_dir: str | Path | None = None, *, download: bool = True) -> Path:
+    """The ``verify-data trec`` step: locate and checksum both files, then parse them; returns the folder."""
+    directory = find_data_dir(data_dir, download=download)
+    verify_files(directory)
+    load_trec(directory, download=False)
+    return directory
+
+
 def questions_text(dataset: Dataset, split: str) -> list[list[str]]:
     """The token strings of each question of a split."""
     return [[dataset.vocab[i] for i in s] for s in dataset.splits[split].sentences]
@@ -264,5 +272,5 @@ def label_counts(labels: Sequence[int]) -> dict[str, int]:
 
 
 __all__ = ["BASE_URL", "CLASSES", "DEV_FRACTION", "ENV_VAR", "SPLIT_SEED", "TREC_FILES", "TRECDataError", "URL_ENV_VAR",
-           "dev_indices", "download_trec", "find_data_dir", "label_counts", "load_trec", "questions_text",
+           "dev_indices", "download_trec", "find_data_dir", "verify_data", "label_counts", "load_trec", "questions_text",
            "read_questions", "trec_url", "verify_files"]
