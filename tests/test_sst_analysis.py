@@ -148,7 +148,7 @@ def test_first_reaching_finds_the_first_snapshot_at_the_target(runs):
         assert out.loc[0, "dev loss change before it"] == pytest.approx(run.dev_loss[e, 0] - run.dev_loss[e - 10, 0])
     never = sa.first_reaching(run, 1.01)
     assert never.epoch.isna().all()
-    curves = sa.accuracy_curves(run)
+    curves = run.accuracy_curves()
     assert set(curves.seed) == {0, 1}
     assert curves[curves.seed == 0]["epoch"].max() <= run.stopped_epoch[0]
 
@@ -300,7 +300,7 @@ def test_logit_figure_labels_its_axes_and_gives_the_correlation(params_runs):
 
     run, data, _ = params_runs["unmasked"]
     table = sa.sentence_logits(run, data)
-    fig = plot_logit_against_padding(table, run.name, {"training prior": 50.0, "dev prior": 75.0})
+    fig = plot_logit_against_padding(table, sa.logit_correlations(table), run.name, {"training prior": 50.0, "dev prior": 75.0})
     left, right = fig.axes
     assert left.get_xlabel().startswith("padding share") and left.get_ylabel().startswith("logit")
     assert right.get_ylabel() == "P(positive) (%)"

@@ -311,6 +311,19 @@ class SSTRun:
         last = curves.groupby("seed")["epoch"].transform("max")
         return curves[curves["epoch"] == last].reset_index(drop=True)
 
+    def turns(self, n_top: int = N_TOP) -> pd.DataFrame:
+        """F5: :func:`score_turns` of each seed's top ``n_top`` words (:meth:`sen_curves`)."""
+        return score_turns(self.sen_curves(n_top=n_top))
+
+    def accuracy_curves(self) -> pd.DataFrame:
+        """Test accuracy (%) at every snapshot while training, per seed: columns seed, epoch, test accuracy (%)."""
+        frames = []
+        for k, seed in enumerate(self.seeds):
+            last = self.last_index(k)
+            frames.append(pd.DataFrame({"seed": seed, "epoch": self.record_epochs[: last + 1],
+                                        "test accuracy (%)": 100 * self.test_accuracy_curve[: last + 1, k]}))
+        return pd.concat(frames, ignore_index=True)
+
     def shift_curves(self) -> pd.DataFrame:
         """F6 as a tidy table with epochs and words (empty for SST5)."""
         if self.shift.empty:

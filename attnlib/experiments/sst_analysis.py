@@ -12,6 +12,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from attnlib import paper
+from attnlib.cache import cached_train
+from attnlib.config import sst_preset
 from attnlib.data.transforms import UNMASKED_SUFFIX
 from attnlib.experiments.sst import PAD_ID, PADDED_LENGTH, SSTRun
 from attnlib.experiments.sst_verify import split_logits
@@ -260,16 +263,6 @@ def first_reaching(run: SSTRun, target: float, window: int = 100) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
-def accuracy_curves(run: SSTRun) -> pd.DataFrame:
-    """Test accuracy (%) at every snapshot while training, per seed: columns seed, epoch, test accuracy (%)."""
-    frames = []
-    for k, seed in enumerate(run.seeds):
-        last = run.last_index(k)
-        frames.append(pd.DataFrame({"seed": seed, "epoch": run.record_epochs[: last + 1],
-                                    "test accuracy (%)": 100 * run.test_accuracy_curve[: last + 1, k]}))
-    return pd.concat(frames, ignore_index=True)
-
-
 # --------------------------------------------------------------------------- the logit against the padding share
 
 
@@ -392,10 +385,6 @@ def fc_gap_diagnostic(runs, datasets, seeds, tolerance: float, settings=FC_GAP_S
     One row per setting and dataset: Attn-FC's test accuracy (mean and std over ``seeds``, %), its difference
     from the paper and whether it is within ``tolerance``; the same for Attn-TC where the setting has a value for
     it (a fixed classifier's initialisation does not touch Attn-TC; another step size is not measured)."""
-    from attnlib import paper  # noqa: PLC0415
-    from attnlib.cache import cached_train  # noqa: PLC0415
-    from attnlib.config import sst_preset  # noqa: PLC0415
-
     seeds = [int(s) for s in seeds]
     rows = []
 

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from attnlib.data.sst import SSTDataNotFound
+from attnlib.data.transforms import PAD_ID, load_unpadded, mean_length_minus_one
 from attnlib.experiments.sst import SETTINGS
 from attnlib.experiments.sst_store import StoredRunError, load_run, projected_width, regenerate_manifest, store_dir
 from attnlib.experiments.sst_train import sst_dataset
@@ -195,8 +196,6 @@ def f5_check(run, dataset) -> dict:
 
     The norms |q||v_w| cannot be recomputed: the stored parameters at the best epoch are the scores and E U,
     which do not determine an embedding's norm."""
-    from attnlib.data.transforms import PAD_ID, load_unpadded, mean_length_minus_one  # noqa: PLC0415
-
     problems = []
     m_w = mean_length_minus_one(load_unpadded(dataset).train)[np.asarray(run.words)]
     if not np.allclose(m_w, run.m_w, rtol=1e-6, equal_nan=True):

@@ -240,7 +240,7 @@ class TRECResult(ExperimentResult):
                 "word_curves": self.curves(), "checks": checks_table(self.checks())}
 
     def figures(self) -> dict:
-        from attnlib.plots.trec import plot_rise_fall, plot_score_norm, plot_shift  # noqa: PLC0415 - plots import this module
+        from attnlib.plots.trec import plot_rise_fall, plot_score_norm, plot_shift  # noqa: PLC0415 - pyplot and seaborn take seconds to import: only drawing needs them
 
         return {"trec_shift": partial(plot_shift, self), "trec_score_norm": partial(plot_score_norm, self),
                 "trec_rise_fall": partial(plot_rise_fall, self)}
