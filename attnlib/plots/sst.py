@@ -261,9 +261,9 @@ def plot_logit_against_padding(table: pd.DataFrame, correlations: pd.DataFrame, 
     """Each sentence's logit (left) and P(positive) in % (right) against its padding share, one marker per seed
     (seed 0 opaque, the others faint), the correlation of logit and padding share in the legend.
 
-    ``table`` is :func:`~attnlib.experiments.sst_analysis.sentence_logits`, ``correlations`` has a row per seed
-    with its ``r(logit, padding share)`` (:func:`~attnlib.experiments.sst_analysis.logit_correlations` of the
-    table, or :func:`~attnlib.experiments.sst_analysis.padding_logit_summary`); ``priors`` maps a label to a share of
+    ``table`` is :func:`~attnlib.experiments.sst.analysis.sentence_logits`, ``correlations`` has a row per seed
+    with its ``r(logit, padding share)`` (:func:`~attnlib.experiments.sst.analysis.logit_correlations` of the
+    table, or :func:`~attnlib.experiments.sst.analysis.padding_logit_summary`); ``priors`` maps a label to a share of
     positive sentences in %, drawn as horizontal lines on the right panel (e.g. the training and dev priors)."""
     use_style()
     color = MODEL_COLORS.get(model, "C0")

@@ -1,5 +1,5 @@
 """Figures for two findings on the stored SST runs: where Attn-FC passes the paper's accuracy, and the dev loss's
-trend on the Attn-TC plateau with and without masked padding (see attnlib.experiments.sst_analysis)."""
+trend on the Attn-TC plateau with and without masked padding (see attnlib.experiments.sst.analysis)."""
 
 from __future__ import annotations
 
