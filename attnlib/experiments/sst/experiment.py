@@ -16,7 +16,7 @@ import pandas as pd
 
 from attnlib import paper
 from attnlib.config import HEADS, RunConfig
-from attnlib.experiments.base import ORDER_MARGIN, Check, Option, ordering, positive_int
+from attnlib.experiments.base import ORDER_MARGIN, Check, ExperimentResult, Option, ordering, positive_int
 from attnlib.experiments.sst.analysis import SSTResult
 from attnlib.experiments.sst.serving import run_planned, run_sst
 from attnlib.experiments.sst.settings import F6_RISE, SETTINGS, SST_SEEDS, T1_TOLERANCE
@@ -58,7 +58,7 @@ SST2, the authors' code's patience, with which attention moves further."""
 CARD_OPTIONS = {"settings": CARD_SETTINGS}
 
 
-class SSTExperimentResult(SSTResult):
+class SSTExperimentResult(SSTResult, ExperimentResult):
     """:class:`~attnlib.experiments.sst.SSTResult` with the common surface and the SST checks."""
 
     @property
@@ -133,12 +133,12 @@ def run(config: RunConfig | None = None, seeds: Sequence[int] | None = None, qui
     """The SST runs, served from storage or trained.
 
     With ``settings`` (the scorecard's and the chapters' call): those settings, each served when a stored
-    run has the seeds and retrained otherwise (:func:`~attnlib.experiments.sst.run_sst`). Without: what
-    ``attnlib run sst`` does (:func:`plan_runs`): every setting (or those ``only`` names, comma-separated),
-    stored runs served after their checks, the others trained (``jobs`` at once), slow unstored ones
-    skipped unless named; ``retrain`` retrains the selected ones, ``store`` also writes them to STORE/sst;
-    ``scheduler`` trains them on that Dask cluster (:func:`attnlib.sweep.on_cluster`); each step says what it
-    did in one line on stdout.
+    run has the seeds and retrained otherwise (:func:`~attnlib.experiments.sst.serving.run_sst`). Without: what
+    ``attnlib run sst`` does (:func:`~attnlib.experiments.sst.serving.plan_runs`): every setting (or those
+    ``only`` names, comma-separated), stored runs served after their checks, the others trained (``jobs`` at
+    once), slow unstored ones skipped unless named; ``retrain`` retrains the selected ones, ``store`` also
+    writes them to STORE/sst; ``scheduler`` trains them on that Dask cluster (:func:`attnlib.sweep.on_cluster`);
+    each step says what it did in one line on stdout.
 
     ``config`` is not used: each SST setting is its own preset (:func:`attnlib.config.sst_preset`).
     """

@@ -41,13 +41,21 @@ from attnlib.sweep import on_cluster, sweep
 # --------------------------------------------------------------------------- one setting, several
 
 
+def missing_seeds(setting: tuple[str, str, str], seeds: Sequence[int], folder: str | Path | None = None) -> list[int]:
+    """The rule under every decision here: the seeds of ``seeds`` that the stored run of ``setting`` (in
+    ``folder``, see :func:`~attnlib.experiments.sst.storage.store_dir`) lacks, all of them when none is stored or
+    it is stale. A setting is served when none is missing; a stored run that fails its checks raises."""
+    have = set(stored_seeds(*setting, folder=folder))
+    return [int(s) for s in seeds if int(s) not in have]
+
+
 def available_settings(settings=None, folder: str | Path | None = None, seeds: Sequence[int] | None = None):
     """(settings to run, settings skipped): a slow setting (:data:`~attnlib.experiments.SLOW_SETTINGS`)
     is run only when a matching stored run has at least one of ``seeds`` (default: the book's seeds)."""
-    seeds = {int(s) for s in (SST_SEEDS if seeds is None else seeds)}
+    seeds = sorted({int(s) for s in (SST_SEEDS if seeds is None else seeds)})
     run, skipped = [], []
     for setting in SETTINGS if settings is None else settings:
-        stored = bool(set(stored_seeds(*setting, folder=folder)) & seeds)
+        stored = len(missing_seeds(setting, seeds, folder)) < len(seeds)
         (skipped if setting in SLOW_SETTINGS and not stored else run).append(tuple(setting))
     return run, skipped
 
@@ -62,7 +70,7 @@ def load_or_train(kind: str, head: str, variant: str, seeds: Sequence[int] | Non
     """
     seeds = tuple(SST_SEEDS if seeds is None else (int(s) for s in seeds))
     if use_store and (kind, head, variant) not in {tuple(r) for r in retrain}:
-        if set(seeds) <= set(stored_seeds(kind, head, variant, folder)):
+        if not missing_seeds((kind, head, variant), seeds, folder):
             return select_seeds(load_run(kind, head, variant, folder), seeds)
     return train_setting(kind, head, variant, seeds, quiet=quiet, config=preset(kind, head, variant))
 
@@ -167,8 +175,7 @@ def plan_runs(seeds: Sequence[int], folder: Path | None, where: str, only: Seque
         if only and key not in only:
             continue
         # a stored run that fails its sha256 or names another setting raises here: never retrained over silently
-        have = set(stored_seeds(*setting, folder=folder)) if folder and not retrain else set()
-        missing = [s for s in seeds if s not in have]
+        missing = missing_seeds(setting, seeds, folder) if folder and not retrain else list(seeds)
         stale = bool(folder) and not retrain and stored_hash(*setting, folder) not in (
             None, sst_preset(*setting).config_hash())
         if stale and missing:
