@@ -371,6 +371,40 @@ def test_the_compare_command_fails_on_drift(sst2, tmp_path, monkeypatch, capsys)
     assert "attnlib: drift: SST2_FC_default seed 0" in capsys.readouterr().err
 
 
+def test_the_chapter_serves_verifies_and_compares_in_one_call(sst2, tmp_path, monkeypatch):
+    import copy
+
+    run, data = sst2
+    save_run(run, tmp_path)
+    monkeypatch.setenv(sst_store.ENV_VAR, str(tmp_path))
+    # the tiny run is not the preset's, nor its data the SST files: check it as what it was trained with
+    monkeypatch.setattr("attnlib.experiments.sst.storage.sst_preset", lambda kind, head, variant="default": config(kind, variant))
+    monkeypatch.setattr(sst_verify, "sst_dataset", lambda *args, **kwargs: data)
+    setting = ("SST2", "FC", "default")
+    runs, skipped, provenance, reports = serving.serve_checked(run.seeds, settings=[setting])
+    assert runs[setting].source == "stored" and not skipped
+    assert provenance.setting.tolist() == ["SST2_FC_default"] and provenance.source.tolist() == ["stored"]
+    assert [report["setting"] for report in reports] == ["SST2_FC_default"] and reports[0]["ok"]
+    # retrained although stored: compared with the stored run, and still verified
+    monkeypatch.setattr(serving, "train_setting", lambda *args, **kwargs: run)
+    runs, _, provenance, reports = serving.serve_checked(run.seeds, retrain=[setting], settings=[setting])
+    assert runs[setting] is run and len(reports) == 1
+    assert provenance.loc[0, "same stopping epochs as stored"]
+    assert provenance.loc[0, "max |test acc. diff| vs stored"] == 0
+    drifted = copy.deepcopy(run)
+    drifted.final_test_accuracy = drifted.final_test_accuracy - 0.01
+    monkeypatch.setattr(serving, "train_setting", lambda *args, **kwargs: drifted)
+    with pytest.raises(sst_verify.VerificationError, match="SST2_FC_default retrained differs"):
+        serving.serve_checked(run.seeds, retrain=[setting], settings=[setting])
+    # a slow setting with nothing stored is skipped, unless asked for
+    slow = ("SST2", "TC", "default")
+    monkeypatch.setattr(serving, "train_setting", lambda *args, **kwargs: run)
+    runs, skipped, _, _ = serving.serve_checked(run.seeds, settings=[slow])
+    assert not runs and skipped == [slow]
+    runs, skipped, _, _ = serving.serve_checked(run.seeds, skip_unstored_slow=False, settings=[slow])
+    assert list(runs) == [slow] and not skipped
+
+
 WRITER = """
 import sys, numpy as np
 sys.path.insert(0, {root!r})

@@ -28,7 +28,7 @@ from attnlib.experiments.sst.runs import (
     sentence_weights,
     top_tokens,
 )
-from attnlib.experiments.sst.serving import available_settings, load_or_train, run_sst
+from attnlib.experiments.sst.serving import available_settings, load_or_train, missing_seeds, run_sst, serve_checked
 from attnlib.experiments.sst.settings import (
     EVERY_SENTENCE,
     F6_RISE,
@@ -73,4 +73,4 @@ __all__ = ["EVERY_SENTENCE", "F6_RISE", "F6_WORDS", "F7_SENTENCE", "F7_WORDS", "
            "stored_seeds",
            "VERIFY_EPOCHS", "VerificationError", "require_verified", "verify_stored",
            "SSTResult",
-           "available_settings", "load_or_train", "run_sst"]
+           "available_settings", "load_or_train", "missing_seeds", "run_sst", "serve_checked"]

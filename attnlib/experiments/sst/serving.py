@@ -6,6 +6,8 @@ or the setting is trained, used by the experiment (``attnlib run sst``), the boo
 * :func:`available_settings`: which settings a build runs, a slow one
   (:data:`~attnlib.experiments.sst.settings.SLOW_SETTINGS`) only when a stored run has some of the seeds;
 * :func:`run_sst`: several settings, as :func:`load_or_train` decides, swept (:func:`attnlib.sweep.sweep`);
+* :func:`serve_checked`: what the SST chapter runs: the settings :func:`available_settings` allows, each as
+  :func:`load_or_train` decides, every stored one verified and every retrained one compared with the store;
 * :func:`plan_runs` and :func:`run_planned`: what ``attnlib run sst`` does with each setting, saying so.
 
 Storage (:mod:`~attnlib.experiments.sst.storage`) only reads and writes; training
@@ -18,6 +20,9 @@ import json
 from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
 
 from attnlib.config import sst_preset
 from attnlib.data.sst import SSTDataNotFound, candidate_dirs, find_data_dir, verify_files
@@ -35,7 +40,7 @@ from attnlib.experiments.sst.storage import (
     stored_seeds,
 )
 from attnlib.experiments.sst.training import train_setting
-from attnlib.experiments.sst.verification import describe, require_verified, verify_run
+from attnlib.experiments.sst.verification import describe, require_same, require_verified, verify_run, verify_stored
 from attnlib.sweep import on_cluster, sweep
 
 # --------------------------------------------------------------------------- one setting, several
@@ -87,6 +92,42 @@ def run_sst(settings: Iterable[tuple[str, str, str]] = SETTINGS, seeds: Sequence
     runs = sweep(load_or_train, settings, n_jobs=n_jobs, seeds=tuple(seeds), folder=folder,
                  retrain=tuple(tuple(r) for r in retrain), quiet=quiet)
     return SSTResult(dict(zip(settings, runs)))
+
+def serve_checked(seeds: Sequence[int] = SST_SEEDS, retrain: Iterable[tuple[str, str, str]] = (),
+                  skip_unstored_slow: bool = True, settings: Sequence[tuple[str, str, str]] | None = None):
+    """What the SST chapter runs: ``settings`` (default every one), less the slow ones without a stored run with
+    some of ``seeds`` unless ``skip_unstored_slow`` is False (:func:`available_settings`), each served or
+    trained as :func:`load_or_train` decides (``retrain``: settings trained even when stored).
+
+    A setting retrained although a stored run has the seeds must give that run again
+    (:func:`~attnlib.experiments.sst.verification.require_same` raises beyond the tolerances), and every stored
+    run with the seeds, served or not, passes :func:`~attnlib.experiments.sst.verification.verify_stored` (a
+    failed check raises). Returns the runs by setting, the settings skipped, one provenance row per setting
+    run (source, training wall time, git commit, config hash; for a retrained stored setting how it compares)
+    and the verification reports."""
+    seeds = tuple(int(s) for s in seeds)
+    settings = list(SETTINGS if settings is None else settings)
+    to_run, skipped = available_settings(settings, seeds=seeds) if skip_unstored_slow else (settings, [])
+    runs, rows, reports = {}, [], []
+    for setting in to_run:
+        stored = not missing_seeds(setting, seeds)
+        run = load_or_train(*setting, seeds=seeds, retrain=retrain)
+        row = {"setting": "_".join(setting), "source": run.source,
+               "wall time of the training (s)": run.provenance.get("wall_time_s"),
+               "git commit": str(run.provenance.get("git_commit", ""))[:10],
+               "config hash": run.provenance.get("config_hash")}
+        if run.source == "retrained" and stored:
+            old = load_run(*setting)
+            require_same(old, run)
+            row.update({"same stopping epochs as stored": bool(np.array_equal(old.stopped_epoch, run.stopped_epoch)),
+                        "max |test acc. diff| vs stored": float(np.max(np.abs(old.final_test_accuracy
+                                                                                - run.final_test_accuracy)))})
+        if stored:
+            reports.append(require_verified(verify_stored(*setting)))
+        runs[setting] = run
+        rows.append(row)
+    return runs, skipped, pd.DataFrame(rows), reports
+
 
 # --------------------------------------------------------------------------- what `attnlib run sst` does
 
