@@ -26,7 +26,15 @@ from attnlib.data import verify_data
 from attnlib.data.download import DataError
 from attnlib.experiments import EXPERIMENTS
 from attnlib.experiments.base import Experiment, Option, checks_table, positive_int
-from attnlib.experiments.sst_verify import store_command
+from attnlib.experiments.sst.settings import SETTINGS as SST_SETTINGS
+from attnlib.experiments.sst.storage import StoredRunError, regenerate_manifest, store_dir
+from attnlib.experiments.sst.verification import (
+    ACCURACY_TOLERANCE,
+    EPOCH_TOLERANCE,
+    TIE_RTOL,
+    compare_stores,
+    verify_stored,
+)
 from attnlib.files import check_replaceable, replaced_folder, write_json, write_text
 from attnlib.scorecard import assemble
 from attnlib.sweep import ClusterError, SweepError
@@ -217,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--no-download", action="store_true", help="never download the data, only check")
 
     store = commands.add_parser("store", help="check the stored SST runs (results/sst), or record their checksums",
-                                description="Check the stored SST runs (see attnlib.experiments.sst_verify).")
+                                description="Check the stored SST runs (see attnlib.experiments.sst.verification).")
     store.add_argument("action", choices=("manifest", "verify", "compare"),
                        help="manifest: record the sha256 of the stored files now (after a deliberate re-store); "
                             "verify: check every stored run; compare: a retrained store (FRESH) against the store")
@@ -333,6 +341,55 @@ def _prepare_run(args: argparse.Namespace) -> None:
     for entry in entries:
         if entry.check_options is not None:
             entry.check_options(**{option.dest: getattr(args, option.dest) for option in entry.options})
+
+
+def _store_settings(only: str | None):
+    """The settings ``--only`` names (None: every stored one)."""
+    names = {"_".join(s): s for s in SST_SETTINGS}
+    if only is None:
+        return None
+    unknown = [n for n in only.split(",") if n not in names]
+    if unknown:
+        raise StoredRunError(f"unknown SST settings {', '.join(unknown)}; known: {', '.join(names)}")
+    return [names[n] for n in only.split(",")]
+
+
+def store_command(args: argparse.Namespace) -> int:
+    """``attnlib store manifest|verify|compare`` (``args``: action, fresh, store_dir, only, replay); the exit status."""
+    try:
+        if args.action == "manifest":
+            print(f"wrote {regenerate_manifest(args.store_dir)}")
+            return 0
+        if args.action == "compare":
+            if args.fresh is None:
+                raise StoredRunError("compare needs the folder of the retrained runs")
+            table = compare_stores(args.fresh, args.store_dir, _store_settings(args.only))
+            print(table.to_string(index=False))
+            drift = table[~table["pass"]]
+            for row in drift.itertuples():
+                print(f"attnlib: drift: {row.setting} seed {row.seed} differs from the store beyond the tolerances "
+                      f"(epochs within {EPOCH_TOLERANCE} or best epochs tied within {TIE_RTOL:g} of the dev loss, "
+                      f"test accuracy within {100 * ACCURACY_TOLERANCE:.1f} point)",
+                      file=sys.stderr)
+            return 1 if len(drift) else 0
+        found, where = store_dir(args.store_dir)
+        settings = _store_settings(args.only) or [s for s in SST_SETTINGS if found and (found / f"{'_'.join(s)}.npz").is_file()]
+        failures = 0
+        for setting in settings:
+            try:
+                report = verify_stored(*setting, folder=args.store_dir, replay=args.replay)
+            except StoredRunError as error:
+                print(f"attnlib: {error}", file=sys.stderr)
+                failures += 1
+                continue
+            for name, check in report["checks"].items():
+                print(f"{report['setting']}: {name}: {check['status']}: {check['detail']}")
+            failures += not report["ok"]
+        print(f"{len(settings) - failures} of {len(settings)} stored runs in {where} verified")
+        return 1 if failures else 0
+    except StoredRunError as error:
+        print(f"attnlib: {error}", file=sys.stderr)
+        return 1
 
 
 def _bench_command(args: argparse.Namespace) -> int:

@@ -23,7 +23,7 @@ from attnlib import cli
 from attnlib.cli import main
 from attnlib.config import RunConfig, synthetic_preset
 from attnlib.data import SSTDataError, sst
-from attnlib.experiments import sst_experiment
+from attnlib.experiments.sst import serving
 from attnlib.train import TrainingDiverged
 
 TINY = {"data": {"n_nontopic": 40, "n_train": 24, "n_test": 8, "m": 6}, "train": {"epochs": 10}}
@@ -248,7 +248,7 @@ def test_a_failure_inside_the_sweep_is_its_own_one_line(error, tmp_path, capsys,
     def fail(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(sst_experiment, "_sst_setting", fail)
+    monkeypatch.setattr(serving, "_sst_setting", fail)
     code, err = refused(["run", "sst", "--only", "SST2_FC_default", "--retrain", "--out", str(tmp_path / "out"),
                          "--quiet"], capsys)
     assert code == 1 and one_line(err) == f"attnlib: {error}"
@@ -292,7 +292,7 @@ def test_without_any_sst_data_serving_says_so_once(tmp_path, monkeypatch) -> Non
     folder that lacks its files fails instead."""
     monkeypatch.delenv("ATTNLIB_DATA_DIR", raising=False)
     monkeypatch.setattr(sst, "shared_data_dir", lambda: tmp_path / "nothing")
-    from attnlib.experiments.sst_experiment import _data_note
+    from attnlib.experiments.sst.serving import _data_note
 
     note = _data_note()
     assert note.startswith(f"no SST data found (looked in {tmp_path / 'nothing'}, ") and "\n" not in note

@@ -227,7 +227,7 @@ def test_sst_result_names_its_settings() -> None:
 
 
 def test_stored_sst_provenance_keeps_its_keys() -> None:
-    from attnlib.experiments.sst import _provenance
+    from attnlib.experiments.sst.training import _provenance
 
     info = _provenance()
     assert {"attnlib_version", "git_commit", "git_dirty", "torch_version", "device", "cpu_threads", "machine",

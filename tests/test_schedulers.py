@@ -51,7 +51,7 @@ def on_threads(count: int, function, *args, **kwargs):
 def test_an_sst_setting_is_the_same_bytes_on_one_and_two_threads() -> None:
     """SST5 Attn-FC (the paper's setting, its first epochs): trained and reduced to the stored arrays
     (at_best's products included) on a caller's 1 and 2 threads, byte for byte."""
-    from attnlib.experiments.sst_train import train_setting
+    from attnlib.experiments.sst.training import train_setting
 
     config = sst_preset("SST5", "FC", "default").replace(train={"epochs": SST_EPOCHS})
     one, two = (on_threads(n, train_setting, "SST5", "FC", "default", (0, 1), config=config) for n in (1, 2))
@@ -138,7 +138,7 @@ def test_a_synthetic_grid_on_dask_is_the_same_bytes_as_locally(cluster) -> None:
 @pytest.fixture(scope="module")
 def local_sst():
     """The fast Attn-FC settings, shortened, trained and reduced as attnlib stores them, in this process."""
-    from attnlib.experiments.sst_train import train_setting
+    from attnlib.experiments.sst.training import train_setting
     from attnlib.sweep import sweep
 
     return sweep(train_setting, sst_tasks())
@@ -151,7 +151,7 @@ def sst_tasks() -> list[tuple]:
 @needs_sst
 def test_an_sst_sweep_on_dask_is_the_same_bytes_as_locally(cluster, local_sst) -> None:
     """The fast Attn-FC settings through attnlib.sweep, as run_sst sweeps them."""
-    from attnlib.experiments.sst_train import train_setting
+    from attnlib.experiments.sst.training import train_setting
     from attnlib.sweep import sweep
 
     remote, workers = on_dask(cluster, sweep, train_setting, sst_tasks())
@@ -167,8 +167,8 @@ def test_run_sst_with_scheduler_is_the_same_bytes_as_locally(cluster, local_sst,
     from distributed import Client
 
     from attnlib import cli
-    from attnlib.experiments import sst_train
-    from attnlib.experiments.sst_experiment import SSTExperimentResult
+    from attnlib.experiments.sst import training as sst_train
+    from attnlib.experiments.sst.experiment import SSTExperimentResult
 
     with Client(cluster) as client:
         client.run(setattr, sst_train, "sst_preset", short_sst_preset)

@@ -16,13 +16,13 @@ from attnlib.experiments import (
     ablation_checks,
     base,
     keys_parallel_deviation,
-    sst_experiment,
     step_size_study,
     synthetic_checks,
 )
 from attnlib.experiments.base import ExperimentResult
 from attnlib.experiments.numerical import PARALLEL_TOLERANCE
 from attnlib.experiments.sst import STORE_DIR
+from attnlib.experiments.sst import experiment as sst_experiment
 from attnlib.experiments.synthetic import RESIDUAL_MAX, SEPARATION_FACTOR
 
 SMALL = SyntheticDataConfig(n_nontopic=200, n_train=120, n_test=40)

@@ -1,4 +1,4 @@
-"""attnlib.experiments.sst_analysis on tiny SST-like runs (masked and unmasked padding)."""
+"""attnlib.experiments.sst.analysis on tiny SST-like runs (masked and unmasked padding)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import pytest
 
 from attnlib.config import ModelConfig, RunConfig, SSTDataConfig, TrainConfig
 from attnlib.data.corpus import Corpus, Dataset
-from attnlib.experiments import sst_analysis as sa
-from attnlib.experiments.sst import PAD_ID, PADDED_LENGTH, padded_dataset, reduce_run
+from attnlib.data.transforms import PAD_ID, PADDED_LENGTH, padded_dataset
+from attnlib.experiments.sst import analysis as sa
+from attnlib.experiments.sst import reduce_run
 from attnlib.train import train
 
 VOCAB = ["$PAD$", "a", "powerful", "sequel", "and", "one", "of", "the", "best", "films", "year", "stupid", "mess",
@@ -148,7 +149,7 @@ def test_first_reaching_finds_the_first_snapshot_at_the_target(runs):
         assert out.loc[0, "dev loss change before it"] == pytest.approx(run.dev_loss[e, 0] - run.dev_loss[e - 10, 0])
     never = sa.first_reaching(run, 1.01)
     assert never.epoch.isna().all()
-    curves = sa.accuracy_curves(run)
+    curves = run.accuracy_curves()
     assert set(curves.seed) == {0, 1}
     assert curves[curves.seed == 0]["epoch"].max() <= run.stopped_epoch[0]
 
@@ -174,7 +175,7 @@ def _params_run(variant: str):
     """A tiny Attn-TC run with the per-word scores and projected embeddings at its best epoch, its dataset and the
     engine's result (float64, so that the engine's logits are an exact reference). Its dev set is the training set,
     so that the dev loss falls, the best epoch is the last and the scores have moved away from 0."""
-    from attnlib.experiments.sst_train import at_best
+    from attnlib.experiments.sst.training import at_best
 
     plain = _dataset()
     plain = Dataset("SST2", VOCAB, 2, {"train": plain.train, "dev": plain.train, "test": plain.splits["test"]})
@@ -235,7 +236,7 @@ def test_sentence_logits_are_the_engines_and_the_padding_share_is_counted(params
 
 
 def test_logit_correlations_and_the_summary_follow_the_engine(params_runs):
-    from attnlib.experiments.sst_verify import split_metrics
+    from attnlib.experiments.sst.verification import split_metrics
 
     run, data, result = params_runs["unmasked"]
     summary = sa.padding_logit_summary(run, data)
@@ -300,7 +301,7 @@ def test_logit_figure_labels_its_axes_and_gives_the_correlation(params_runs):
 
     run, data, _ = params_runs["unmasked"]
     table = sa.sentence_logits(run, data)
-    fig = plot_logit_against_padding(table, run.name, {"training prior": 50.0, "dev prior": 75.0})
+    fig = plot_logit_against_padding(table, sa.logit_correlations(table), run.name, {"training prior": 50.0, "dev prior": 75.0})
     left, right = fig.axes
     assert left.get_xlabel().startswith("padding share") and left.get_ylabel().startswith("logit")
     assert right.get_ylabel() == "P(positive) (%)"
@@ -320,8 +321,8 @@ STORED_UNMASKED = ("SST2", "TC", "unmasked")
 def stored_unmasked():
     """The stored SST2 Attn-TC unmasked run and its dataset, or a skip: these tests never download the data."""
     from attnlib.data import SSTDataError
-    from attnlib.experiments.sst_store import StoredRunError, load_run
-    from attnlib.experiments.sst_train import sst_dataset
+    from attnlib.experiments.sst.storage import StoredRunError, load_run
+    from attnlib.experiments.sst.training import sst_dataset
 
     try:
         run = load_run(*STORED_UNMASKED)

@@ -13,21 +13,27 @@ import pytest
 from attnlib import theory
 from attnlib.config import SST_VARIANTS, ModelConfig, RunConfig, SSTDataConfig, TrainConfig, sst_preset
 from attnlib.data.corpus import Corpus, Dataset
-from attnlib.experiments import sst, sst_store, sst_train
-from attnlib.experiments.sst import (
+from attnlib.data.transforms import (
     PAD_ID,
+    find_sentence,
+    load_unpadded,
+    mean_length_minus_one,
+    padded_dataset,
+    word_purity,
+)
+from attnlib.experiments import sst
+from attnlib.experiments.sst import (
     SSTResult,
     SSTRun,
     attention_shift,
     crossing_epochs,
-    find_sentence,
-    mean_length_minus_one,
-    padded_dataset,
     reduce_run,
     sentence_weights,
+    serving,
     top_tokens,
-    word_purity,
 )
+from attnlib.experiments.sst import storage as sst_store
+from attnlib.experiments.sst import training as sst_train
 
 VOCAB = ["$PAD$", "a", "powerful", "sequel", "and", "one", "of", "the", "best", "films", "year", "stupid", "mess",
          "solid", "suffers", "dull"]
@@ -63,7 +69,7 @@ def test_padded_dataset_makes_pad_an_ordinary_word():
             np.testing.assert_array_equal(s[: len(t)], t)
     with pytest.raises(ValueError, match="longer than the padded length"):
         padded_dataset(data, length=5)
-    assert sst.load_unpadded(padded).train.lengths.tolist() == data.train.lengths.tolist()
+    assert load_unpadded(padded).train.lengths.tolist() == data.train.lengths.tolist()
 
 
 def test_mean_length_minus_one_counts_each_sentence_once():
@@ -197,8 +203,8 @@ def test_tables_and_roundtrip(tiny_run, tmp_path):
     assert set(f7.word) == {"powerful", "best"}
     crossings = run.f7_crossings()
     assert len(crossings) == 2
-    run.save(tmp_path)
-    back = SSTRun.load("SST2", "FC", run.variant, tmp_path, config=run.config)
+    sst_store.save_run(run, tmp_path)
+    back = sst_store.load_run("SST2", "FC", run.variant, tmp_path, config=run.config)
     assert back.source == "stored" and back.seeds == [0, 1]
     np.testing.assert_allclose(back.loss, run.loss, rtol=1e-6)
     np.testing.assert_allclose(back.scores, run.scores, rtol=2e-3, atol=1e-4)  # stored in float16
@@ -222,10 +228,10 @@ def test_metrics_keys(tiny_run):
 def test_load_or_train_retrains_on_hash_mismatch(tmp_path, monkeypatch):
     """A stale run (its own setting's, intact, trained with another config) is retrained; files that cannot be
     checked against a manifest are refused, never silently retrained over."""
-    from attnlib.experiments.sst_store import StoredRunError, regenerate_manifest
+    from attnlib.experiments.sst.storage import StoredRunError, regenerate_manifest
 
     calls = []
-    monkeypatch.setattr(sst, "train_setting", lambda *a, **k: calls.append(a) or "trained")
+    monkeypatch.setattr(serving, "train_setting", lambda *a, **k: calls.append(a) or "trained")
     names = {"kind": "SST2", "head": "FC", "variant": "default", "config_hash": "not-the-hash"}
     with open(tmp_path / "SST2_FC_default.npz", "wb") as handle:
         np.savez(handle, **{k: np.array(v) for k, v in names.items()})
@@ -351,10 +357,10 @@ def test_verification_detects_a_changed_trajectory(tmp_path, sst_data):
         shutil.copy(sst.STORE_DIR / name, tmp_path / name)
     good = sst.verify_stored(*setting, folder=tmp_path, epochs=30)
     assert good["ok"] and good["max_rel_diff"] < 1e-5
-    run = SSTRun.load(*setting, folder=tmp_path)
+    run = sst_store.load_run(*setting, folder=tmp_path)
     run.loss = run.loss.copy()
     run.loss[20, 1] *= 1.001  # seed 1: every seed is replayed
-    run.save(tmp_path)  # a deliberate re-store: the manifest follows, the replay does not
+    sst_store.save_run(run, tmp_path)  # a deliberate re-store: the manifest follows, the replay does not
     bad = sst.verify_stored(*setting, folder=tmp_path, epochs=30)
     assert not bad["ok"] and bad["checks"]["replay"]["status"] == "failed"
 

@@ -17,9 +17,13 @@ import pytest
 
 from attnlib.config import ModelConfig, RunConfig, SSTDataConfig, TrainConfig
 from attnlib.data.corpus import Corpus, Dataset
-from attnlib.experiments import sst, sst_experiment, sst_store, sst_verify
-from attnlib.experiments.sst_store import MANIFEST, StoredRunError, load_run, regenerate_manifest, save_run
-from attnlib.experiments.sst_train import at_best, reduce_run
+from attnlib.data.transforms import PAD_ID
+from attnlib.experiments import sst
+from attnlib.experiments.sst import serving
+from attnlib.experiments.sst import storage as sst_store
+from attnlib.experiments.sst import verification as sst_verify
+from attnlib.experiments.sst.storage import MANIFEST, StoredRunError, load_run, regenerate_manifest, save_run
+from attnlib.experiments.sst.training import at_best, reduce_run
 
 ROOT = Path(__file__).resolve().parents[1]
 STORE = ROOT / "results" / "sst"
@@ -126,7 +130,7 @@ def test_an_edited_f5_array_under_a_regenerated_manifest_fails_the_f5_check(sst2
     else:
         scores = run.scores.astype(np.float16)
         k = run.last_index(0)
-        low = int(np.flatnonzero(np.isin(run.words, run.top[0], invert=True) & (run.words != sst.PAD_ID))[0])
+        low = int(np.flatnonzero(np.isin(run.words, run.top[0], invert=True) & (run.words != PAD_ID))[0])
         scores[k, 0, low] = scores[k, 0].max() + 1  # a word outside the top now has the largest score
         change = {"scores": scores}
     rewrite_npz(tmp_path / "SST2_FC_default.npz", **change)
@@ -175,7 +179,7 @@ def test_a_swapped_pair_is_refused_before_anything_would_retrain(sst2, tmp_path)
         assert f"SST2_FC_{variant}.json names setting SST2_FC_{named}" in message and "\n" not in message
         assert f"--only SST2_FC_{variant} --retrain" in message
     with pytest.raises(StoredRunError, match="names setting SST2_FC_patience2000"):
-        sst_experiment.plan_runs(range(2), tmp_path, str(tmp_path), only=["SST2_FC_default"])
+        serving.plan_runs(range(2), tmp_path, str(tmp_path), only=["SST2_FC_default"])
     with pytest.raises(StoredRunError, match="names setting SST2_FC_patience2000"):
         sst.load_or_train("SST2", "FC", "default", seeds=(0,), folder=tmp_path)
 
@@ -197,7 +201,7 @@ def test_a_stale_run_is_not_served_and_the_plan_says_so(sst2, tmp_path):
     run, _ = sst2
     save_run(run, tmp_path)
     assert sst_store.check_stored("SST2", "FC", "default", tmp_path) == []
-    _, train, notes = sst_experiment.plan_runs(range(2), tmp_path, "here", only=["SST2_FC_default"])
+    _, train, notes = serving.plan_runs(range(2), tmp_path, "here", only=["SST2_FC_default"])
     assert train == [("SST2", "FC", "default")] and any("(stale): it is not served" in n for n in notes)
 
 
@@ -359,7 +363,7 @@ def test_the_compare_command_fails_on_drift(sst2, tmp_path, monkeypatch, capsys)
     drifted.final_test_accuracy = drifted.final_test_accuracy - 0.01
     save_run(drifted, tmp_path / "fresh")
     # the tiny runs are not the preset's: compare them as the configuration they were trained with
-    monkeypatch.setattr("attnlib.experiments.sst_store.sst_preset", lambda kind, head, variant="default": config(kind, variant))
+    monkeypatch.setattr("attnlib.experiments.sst.storage.sst_preset", lambda kind, head, variant="default": config(kind, variant))
     from attnlib.cli import main
 
     assert main(["store", "compare", str(tmp_path / "store"), "--store-dir", str(tmp_path / "store")]) == 0
@@ -367,11 +371,45 @@ def test_the_compare_command_fails_on_drift(sst2, tmp_path, monkeypatch, capsys)
     assert "attnlib: drift: SST2_FC_default seed 0" in capsys.readouterr().err
 
 
+def test_the_chapter_serves_verifies_and_compares_in_one_call(sst2, tmp_path, monkeypatch):
+    import copy
+
+    run, data = sst2
+    save_run(run, tmp_path)
+    monkeypatch.setenv(sst_store.ENV_VAR, str(tmp_path))
+    # the tiny run is not the preset's, nor its data the SST files: check it as what it was trained with
+    monkeypatch.setattr("attnlib.experiments.sst.storage.sst_preset", lambda kind, head, variant="default": config(kind, variant))
+    monkeypatch.setattr(sst_verify, "sst_dataset", lambda *args, **kwargs: data)
+    setting = ("SST2", "FC", "default")
+    runs, skipped, provenance, reports = serving.serve_checked(run.seeds, settings=[setting])
+    assert runs[setting].source == "stored" and not skipped
+    assert provenance.setting.tolist() == ["SST2_FC_default"] and provenance.source.tolist() == ["stored"]
+    assert [report["setting"] for report in reports] == ["SST2_FC_default"] and reports[0]["ok"]
+    # retrained although stored: compared with the stored run, and still verified
+    monkeypatch.setattr(serving, "train_setting", lambda *args, **kwargs: run)
+    runs, _, provenance, reports = serving.serve_checked(run.seeds, retrain=[setting], settings=[setting])
+    assert runs[setting] is run and len(reports) == 1
+    assert provenance.loc[0, "same stopping epochs as stored"]
+    assert provenance.loc[0, "max |test acc. diff| vs stored"] == 0
+    drifted = copy.deepcopy(run)
+    drifted.final_test_accuracy = drifted.final_test_accuracy - 0.01
+    monkeypatch.setattr(serving, "train_setting", lambda *args, **kwargs: drifted)
+    with pytest.raises(sst_verify.VerificationError, match="SST2_FC_default retrained differs"):
+        serving.serve_checked(run.seeds, retrain=[setting], settings=[setting])
+    # a slow setting with nothing stored is skipped, unless asked for
+    slow = ("SST2", "TC", "default")
+    monkeypatch.setattr(serving, "train_setting", lambda *args, **kwargs: run)
+    runs, skipped, _, _ = serving.serve_checked(run.seeds, settings=[slow])
+    assert not runs and skipped == [slow]
+    runs, skipped, _, _ = serving.serve_checked(run.seeds, skip_unstored_slow=False, settings=[slow])
+    assert list(runs) == [slow] and not skipped
+
+
 WRITER = """
 import sys, numpy as np
 sys.path.insert(0, {root!r})
 import pickle
-from attnlib.experiments.sst_store import save_run
+from attnlib.experiments.sst.storage import save_run
 run = pickle.load(open({pickle!r}, "rb"))
 big = np.random.default_rng(0).normal(size=(20000, run.loss.shape[1])).astype(np.float32)
 run.loss = big  # a large, incompressible array: writing takes a while
@@ -453,15 +491,15 @@ def test_the_committed_store_passes_its_manifest():
 
 @pytest.mark.skipif(len(STORED) < len(sst.SETTINGS), reason="not every SST setting is stored in results/sst")
 def test_run_sst_serves_stored_seeds_and_skips_the_rest_of_slow_settings():
-    serve, train, notes = sst_experiment.plan_runs(range(1), STORE, "results/sst")
+    serve, train, notes = serving.plan_runs(range(1), STORE, "results/sst")
     assert set(serve) == set(sst.SETTINGS) and not train and not notes  # --seeds 1: everything stored
-    serve, train, notes = sst_experiment.plan_runs(range(4), STORE, "results/sst")
+    serve, train, notes = serving.plan_runs(range(4), STORE, "results/sst")
     assert set(train) == set(sst.SETTINGS) - sst.SLOW_SETTINGS  # fast: trained, all four seeds
     assert {s: v for s, v in serve.items()} == {s: [0, 1, 2] for s in sst.SLOW_SETTINGS}
     assert len(notes) == len(sst.SLOW_SETTINGS)
     for note in notes:
         assert "seed 3 skipped" in note and "--seeds 4`" in note and " min to train 1 seed" in note
-    serve, train, _ = sst_experiment.plan_runs(range(4), STORE, "results/sst", only=["SST2_TC_unmasked"])
+    serve, train, _ = serving.plan_runs(range(4), STORE, "results/sst", only=["SST2_TC_unmasked"])
     assert train == [("SST2", "TC", "unmasked")] and not serve  # named: trained whatever it costs
 
 
@@ -486,10 +524,7 @@ def test_run_sst_refuses_a_damaged_store_and_never_retrains(damage, tmp_path, ca
     def no_training(*args, **kwargs):
         raise AssertionError("attnlib run sst retrained over a damaged store")
 
-    from attnlib.experiments import sst_experiment
-
-    monkeypatch.setattr(sst_experiment, "train_setting", no_training)
-    monkeypatch.setattr(sst, "train_setting", no_training)
+    monkeypatch.setattr(serving, "train_setting", no_training)
     code = cli.main(["run", "sst", "--only", a, "--store-dir", str(store), "--out", str(tmp_path / "out"), "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0 and len(err) == 1 and err[0].startswith("attnlib: ")
@@ -498,7 +533,7 @@ def test_run_sst_refuses_a_damaged_store_and_never_retrains(damage, tmp_path, ca
 
 
 def test_run_sst_with_an_empty_store_skips_slow_settings_and_says_where_it_looked(tmp_path):
-    serve, train, notes = sst_experiment.plan_runs(range(3), tmp_path, f"--store-dir {tmp_path}")
+    serve, train, notes = serving.plan_runs(range(3), tmp_path, f"--store-dir {tmp_path}")
     assert not serve and set(train) == set(sst.SETTINGS) - sst.SLOW_SETTINGS
     assert all(f"no stored run with them in --store-dir {tmp_path}" in note for note in notes)
     assert all("training time unknown" in note for note in notes)
@@ -520,7 +555,8 @@ def _cli(args, cwd, env_store):
 
 
 SERVE = """
-from attnlib.experiments import sst, sst_store
+from attnlib.experiments import sst
+from attnlib.experiments.sst import storage as sst_store
 run = sst.load_or_train("SST2", "TC", "unmasked", seeds=(0,))
 print(sst_store.store_dir()[1], run.source, run.seeds)
 """
@@ -548,7 +584,8 @@ def test_stored_runs_are_found_through_the_environment_outside_a_checkout(tmp_pa
 
 WHEEL_SERVE = """
 import attnlib
-from attnlib.experiments import sst, sst_store
+from attnlib.experiments import sst
+from attnlib.experiments.sst import storage as sst_store
 run = sst.load_or_train("SST2", "TC", "unmasked", seeds=(0,))
 print(attnlib.__file__, sst_store.store_dir()[1], run.source, run.seeds)
 """

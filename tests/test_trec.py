@@ -373,15 +373,15 @@ def test_rise_and_fall_by_hand() -> None:
 @pytest.mark.parametrize("head", ["TC", "TL"])
 def test_a_stored_trec_run_is_served_only_after_its_checks(tmp_path: Path, head: str) -> None:
     from attnlib.experiments import trec as experiment
-    from attnlib.experiments.sst_store import StoredRunError, load_run
-    from attnlib.experiments.sst_train import train_setting
-    from attnlib.experiments.sst_verify import verify_run
+    from attnlib.experiments.sst.storage import StoredRunError, load_run, save_run
+    from attnlib.experiments.sst.training import train_setting
+    from attnlib.experiments.sst.verification import verify_run
 
     config = trec_preset(head).replace(train={"epochs": 40, "record_every": 20})
     dataset = experiment.trec_dataset()
     run = train_setting("TREC", head, "default", (0, 1), config=config, dataset=dataset)
     assert run.shift.word_id.iloc[0] == EVERY_SENTENCE and len(run.words) > 100  # the frequent words are kept
-    run.save(tmp_path)
+    save_run(run, tmp_path)
     loaded = load_run("TREC", head, "default", tmp_path, config=config)
     np.testing.assert_array_equal(loaded.final_test_accuracy, run.final_test_accuracy)
     report = verify_run(loaded, dataset, replay=False)

@@ -23,6 +23,7 @@ from attnlib.data import download as _download
 from attnlib.data.corpus import Corpus, Dataset
 from attnlib.data.download import DataError
 from attnlib.data.sst import PAD, tokenize
+from attnlib.files import cache_dir
 
 BASE_URL = "https://cogcomp.seas.upenn.edu/Data/QA/QC/"
 """The Cognitive Computation Group's address of the two files (Li & Roth 2002)."""
@@ -87,8 +88,6 @@ def shared_data_dir() -> Path:
 
 def cache_data_dir() -> Path:
     """``trec/`` in the attnlib cache folder: where downloads go."""
-    from attnlib.cache import cache_dir  # noqa: PLC0415 - cycle: attnlib.cache imports attnlib.train, which imports attnlib.data
-
     return cache_dir() / "trec"
 
 

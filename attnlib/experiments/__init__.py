@@ -36,7 +36,7 @@ from attnlib.experiments.numerical import (
 from attnlib.experiments.sst import SSTResult, SSTRun, load_or_train, run_sst, train_setting
 from attnlib.experiments.synthetic import DEFAULT_SEEDS, SyntheticResult, synthetic_checks
 
-MODULES = ("synthetic", "ablation", "beyond", "sst_experiment", "performance", "trec")
+MODULES = ("synthetic", "ablation", "beyond", "sst.experiment", "performance", "trec")
 """The experiment modules of this package, in the order ``attnlib run all`` runs them."""
 
 EXPERIMENTS: dict[str, Experiment] = {}

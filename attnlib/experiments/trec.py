@@ -3,10 +3,10 @@ words ("who", "where", "how many") are known in advance.
 
 Attn-FC, Attn-TC and Attn-TL train at the SST settings (:func:`attnlib.config.trec_preset`) for
 :data:`TREC_SEEDS`, each head's seeds in one batched run reduced to an
-:class:`~attnlib.experiments.sst.SSTRun` of kind ``TREC`` (:func:`attnlib.experiments.sst_train.train_setting`).
+:class:`~attnlib.experiments.sst.SSTRun` of kind ``TREC`` (:func:`attnlib.experiments.sst.training.train_setting`).
 Heads that are slow to train (:data:`SLOW_HEADS`) are served from stored runs (``results/trec``, the SST
 store's format and checks: manifest sha256, setting and config hash, then the content checks of
-:func:`attnlib.experiments.sst_verify.verify_run`) when their config and seeds match, and trained otherwise.
+:func:`attnlib.experiments.sst.verification.verify_run`) when their config and seeds match, and trained otherwise.
 The analyses are in :mod:`attnlib.experiments.trec_analysis`.
 """
 
@@ -25,12 +25,15 @@ import pandas as pd
 from attnlib import paper
 from attnlib.config import HEADS, RunConfig, trec_preset
 from attnlib.data.corpus import Dataset
-from attnlib.data.transforms import word_purity
 from attnlib.data.trec import CLASSES
 from attnlib.experiments import trec_analysis as analysis
 from attnlib.experiments.base import Check, ExperimentResult, Option, checks_table
-from attnlib.experiments.sst import EVERY_SENTENCE, SSTRun
-from attnlib.experiments.sst_store import checkout_store_dir, load_or_train, stored_seeds
+from attnlib.experiments.sst.runs import SSTRun
+from attnlib.experiments.sst.serving import load_or_train
+from attnlib.experiments.sst.storage import checkout_store_dir, save_run, stored_seeds
+from attnlib.experiments.sst.training import sst_dataset, train_setting
+from attnlib.experiments.sst.verification import require_verified, verify_run
+from attnlib.experiments.trec_analysis import EARLY_EPOCH, FIRST_EPOCH
 from attnlib.provenance import provenance
 from attnlib.report import mean_spread
 
@@ -63,12 +66,6 @@ Attn-TC 286 CPU-s (best epochs near 16,000), Attn-TL 113 s, Attn-FC 47 s; Attn-T
 chapter stays within about two CPU-minutes cold, and Attn-FC is trained in every build."""
 STORE_ENV_VAR = "ATTNLIB_TREC_STORE_DIR"
 """Environment variable naming another folder of stored TREC runs."""
-SHIFT_WORDS = ("what", "how", "many", "who", "where", "when", "why")
-"""Question words whose questions' attention shift is traced besides the one over every question."""
-FIRST_EPOCH = 1
-"""The first step's snapshot (at epoch 0 every score is 0, so every word ties)."""
-EARLY_EPOCH = 500
-"""An early snapshot: a few percent of the way to the best epochs (thousands of epochs for every head)."""
 STAGES = {"first step": FIRST_EPOCH, f"epoch {EARLY_EPOCH}": EARLY_EPOCH, "best epoch": -1}
 """The stages at which every question's most-attended word is found (-1: the restored best epoch)."""
 CURVE_WORDS = ("how", "many", "what", "the", "who", "where")
@@ -91,31 +88,15 @@ def store_folder() -> Path:
     return Path(env).expanduser() if env else checkout_store_dir().parent / "trec"
 
 
-def traced_words(dataset: Dataset) -> tuple[list[int], list[int], tuple[int, ...]]:
-    """What a TREC run keeps besides each seed's top words (see
-    :func:`attnlib.experiments.sst_train.traced_choice`): the attention shift over every question and over the
-    questions with each of :data:`SHIFT_WORDS`; the scores and norms of every word in at least
-    :data:`~attnlib.experiments.trec_analysis.MIN_OCCURRENCE` training questions; and every question's
-    most-attended word at the first step and at :data:`EARLY_EPOCH`."""
-    index = {w: i for i, w in enumerate(dataset.vocab)}
-    occ, _ = word_purity(dataset.train, dataset.n_classes)
-    frequent = np.flatnonzero(occ >= analysis.MIN_OCCURRENCE).tolist()
-    return [EVERY_SENTENCE] + [index[w] for w in SHIFT_WORDS if w in index], frequent, (FIRST_EPOCH, EARLY_EPOCH)
-
-
 def trec_dataset(config: RunConfig | None = None) -> Dataset:
-    """The dataset the TREC runs train on (:func:`attnlib.experiments.sst_train.sst_dataset` of the preset)."""
-    from attnlib.experiments.sst_train import sst_dataset  # noqa: PLC0415 - cycle: sst_train imports this module
-
+    """The dataset the TREC runs train on (:func:`attnlib.experiments.sst.training.sst_dataset` of the preset)."""
     return sst_dataset(config or trec_preset())
 
 
 def load_head(head: str, seeds: Sequence[int] = TREC_SEEDS, retrain: bool = False, quiet: bool = True,
               dataset: Dataset | None = None) -> SSTRun:
     """One head's run: a slow head's stored run when it matches, after every check of
-    :func:`~attnlib.experiments.sst_verify.verify_run` (the replay of the first epochs included), else trained."""
-    from attnlib.experiments.sst_verify import require_verified, verify_run  # noqa: PLC0415 - cycle via sst_train
-
+    :func:`~attnlib.experiments.sst.verification.verify_run` (the replay of the first epochs included), else trained."""
     folder = store_folder()
     use_store = head in SLOW_HEADS and not retrain and folder.is_dir()
     run = load_or_train(KIND, head, VARIANT, seeds, folder=folder if use_store else None, quiet=quiet,
@@ -128,15 +109,13 @@ def load_head(head: str, seeds: Sequence[int] = TREC_SEEDS, retrain: bool = Fals
 def store_runs(heads: Sequence[str] = tuple(sorted(SLOW_HEADS)), seeds: Sequence[int] = TREC_SEEDS,
                folder: str | Path | None = None, quiet: bool = True) -> list[Path]:
     """Train ``heads`` and store each run in ``folder`` (default :func:`store_folder`) with the SST store's
-    writer (npz, JSON sidecar, manifest sha256; :func:`attnlib.experiments.sst_store.save_run`)."""
-    from attnlib.experiments.sst_train import train_setting  # noqa: PLC0415 - cycle: sst_train imports this module
-
+    writer (npz, JSON sidecar, manifest sha256; :func:`attnlib.experiments.sst.storage.save_run`)."""
     folder = Path(folder) if folder is not None else store_folder()
     dataset = trec_dataset()
     paths = []
     for head in heads:
         run = train_setting(KIND, head, VARIANT, tuple(seeds), quiet=quiet, config=trec_preset(head), dataset=dataset)
-        paths.append(run.save(folder))
+        paths.append(save_run(run, folder))
     return paths
 
 
@@ -240,7 +219,7 @@ class TRECResult(ExperimentResult):
                 "word_curves": self.curves(), "checks": checks_table(self.checks())}
 
     def figures(self) -> dict:
-        from attnlib.plots.trec import plot_rise_fall, plot_score_norm, plot_shift  # noqa: PLC0415 - plots import this module
+        from attnlib.plots.trec import plot_rise_fall, plot_score_norm, plot_shift  # noqa: PLC0415 - pyplot and seaborn take seconds to import: only drawing needs them
 
         return {"trec_shift": partial(plot_shift, self), "trec_score_norm": partial(plot_score_norm, self),
                 "trec_rise_fall": partial(plot_rise_fall, self)}
@@ -325,4 +304,4 @@ def is_stored(head: str, seeds: Sequence[int] = TREC_SEEDS) -> bool:
 
 
 __all__ = ["NAME", "SUMMARY", "TREC_SEEDS", "TREC_HEADS", "SLOW_HEADS", "STAGES", "TRECResult", "run", "trec_checks",
-           "is_stored", "store_folder", "store_runs", "traced_words", "trec_dataset", "load_head", "HEADS"]
+           "is_stored", "store_folder", "store_runs", "trec_dataset", "load_head", "HEADS"]

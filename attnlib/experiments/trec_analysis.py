@@ -1,7 +1,7 @@
 """Analyses of the TREC runs: baselines on the same tokens and split, the attention shift (the analogue of
 F6), the score-norm relation on real words (the analogue of F5) and the words whose score rises and then falls.
 
-A TREC run is an :class:`~attnlib.experiments.sst.SSTRun` of kind ``TREC`` (the same reduction and store as
+A TREC run is an :class:`~attnlib.experiments.sst.runs.SSTRun` of kind ``TREC`` (the same reduction and store as
 the SST runs). Every function returns a table with readable column names, so that the chapter only shows
 what is computed (and tested) here.
 """
@@ -17,7 +17,8 @@ import pandas as pd
 from attnlib import theory
 from attnlib.data.corpus import Corpus, Dataset
 from attnlib.data.transforms import PAD_ID, mean_length_minus_one, word_purity
-from attnlib.experiments.sst import EVERY_SENTENCE, SSTRun, top_tokens
+from attnlib.experiments.sst.runs import SSTRun, top_tokens
+from attnlib.experiments.sst.settings import EVERY_SENTENCE
 
 WH_WORDS = ("what", "which", "who", "whom", "whose", "where", "when", "why", "how", "name")
 """Question words the lookup baseline keys on (with "name", which opens TREC's imperative questions such as
@@ -35,6 +36,24 @@ PEAK_MIN = 0.2
 PURE_WORD = 0.9
 """Class purity on the training split from which a word counts as pure: nine in ten of the questions containing
 it are of one class, so a fall of its score cannot be blamed on its mixing classes."""
+SHIFT_WORDS = ("what", "how", "many", "who", "where", "when", "why")
+"""Question words whose questions' attention shift is traced besides the one over every question."""
+FIRST_EPOCH = 1
+"""The first step's snapshot (at epoch 0 every score is 0, so every word ties)."""
+EARLY_EPOCH = 500
+"""An early snapshot: a few percent of the way to the best epochs (thousands of epochs for every head)."""
+
+
+def traced_words(dataset: Dataset) -> tuple[list[int], list[int], tuple[int, ...]]:
+    """What a TREC run keeps besides each seed's top words (see
+    :func:`attnlib.experiments.sst.training.traced_choice`): the attention shift over every question and over
+    the questions with each of :data:`SHIFT_WORDS`; the scores and norms of every word in at least
+    :data:`MIN_OCCURRENCE` training questions; and every question's most-attended word at the first step and
+    at :data:`EARLY_EPOCH`."""
+    index = {w: i for i, w in enumerate(dataset.vocab)}
+    occ, _ = word_purity(dataset.train, dataset.n_classes)
+    frequent = np.flatnonzero(occ >= MIN_OCCURRENCE).tolist()
+    return [EVERY_SENTENCE] + [index[w] for w in SHIFT_WORDS if w in index], frequent, (FIRST_EPOCH, EARLY_EPOCH)
 
 
 # --------------------------------------------------------------------------- baselines

@@ -12,8 +12,6 @@ from matplotlib.lines import Line2D
 
 from attnlib import theory
 from attnlib.config import HEADS
-from attnlib.experiments.sst import score_turns
-from attnlib.experiments.sst_analysis import logit_correlations
 from attnlib.paper import SST_F6_WORDS as F6_WORDS
 from attnlib.plots.style import (
     CONTRAST_COLORS,
@@ -73,12 +71,13 @@ TURN_COLOR = CONTRAST_COLORS[0]
 def plot_sen_grid(run: SSTRun, n_words: int = 12, seed_index: int = 0) -> plt.Figure:
     """F5: the top ``n_words`` words of one seed, (s, |q||v|) at every snapshot against sqrt(2 φ_{m_w}(s)).
 
-    A word whose score rises and then falls back (:func:`attnlib.experiments.sst.score_turns`) has its
+    A word whose score rises and then falls back (:meth:`~attnlib.experiments.sst.SSTRun.turns`) has its
     peak (triangle) and last snapshot (square) marked and its title says when it peaked."""
     use_style()
     curves = run.sen_curves(n_top=n_words)
     curves = curves[curves.seed == run.seeds[seed_index]]
-    turns = score_turns(curves).set_index("rank")
+    turns = run.turns(n_words)
+    turns = turns[turns.seed == run.seeds[seed_index]].set_index("rank")
     cols = 4
     rows = int(np.ceil(n_words / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(FIG_WIDTH, 1.85 * rows + 0.5), squeeze=False)
@@ -257,16 +256,18 @@ def plot_padding(runs: list[SSTRun]) -> plt.Figure:
 SEED_MARKERS = ("o", "s", "^", "D", "v")
 
 
-def plot_logit_against_padding(table: pd.DataFrame, model: str, priors: dict[str, float] | None = None,
-                               title: str = "") -> plt.Figure:
+def plot_logit_against_padding(table: pd.DataFrame, correlations: pd.DataFrame, model: str,
+                               priors: dict[str, float] | None = None, title: str = "") -> plt.Figure:
     """Each sentence's logit (left) and P(positive) in % (right) against its padding share, one marker per seed
     (seed 0 opaque, the others faint), the correlation of logit and padding share in the legend.
 
-    ``table`` is :func:`~attnlib.experiments.sst_analysis.sentence_logits`; ``priors`` maps a label to a share of
+    ``table`` is :func:`~attnlib.experiments.sst.analysis.sentence_logits`, ``correlations`` has a row per seed
+    with its ``r(logit, padding share)`` (:func:`~attnlib.experiments.sst.analysis.logit_correlations` of the
+    table, or :func:`~attnlib.experiments.sst.analysis.padding_logit_summary`); ``priors`` maps a label to a share of
     positive sentences in %, drawn as horizontal lines on the right panel (e.g. the training and dev priors)."""
     use_style()
     color = MODEL_COLORS.get(model, "C0")
-    r = logit_correlations(table).set_index("seed")["r(logit, padding share)"]
+    r = correlations.set_index("seed")["r(logit, padding share)"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(FIG_WIDTH, 3.3), sharex=True)
     for k, (seed, g) in enumerate(table.groupby("seed", sort=False)):
         style = {"color": color, "marker": SEED_MARKERS[k % len(SEED_MARKERS)], "s": 7, "lw": 0,

@@ -1,5 +1,5 @@
 """Figures for two findings on the stored SST runs: where Attn-FC passes the paper's accuracy, and the dev loss's
-trend on the Attn-TC plateau with and without masked padding (see attnlib.experiments.sst_analysis)."""
+trend on the Attn-TC plateau with and without masked padding (see attnlib.experiments.sst.analysis)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 import matplotlib.pyplot as plt
 import numpy as np
 
-from attnlib.experiments.sst_analysis import accuracy_curves
 from attnlib.plots.style import FIG_WIDTH, MODEL_COLORS, THEORY_COLOR, use_style
 
 if TYPE_CHECKING:
@@ -33,7 +32,7 @@ def plot_accuracy_against_epoch(runs: Sequence[SSTRun], paper: dict[str, float])
     fig, axes = _panels(len(runs))
     for ax, run in zip(axes, runs):
         color = MODEL_COLORS.get(run.name, "C0")
-        curves = accuracy_curves(run)
+        curves = run.accuracy_curves()
         for k, seed in enumerate(run.seeds):
             c = curves[curves.seed == seed]
             lw, alpha = (1.8, 1.0) if k == 0 else (1.0, 0.45)

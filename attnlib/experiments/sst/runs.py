@@ -1,89 +1,26 @@
-"""T1, F5, F6, F7 on the Stanford Sentiment Treebank: the settings, the reduced runs and their analysis.
+"""One SST setting's run, reduced to what T1, F5, F6 and F7 need (:class:`SSTRun`), and the reductions.
 
-One *setting* is (dataset kind, head, variant) with variant in :data:`attnlib.config.SST_VARIANTS`;
-all seeds of a setting are trained in one batched :func:`attnlib.train.train` call
-(:mod:`attnlib.experiments.sst_train`). A run is
-reduced right after training to what the tables and figures need (:class:`SSTRun`): the loss
-trajectories, the scores and norms of the words F5 and F7 plot, F6's purity/occurrence curves
-(computed from the scores of *all* words before the reduction), and, at the restored best epoch,
-every word's score and classifier-projected embedding (from which the reported losses and accuracies
-can be recomputed). The corpus transforms live in :mod:`attnlib.data.transforms`; storing runs and
-serving them again in :mod:`attnlib.experiments.sst_store`; verifying stored runs in
-:mod:`attnlib.experiments.sst_verify`.
+All seeds of a setting are trained in one batched :func:`attnlib.train.train` call
+(:mod:`~attnlib.experiments.sst.training`). A run is reduced right after training: the loss trajectories,
+the scores and norms of the words F5 and F7 plot, F6's purity/occurrence curves (computed from the scores of
+*all* words before the reduction), and, at the restored best epoch, every word's score and
+classifier-projected embedding (from which the reported losses and accuracies can be recomputed). The corpus
+transforms live in :mod:`attnlib.data.transforms`.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from attnlib import paper, theory
-from attnlib.config import HEADS, SST_VARIANTS, RunConfig
+from attnlib import theory
+from attnlib.config import HEADS, RunConfig
 from attnlib.data.corpus import Corpus
-from attnlib.data.transforms import (  # noqa: F401
-    PAD_ID,
-    PADDED_LENGTH,
-    find_sentence,
-    load_unpadded,
-    mean_length_minus_one,
-    padded_dataset,
-    word_purity,
-)
-from attnlib.experiments import sst_store
-from attnlib.experiments.sst_store import (  # noqa: F401
-    StoredRunError,
-    available_settings,
-    load_or_train,
-    select_seeds,
-    stored_hash,
-    stored_seeds,
-)
-from attnlib.provenance import provenance
-from attnlib.sweep import sweep
-
-_LAZY = {"sst_train": ("sst_dataset", "reduce_run", "train_setting", "at_best", "_provenance"),
-         "sst_verify": ("VERIFY_EPOCHS", "verify_stored", "require_verified", "VerificationError")}
-"""Names of :mod:`attnlib.experiments.sst_train` and :mod:`~attnlib.experiments.sst_verify`, importable from
-here too (loaded when first used: they import this module)."""
-
-SST_SEEDS = (0, 1, 2)
-"""Seeds of the SST runs (three, to keep the book's build within its time budget; see the chapter)."""
-N_TOP = 100
-"""F5: words with the largest score at the last snapshot."""
-F6_WORDS = paper.SST_F6_WORDS
-F6_RISE = 0.3
-"""F6: the rise of a traced word's purity (with its occurrence falling) that counts as attention moving to it."""
-T1_TOLERANCE = 2.0
-"""T1: percentage points between our mean test accuracy and the paper's; the paper reports one number per
-cell, with no spread over seeds to compare against, so the band is a fixed one."""
-F7_SENTENCE = "a powerful sequel and one of the best films of the year"
-F7_WORDS = ("powerful", "best")
-
-SETTINGS: tuple[tuple[str, str, str], ...] = tuple(
-    (kind, head, variant) for variant in SST_VARIANTS for kind in ("SST2", "SST5") for head in ("FC", "TC"))
-"""All (kind, head, variant) settings of T1, the paper's setting first."""
-
-SLOW_SETTINGS = frozenset(s for s in SETTINGS if s[1] == "TC")
-"""Attn-TC has no exact reduction and runs for tens of thousands of epochs (up to an hour on two cores):
-the book and ``attnlib run sst`` serve these from storage and train them only when asked to."""
-
-
-def __getattr__(name: str):
-    """``STORE_DIR``: the folder stored runs are read from, resolved when asked for (see
-    :func:`attnlib.experiments.sst_store.store_dir`; the checkout's ``results/sst`` if nothing is set);
-    and the names of :data:`_LAZY`."""
-    if name == "STORE_DIR":
-        return sst_store.store_dir()[0] or sst_store.checkout_store_dir()
-    for module, names in _LAZY.items():
-        if name in names:
-            return getattr(importlib.import_module(f"attnlib.experiments.{module}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+from attnlib.data.transforms import PAD_ID, word_purity
+from attnlib.experiments.sst.settings import EVERY_SENTENCE, F7_SENTENCE, F7_WORDS, N_TOP, TURN_DROP
 
 # --------------------------------------------------------------------------- F6: purity and occurrence
 
@@ -91,10 +28,6 @@ def __getattr__(name: str):
 def top_tokens(sentences: Sequence[np.ndarray], scores: np.ndarray) -> np.ndarray:
     """Per sentence, the token with the largest score; ties go to the earliest position (np.argmax)."""
     return np.array([s[int(np.argmax(scores[s]))] for s in sentences], dtype=np.int64)
-
-
-EVERY_SENTENCE = -1
-"""A ``word_id`` of :func:`attention_shift` that stands for every sentence of the corpus rather than those with one word."""
 
 
 def attention_shift(corpus: Corpus, scores: np.ndarray, words: Iterable[int],
@@ -175,10 +108,6 @@ def crossings_summary(crossings: pd.DataFrame) -> pd.DataFrame:
                      "ahead first": counts(part.leader_first), "ahead at the end": counts(part.leader_last)})
     return pd.DataFrame(rows)
 
-
-TURN_DROP = 0.8
-"""A top word *turns back* when its score at the last snapshot is below this fraction of its largest score:
-its score rose and then fell by more than a fifth, far more than the snapshot-to-snapshot noise."""
 
 
 def score_turns(curves: pd.DataFrame, drop: float = TURN_DROP) -> pd.DataFrame:
@@ -311,6 +240,19 @@ class SSTRun:
         last = curves.groupby("seed")["epoch"].transform("max")
         return curves[curves["epoch"] == last].reset_index(drop=True)
 
+    def turns(self, n_top: int = N_TOP) -> pd.DataFrame:
+        """F5: :func:`score_turns` of each seed's top ``n_top`` words (:meth:`sen_curves`)."""
+        return score_turns(self.sen_curves(n_top=n_top))
+
+    def accuracy_curves(self) -> pd.DataFrame:
+        """Test accuracy (%) at every snapshot while training, per seed: columns seed, epoch, test accuracy (%)."""
+        frames = []
+        for k, seed in enumerate(self.seeds):
+            last = self.last_index(k)
+            frames.append(pd.DataFrame({"seed": seed, "epoch": self.record_epochs[: last + 1],
+                                        "test accuracy (%)": 100 * self.test_accuracy_curve[: last + 1, k]}))
+        return pd.concat(frames, ignore_index=True)
+
     def shift_curves(self) -> pd.DataFrame:
         """F6 as a tidy table with epochs and words (empty for SST5)."""
         if self.shift.empty:
@@ -369,95 +311,3 @@ class SSTRun:
                                               "tied"),
                          "leader_last": _leader(a.iloc[-1], b.iloc[-1])})
         return pd.DataFrame(rows)
-
-    # ---- storage (see attnlib.experiments.sst_store)
-
-    def save(self, folder: Path) -> Path:
-        """Write ``<key>.npz``, ``<key>.json`` and the manifest into ``folder``, atomically."""
-        return sst_store.save_run(self, folder)
-
-    @classmethod
-    def load(cls, kind: str, head: str, variant: str, folder: Path | None = None, config: RunConfig | None = None) -> SSTRun:
-        """The stored run, checked (sha256 against the manifest; kind, head, variant, config, seeds, class count)."""
-        return sst_store.load_run(kind, head, variant, folder, config)
-
-
-# --------------------------------------------------------------------------- all settings
-
-
-@dataclass
-class SSTResult:
-    """T1 (+ variants), F5, F6 and F7 over several settings."""
-
-    runs: dict[tuple[str, str, str], SSTRun]
-
-    def table(self) -> pd.DataFrame:
-        """T1: per setting mean ± std (and min, max) of test accuracy in %, epochs, beside the paper."""
-        rows = []
-        for (kind, head, variant), run in self.runs.items():
-            ps = run.per_seed()
-            acc = 100 * ps["test_accuracy"]
-            paper_value = 100 * paper.SST_TEST_ACCURACY[(kind, HEADS[head])]
-            rows.append({"dataset": kind, "model": HEADS[head], "variant": variant, "seeds": len(ps),
-                         "test_mean": acc.mean(), "test_std": acc.std(ddof=1) if len(ps) > 1 else 0.0,
-                         "test_min": acc.min(), "test_max": acc.max(), "paper": paper_value,
-                         "diff": acc.mean() - paper_value, "within_2": bool(abs(acc.mean() - paper_value) <= T1_TOLERANCE),
-                         "best_epoch_mean": ps["best_epoch"].mean(), "stopped_epoch_mean": ps["stopped_epoch"].mean(),
-                         "hit_cap": bool(ps["hit_cap"].any()), "source": run.source,
-                         "wall_time_s": run.provenance.get("wall_time_s")})
-        return pd.DataFrame(rows)
-
-    def per_seed(self) -> pd.DataFrame:
-        return pd.concat([r.per_seed() for r in self.runs.values()], ignore_index=True)
-
-    def metrics(self) -> dict:
-        """``SST2.Attn-FC.test_accuracy`` (0-1, mean over seeds), ``.stopped_epoch``, ``.best_epoch``; variants suffixed."""
-        out = {}
-        for (kind, head, variant), run in self.runs.items():
-            suffix = "" if variant == "default" else f".{variant}"
-            base = f"{kind}.{HEADS[head]}"
-            out[f"{base}.test_accuracy{suffix}"] = float(np.mean(run.final_test_accuracy))
-            out[f"{base}.stopped_epoch{suffix}"] = float(np.mean(run.stopped_epoch))
-            out[f"{base}.best_epoch{suffix}"] = float(np.mean(run.best_epoch))
-        return out
-
-    def provenance(self) -> dict:
-        """Config hash per setting (``SST2_FC_default``, ...), the seeds and this process's environment.
-
-        A stored run keeps the provenance of the process that trained it in ``run.provenance``.
-        """
-        seeds = sorted({int(s) for run in self.runs.values() for s in run.seeds})
-        return provenance({run.key: run.config.config_hash() for run in self.runs.values()}, seeds)
-
-    def f6_checks(self) -> pd.DataFrame:
-        """Per SST2 run and seed and traced word: Π(last) - Π(first) >= :data:`F6_RISE` and Ω~(last) < Ω~(first)."""
-        rows = []
-        for run in self.runs.values():
-            df = run.shift_curves()
-            if df.empty:
-                continue
-            for (seed, word), g in df.groupby(["seed", "word"]):
-                g = g.sort_values("epoch")
-                g = g[g.epoch >= 1]
-                first, last = g.iloc[0], g.iloc[-1]
-                rows.append({"model": run.name, "variant": run.variant, "seed": seed, "word": word,
-                             "first_epoch": int(first.epoch), "last_epoch": int(last.epoch),
-                             "purity_first": first.purity, "purity_last": last.purity,
-                             "occ_first": first.occurrence_unfloored, "occ_last": last.occurrence_unfloored,
-                             "pass": bool(last.purity - first.purity >= F6_RISE
-                                          and last.occurrence_unfloored < first.occurrence_unfloored)})
-        return pd.DataFrame(rows)
-
-
-def run_sst(settings: Iterable[tuple[str, str, str]] = SETTINGS, seeds: Sequence[int] = SST_SEEDS,
-            folder: Path | None = None, retrain: Iterable[tuple[str, str, str]] = (),
-            quiet: bool = True, n_jobs: int | None = None) -> SSTResult:
-    """Every setting, served from storage when it matches (see :func:`load_or_train`), else retrained.
-
-    The settings are independent tasks of :func:`attnlib.sweep.sweep`: ``n_jobs`` local workers, or a
-    Dask/Ray cluster through joblib's backend context; each setting's seeds still train in one batched run.
-    """
-    settings = [tuple(s) for s in settings]
-    runs = sweep(load_or_train, settings, n_jobs=n_jobs, seeds=tuple(seeds), folder=folder,
-                 retrain=tuple(tuple(r) for r in retrain), quiet=quiet)
-    return SSTResult(dict(zip(settings, runs)))

@@ -1,6 +1,6 @@
 """Stored SST runs: where they are, how they are written, and the checks every load makes.
 
-A stored run is ``<key>.npz`` (the arrays of an :class:`~attnlib.experiments.sst.SSTRun`) with its
+A stored run is ``<key>.npz`` (the arrays of an :class:`~attnlib.experiments.sst.runs.SSTRun`) with its
 JSON sidecar ``<key>.json`` (configuration and provenance), ``key = KIND_HEAD_VARIANT``. The folder's
 ``MANIFEST.json`` records the sha256 of every stored file. Each file is written atomically and the
 manifest last, so a writer killed at any moment leaves either the previous pair with the previous
@@ -13,6 +13,9 @@ shapes must agree with the seeds and (for runs that store them) the class count 
 
 Where stored runs are read from is decided when they are needed, never at import: an explicit folder,
 else ``$ATTNLIB_STORE_DIR``, else ``results/sst`` of the checkout this package runs from, if there is one.
+
+This module reads and writes; it neither trains nor decides whether a run is served or retrained (that is
+:mod:`attnlib.experiments.sst.serving`).
 """
 
 from __future__ import annotations
@@ -25,22 +28,19 @@ import shutil
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from attnlib.config import HEADS, RunConfig, sst_preset, trec_preset
 from attnlib.data.sst import SSTDataError, sha256_of
+from attnlib.experiments.sst.runs import SSTRun
 from attnlib.files import atomic_write, write_json
 
 try:
     import fcntl
 except ImportError:  # Windows: see _locked
     fcntl = None
-
-if TYPE_CHECKING:
-    from attnlib.experiments.sst import SSTRun
 
 ENV_VAR = "ATTNLIB_STORE_DIR"
 MANIFEST = "MANIFEST.json"
@@ -50,6 +50,9 @@ FORMAT = 2
 """Format of newly stored runs. 2: per seed, the scores and the classifier-projected embeddings at the
 restored best epoch and the losses and accuracies there (so that they can be recomputed); 1: without."""
 N_CLASSES = {"SST2": 2, "SST5": 5, "TREC": 6}
+ABOUT = ("sha256 of every stored SST run file; every load checks it (attnlib.experiments.sst.storage). "
+         "Regenerate after a deliberate re-store: attnlib store manifest")
+"""The manifest's ``about`` line."""
 
 ARRAYS = ("loss", "dev_loss", "record_epochs", "test_accuracy_curve", "words", "m_w", "scores", "norms", "top",
           "final_test_accuracy", "stopped_epoch", "best_epoch", "query_norm", "f7_weights", "pad_weight")
@@ -67,7 +70,7 @@ class StoredRunError(SSTDataError):
 
 def checkout_store_dir() -> Path:
     """``results/sst`` of the checkout this package is imported from (it may not exist, e.g. in a wheel)."""
-    return Path(__file__).resolve().parents[2] / "results" / "sst"
+    return Path(__file__).resolve().parents[3] / "results" / "sst"
 
 
 def store_dir(folder: str | Path | None = None) -> tuple[Path | None, str]:
@@ -129,9 +132,7 @@ def read_manifest(folder: Path) -> dict[str, str]:
 
 def _write_manifest(folder: Path, files: dict[str, str]) -> Path:
     path = Path(folder) / MANIFEST
-    write_json(path, {"about": "sha256 of every stored SST run file; every load checks it (attnlib.experiments."
-                               "sst_store). Regenerate after a deliberate re-store: python -m "
-                               "attnlib.experiments.sst_verify manifest",
+    write_json(path, {"about": ABOUT,
                       "files": dict(sorted(files.items()))})
     return path
 
@@ -161,7 +162,7 @@ def check_integrity(folder: Path, key: str) -> tuple[Path, Path]:
     if not manifest:
         raise StoredRunError(f"stored run {key} refused: {folder / MANIFEST} is missing, so {folder / key}.npz and "
                              ".json cannot be checked (after a deliberate re-store regenerate it: python -m "
-                             f"attnlib.experiments.sst_verify manifest; else retrain with {retrain_command(key)})")
+                             f"attnlib.experiments.sst.verification manifest; else retrain with {retrain_command(key)})")
     names = (f"{key}.npz", f"{key}.json")
     for name in names:
         if name not in manifest:
@@ -341,8 +342,6 @@ def check_stored(kind: str, head: str, variant: str, folder: str | Path | None =
 def load_run(kind: str, head: str, variant: str, folder: str | Path | None = None, config=None) -> SSTRun:
     """The stored run of a setting, after the integrity and identity checks (:class:`StoredRunError` if one
     fails); ``config`` is the configuration it must have been trained with (default: the setting's preset)."""
-    from attnlib.experiments.sst import SSTRun  # noqa: PLC0415 - cycle: attnlib.experiments.sst imports this module
-
     config = config or preset(kind, head, variant)
     folder = _folder(folder)
     key = f"{kind}_{head}_{variant}"
@@ -414,40 +413,10 @@ def select_seeds(run: SSTRun, seeds: Sequence[int]) -> SSTRun:
     return out
 
 
-# --------------------------------------------------------------------------- serving
+# --------------------------------------------------------------------------- seeds stored
 
 
 def stored_seeds(kind: str, head: str, variant: str, folder: str | Path | None = None) -> list[int]:
     """Seeds of the stored run of a setting whose config hash matches the preset ([] if none or stale);
     a stored run that fails its sha256 or names another setting raises (see :func:`check_stored`)."""
     return check_stored(kind, head, variant, folder)
-
-
-def available_settings(settings=None, folder: str | Path | None = None, seeds: Sequence[int] | None = None):
-    """(settings to run, settings skipped): a slow setting (:data:`~attnlib.experiments.sst.SLOW_SETTINGS`)
-    is run only when a matching stored run has at least one of ``seeds`` (default: the book's seeds)."""
-    from attnlib.experiments import sst  # noqa: PLC0415 - cycle: attnlib.experiments.sst imports this module
-
-    seeds = {int(s) for s in (sst.SST_SEEDS if seeds is None else seeds)}
-    run, skipped = [], []
-    for setting in sst.SETTINGS if settings is None else settings:
-        stored = bool(set(stored_seeds(*setting, folder=folder)) & seeds)
-        (skipped if setting in sst.SLOW_SETTINGS and not stored else run).append(tuple(setting))
-    return run, skipped
-
-
-def load_or_train(kind: str, head: str, variant: str, seeds: Sequence[int] | None = None,
-                  folder: str | Path | None = None, retrain=(), quiet: bool = True, use_store: bool = True) -> SSTRun:
-    """Serve the stored run (from ``folder``, see :func:`store_dir`) when its config hash matches the
-    current preset and it has every one of ``seeds``, else retrain.
-
-    A stored run that fails its checks raises :class:`StoredRunError`; it is never replaced by a
-    retrained one unless asked: settings listed in ``retrain``, or all with ``use_store=False``.
-    """
-    from attnlib.experiments import sst  # noqa: PLC0415 - cycle: attnlib.experiments.sst imports this module
-
-    seeds = tuple(sst.SST_SEEDS if seeds is None else (int(s) for s in seeds))
-    if use_store and (kind, head, variant) not in {tuple(r) for r in retrain}:
-        if set(seeds) <= set(stored_seeds(kind, head, variant, folder)):
-            return select_seeds(load_run(kind, head, variant, folder), seeds)
-    return sst.train_setting(kind, head, variant, seeds, quiet=quiet, config=preset(kind, head, variant))

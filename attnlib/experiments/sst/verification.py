@@ -1,7 +1,7 @@
 """Verifying stored SST runs, and comparing a fresh retraining with the store.
 
 Loading a stored run already checks its files against the manifest's sha256 and that the arrays are
-the named setting's (:mod:`attnlib.experiments.sst_store`). :func:`verify_stored` adds checks that
+the named setting's (:mod:`attnlib.experiments.sst.storage`). :func:`verify_stored` adds checks that
 need the run's content or the data, each reported as passed, failed or why it did not run:
 
 * ``data``: the stored words are the dataset's (vocabulary ids map to the stored word names, the
@@ -15,14 +15,12 @@ need the run's content or the data, each reported as passed, failed or why it di
 * ``f5``: F5's inputs recomputed: each word's m_w from the training sentences, and the top words as the
   ranking of the stored scores (:func:`f5_check`; the norms cannot be, see there).
 
-``attnlib store`` (:func:`store_command`) regenerates the manifest, verifies a store, or compares a
-freshly retrained store with it (``compare``; the scheduled retraining job's check).
+``attnlib store manifest|verify|compare`` (:mod:`attnlib.cli`) regenerates the manifest, verifies a store, or
+compares a freshly retrained store with it (:func:`compare_stores`; the scheduled retraining job's check).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,9 +28,10 @@ import numpy as np
 import pandas as pd
 
 from attnlib.data.sst import SSTDataNotFound
-from attnlib.experiments.sst import SETTINGS
-from attnlib.experiments.sst_store import StoredRunError, load_run, projected_width, regenerate_manifest, store_dir
-from attnlib.experiments.sst_train import sst_dataset
+from attnlib.data.transforms import PAD_ID, load_unpadded, mean_length_minus_one
+from attnlib.experiments.sst.settings import SETTINGS
+from attnlib.experiments.sst.storage import StoredRunError, load_run, projected_width
+from attnlib.experiments.sst.training import sst_dataset
 from attnlib.train import train
 
 VERIFY_EPOCHS = 200
@@ -195,8 +194,6 @@ def f5_check(run, dataset) -> dict:
 
     The norms |q||v_w| cannot be recomputed: the stored parameters at the best epoch are the scores and E U,
     which do not determine an embedding's norm."""
-    from attnlib.data.transforms import PAD_ID, load_unpadded, mean_length_minus_one  # noqa: PLC0415
-
     problems = []
     m_w = mean_length_minus_one(load_unpadded(dataset).train)[np.asarray(run.words)]
     if not np.allclose(m_w, run.m_w, rtol=1e-6, equal_nan=True):
@@ -224,7 +221,7 @@ def f5_check(run, dataset) -> dict:
 
 def verify_run(run, dataset=None, epochs: int = VERIFY_EPOCHS, rtol: float = LOSS_RTOL, replay: bool = True,
                download: bool = False) -> dict:
-    """The checks above on a run loaded by :func:`~attnlib.experiments.sst_store.load_run` (which made the
+    """The checks above on a run loaded by :func:`~attnlib.experiments.sst.storage.load_run` (which made the
     integrity and identity checks: loading is the first check).
 
     ``replay=False`` skips the replay (the slow part: minutes for Attn-TC). The data checks need the
@@ -366,52 +363,3 @@ def compare_stores(fresh_folder: str | Path, folder: str | Path | None = None,
         raise StoredRunError(f"no retrained runs to compare in {fresh_folder}")
     return pd.concat([compare_runs(load_run(*s, folder), load_run(*s, fresh_folder), **tolerances)
                       for s in settings], ignore_index=True)
-
-
-def _settings(only: str | None):
-    names = {"_".join(s): s for s in SETTINGS}
-    if only is None:
-        return None
-    unknown = [n for n in only.split(",") if n not in names]
-    if unknown:
-        raise StoredRunError(f"unknown SST settings {', '.join(unknown)}; known: {', '.join(names)}")
-    return [names[n] for n in only.split(",")]
-
-
-def store_command(args: argparse.Namespace) -> int:
-    """``attnlib store manifest|verify|compare`` (``args``: action, fresh, store_dir, only, replay); the exit status."""
-    try:
-        if args.action == "manifest":
-            print(f"wrote {regenerate_manifest(args.store_dir)}")
-            return 0
-        if args.action == "compare":
-            if args.fresh is None:
-                raise StoredRunError("compare needs the folder of the retrained runs")
-            table = compare_stores(args.fresh, args.store_dir, _settings(args.only))
-            print(table.to_string(index=False))
-            drift = table[~table["pass"]]
-            for row in drift.itertuples():
-                print(f"attnlib: drift: {row.setting} seed {row.seed} differs from the store beyond the tolerances "
-                      f"(epochs within {EPOCH_TOLERANCE} or best epochs tied within {TIE_RTOL:g} of the dev loss, "
-                      f"test accuracy within {100 * ACCURACY_TOLERANCE:.1f} point)",
-                      file=sys.stderr)
-            return 1 if len(drift) else 0
-        found, where = store_dir(args.store_dir)
-        settings = _settings(args.only) or [s for s in SETTINGS if found and (found / f"{'_'.join(s)}.npz").is_file()]
-        failures = 0
-        for setting in settings:
-            try:
-                report = verify_stored(*setting, folder=args.store_dir, replay=args.replay)
-            except StoredRunError as error:
-                print(f"attnlib: {error}", file=sys.stderr)
-                failures += 1
-                continue
-            for name, check in report["checks"].items():
-                print(f"{report['setting']}: {name}: {check['status']}: {check['detail']}")
-            failures += not report["ok"]
-        print(f"{len(settings) - failures} of {len(settings)} stored runs in {where} verified")
-        return 1 if failures else 0
-    except StoredRunError as error:
-        print(f"attnlib: {error}", file=sys.stderr)
-        return 1
-

@@ -1,4 +1,4 @@
-"""T1, F5-F7 as a registered experiment: a thin adapter over :func:`attnlib.experiments.sst.run_sst`.
+"""T1, F5-F7 as a registered experiment: a thin adapter over :mod:`attnlib.experiments.sst.serving`.
 
 It gives the SST result the surface every experiment has (:class:`attnlib.experiments.base.ExperimentResult`),
 holds the SST criteria, which the scorecard reads, and what ``attnlib run sst`` does (its own options:
@@ -7,9 +7,7 @@ holds the SST criteria, which the scorecard reads, and what ``attnlib run sst`` 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -17,15 +15,12 @@ from typing import Any
 import pandas as pd
 
 from attnlib import paper
-from attnlib.config import HEADS, RunConfig, sst_preset
-from attnlib.data.sst import SSTDataNotFound, candidate_dirs, find_data_dir, verify_files
-from attnlib.experiments import sst
-from attnlib.experiments.base import ORDER_MARGIN, Check, Option, ordering, positive_int
-from attnlib.experiments.sst import F6_RISE, SETTINGS, SST_SEEDS, T1_TOLERANCE, SSTResult, run_sst, train_setting
-from attnlib.experiments.sst_store import StoredRunError, load_run, select_seeds, store_dir, stored_hash, stored_seeds
-from attnlib.experiments.sst_verify import describe, require_verified, verify_run
+from attnlib.config import HEADS, RunConfig
+from attnlib.experiments.base import ORDER_MARGIN, Check, ExperimentResult, Option, ordering, positive_int
+from attnlib.experiments.sst.analysis import SSTResult
+from attnlib.experiments.sst.serving import run_planned, run_sst
+from attnlib.experiments.sst.settings import F6_RISE, SETTINGS, SST_SEEDS, T1_TOLERANCE
 from attnlib.report import mean_spread
-from attnlib.sweep import on_cluster, sweep
 
 NAME = "sst"
 SUMMARY = "T1, F5-F7: Attn-FC / Attn-TC on SST2 and SST5 (paper setting, patience 2000, unmasked padding)"
@@ -63,7 +58,7 @@ SST2, the authors' code's patience, with which attention moves further."""
 CARD_OPTIONS = {"settings": CARD_SETTINGS}
 
 
-class SSTExperimentResult(SSTResult):
+class SSTExperimentResult(SSTResult, ExperimentResult):
     """:class:`~attnlib.experiments.sst.SSTResult` with the common surface and the SST checks."""
 
     @property
@@ -138,12 +133,12 @@ def run(config: RunConfig | None = None, seeds: Sequence[int] | None = None, qui
     """The SST runs, served from storage or trained.
 
     With ``settings`` (the scorecard's and the chapters' call): those settings, each served when a stored
-    run has the seeds and retrained otherwise (:func:`~attnlib.experiments.sst.run_sst`). Without: what
-    ``attnlib run sst`` does (:func:`plan_runs`): every setting (or those ``only`` names, comma-separated),
-    stored runs served after their checks, the others trained (``jobs`` at once), slow unstored ones
-    skipped unless named; ``retrain`` retrains the selected ones, ``store`` also writes them to STORE/sst;
-    ``scheduler`` trains them on that Dask cluster (:func:`attnlib.sweep.on_cluster`); each step says what it
-    did in one line on stdout.
+    run has the seeds and retrained otherwise (:func:`~attnlib.experiments.sst.serving.run_sst`). Without: what
+    ``attnlib run sst`` does (:func:`~attnlib.experiments.sst.serving.plan_runs`): every setting (or those
+    ``only`` names, comma-separated), stored runs served after their checks, the others trained (``jobs`` at
+    once), slow unstored ones skipped unless named; ``retrain`` retrains the selected ones, ``store`` also
+    writes them to STORE/sst; ``scheduler`` trains them on that Dask cluster (:func:`attnlib.sweep.on_cluster`);
+    each step says what it did in one line on stdout.
 
     ``config`` is not used: each SST setting is its own preset (:func:`attnlib.config.sst_preset`).
     """
@@ -155,61 +150,8 @@ def run(config: RunConfig | None = None, seeds: Sequence[int] | None = None, qui
             raise ValueError("run(settings=...) serves or retrains those settings; --only, --store, --store-dir, "
                              "--retrain, --jobs and --scheduler are the command line's")
         return SSTExperimentResult(run_sst(settings=list(settings), seeds=seeds, quiet=quiet).runs)
-    return _run_planned(tuple(int(s) for s in seeds), quiet, only, store, store_dir, retrain, jobs, scheduler)
-
-
-def _sst_setting(kind: str, head: str, variant: str, seeds: tuple[int, ...], store: Path | None, quiet: bool):
-    """Train one SST setting, a task of ``attnlib run sst``; with ``store``, write it to STORE/sst at once."""
-    run = train_setting(kind, head, variant, seeds, quiet=quiet)
-    if store:
-        run.save(Path(store) / "sst")
-    return run
-
-
-def _data_note() -> str | None:
-    """Before serving stored runs: None when the SST files are found and match their pins; one line when
-    there are none to check against (no folder named, none found; a run never downloads them). A named
-    folder that lacks a file, or a file that does not match its pin, fails the command here."""
-    try:
-        verify_files(find_data_dir(download=False))
-    except SSTDataNotFound:
-        looked = ", ".join(str(path) for _, path in candidate_dirs())
-        return (f"no SST data found (looked in {looked}): stored runs are served after their integrity and "
-                f"patience checks only; `attnlib verify-data` fetches the files for the data checks")
-    return None
-
-
-def _serve_sst(setting: tuple[str, str, str], seeds: list[int], folder: Path, where: str):
-    """A stored run after its checks (one line each way; a failed check raises StoredRunError)."""
-    run = load_run(*setting, folder)
-    report = require_verified(verify_run(run, replay=False))
-    print(f"{'_'.join(setting)}: stored in {where}; checks: {describe(report)}", flush=True)
-    return select_seeds(run, seeds)
-
-
-def _run_planned(seeds: tuple[int, ...], quiet: bool, only: str | None, store: Path | None, folder: Path | None,
-                 retrain: bool, jobs: int | None, scheduler: str | None = None) -> SSTExperimentResult:
-    """``attnlib run sst``: serve or train every setting as :func:`plan_runs` says."""
-    retrain = bool(store) or retrain  # --store always retrains what it stores
-    store_folder, where = store_dir(folder)
-    if folder is not None and not store_folder.is_dir():
-        raise StoredRunError(f"--store-dir {store_folder} is not a folder")
-    plan, settings, notes = plan_runs(seeds, store_folder, where, only.split(",") if only else None, retrain)
-    for note in notes + ([_data_note()] if plan else []):
-        if note:
-            print(note, flush=True)
-    served = {setting: _serve_sst(setting, served_seeds, store_folder, where) for setting, served_seeds in plan.items()}
-    # settings are independent: --jobs N trains N at once, --scheduler on a Dask cluster (see attnlib.sweep)
-    with on_cluster(scheduler) if scheduler and settings else nullcontext():
-        trained = dict(zip(settings, sweep(_sst_setting, settings, n_jobs=jobs, seeds=seeds, store=store,
-                                           quiet=quiet)))
-    runs = {s: served[s] if s in served else trained[s] for s in SETTINGS if s in served or s in trained}
-    if not runs:
-        raise StoredRunError(f"no SST setting to run: every one asked for was skipped (stored runs: {where})")
-    for setting, run in runs.items():
-        print(f"{'_'.join(setting)}: {run.source}, seeds {', '.join(map(str, run.seeds))}, "
-              f"test accuracy {run.final_test_accuracy.mean():.4f}", flush=True)
-    return SSTExperimentResult(runs)
+    return SSTExperimentResult(run_planned(tuple(int(s) for s in seeds), quiet, only, store, store_dir, retrain, jobs,
+                                           scheduler))
 
 
 def sst_checks(result: SSTResult) -> list[Check]:
@@ -314,64 +256,3 @@ def t1_ordering_sentence(result: SSTResult) -> str:
 
 def _head(model: str) -> str:
     return next(h for h, name in HEADS.items() if name == model)
-
-
-# --------------------------------------------------------------------------- what `attnlib run sst` does
-
-
-def training_estimate(setting: tuple[str, str, str], folder: Path | None, n_seeds: int) -> str:
-    """How long training ``n_seeds`` seeds of a setting takes, from the stored run's wall time."""
-    path = folder / f"{'_'.join(setting)}.json" if folder else None
-    try:
-        meta = json.loads(path.read_text()) if path and path.is_file() else {}
-    except ValueError:
-        meta = {}
-    wall, stored = meta.get("wall_time_s"), len(meta.get("seeds", []))
-    if not wall or not stored:
-        return "training time unknown (no stored run to estimate it from)"
-    return (f"about {wall * n_seeds / stored / 60:.0f} min to train {n_seeds} seed{'s' * (n_seeds > 1)} "
-            f"(the stored run's {stored} seeds took {wall:.0f} s on {meta.get('cpu_threads', '?')} CPU threads)")
-
-
-def plan_runs(seeds: Sequence[int], folder: Path | None, where: str, only: Sequence[str] | None = None,
-              retrain: bool = False):
-    """What ``attnlib run sst`` does with each setting: (serve, train, notes).
-
-    ``serve`` maps a setting to the stored seeds served; ``train`` lists the settings trained (fast ones,
-    or any named in ``only``); ``notes`` are the lines saying what was skipped or why a slow one trains.
-    A slow setting (:data:`~attnlib.experiments.sst.SLOW_SETTINGS`) not named in ``only`` is never
-    trained: its stored seeds are served and the others skipped, with the command and the time to train them.
-    """
-    seeds = [int(s) for s in seeds]
-    serve, train, notes = {}, [], []
-    for setting in sst.SETTINGS:
-        key = "_".join(setting)
-        if only and key not in only:
-            continue
-        # a stored run that fails its sha256 or names another setting raises here: never retrained over silently
-        have = set(stored_seeds(*setting, folder=folder)) if folder and not retrain else set()
-        missing = [s for s in seeds if s not in have]
-        stale = bool(folder) and not retrain and stored_hash(*setting, folder) not in (
-            None, sst_preset(*setting).config_hash())
-        if stale and missing:
-            notes.append(f"{key}: the stored run in {where} was trained with config hash "
-                         f"{stored_hash(*setting, folder)}, the setting now has {sst_preset(*setting).config_hash()} "
-                         "(stale): it is not served")
-        if not missing:
-            serve[setting] = seeds
-        elif setting in sst.SLOW_SETTINGS and not only:
-            if len(missing) < len(seeds):
-                serve[setting] = [s for s in seeds if s not in missing]
-            plural = len(missing) > 1
-            why = ("--retrain retrains slow settings only when --only names them" if retrain
-                   else f"no stored run with {'them' if plural else 'it'} in {where}" if folder else where)
-            notes.append(f"{key}: seed{'s' * plural} {', '.join(map(str, missing))} skipped: {why}, and Attn-TC is "
-                         f"slow, {training_estimate(setting, folder, len(missing))}; train with "
-                         f"`attnlib run sst --only {key} --seeds {len(seeds)}`")
-        else:
-            train.append(setting)
-            if setting in sst.SLOW_SETTINGS:
-                notes.append(f"{key}: training {len(seeds)} seeds ("
-                             f"{'asked for' if retrain else f'no stored run with them in {where}' if folder else where}), "
-                             f"{training_estimate(setting, folder, len(seeds))}")
-    return serve, train, notes

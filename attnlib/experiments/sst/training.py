@@ -1,4 +1,4 @@
-"""Training one SST setting and reducing it to an :class:`~attnlib.experiments.sst.SSTRun`."""
+"""Training one SST (or TREC) setting and reducing it to an :class:`~attnlib.experiments.sst.runs.SSTRun`."""
 
 from __future__ import annotations
 
@@ -14,17 +14,9 @@ from attnlib.data.corpus import Dataset
 from attnlib.data.sst import load_sst
 from attnlib.data.transforms import PAD_ID, find_sentence, load_unpadded, mean_length_minus_one, padded_dataset
 from attnlib.data.trec import load_trec
-from attnlib.experiments.sst import (
-    F6_WORDS,
-    F7_SENTENCE,
-    N_TOP,
-    SST_SEEDS,
-    SSTRun,
-    attention_shift,
-    padding_attention,
-    sentence_weights,
-    top_tokens,
-)
+from attnlib.experiments.sst.runs import SSTRun, attention_shift, padding_attention, sentence_weights, top_tokens
+from attnlib.experiments.sst.settings import F6_WORDS, F7_SENTENCE, N_TOP, SST_SEEDS
+from attnlib.experiments.trec_analysis import traced_words
 from attnlib.model import Batch, first_layer, forward
 from attnlib.provenance import provenance
 from attnlib.train import pinned_threads, train
@@ -52,16 +44,14 @@ def _provenance() -> dict:
 
 def traced_choice(kind: str, dataset: Dataset) -> tuple[list[int], list[int], tuple[int, ...]]:
     """For a dataset kind: the words whose attention shift (F6) is traced (word ids, or
-    :data:`~attnlib.experiments.sst.EVERY_SENTENCE`), the words whose scores and norms are kept besides the
+    :data:`~attnlib.experiments.sst.settings.EVERY_SENTENCE`), the words whose scores and norms are kept besides the
     top ones, and the epochs at whose snapshot every training sentence's most-attended word is kept too (so
     that it can be found again from the kept words). SST2: F6's five words; TREC: see
-    :func:`attnlib.experiments.trec.traced_words`."""
+    :func:`attnlib.experiments.trec_analysis.traced_words`."""
     if kind == "SST2":
         index = {w: i for i, w in enumerate(dataset.vocab)}
         return [index[w] for w in F6_WORDS if w in index], [], ()
     if kind == "TREC":
-        from attnlib.experiments.trec import traced_words  # noqa: PLC0415 - cycle: the TREC experiment imports this module
-
         return traced_words(dataset)
     return [], [], ()
 

@@ -1,22 +1,100 @@
-"""Analyses of the SST runs that the SST chapter shows beside T1 and F5-F7: the Attn-TC plateau, the padding
+"""Analyses of the SST runs: T1 and F6 over several settings (:class:`SSTResult`), and what the SST chapter shows
+beside T1 and F5-F7: the Attn-TC plateau, the padding
 token in the unmasked variant (its attention, and each sentence's logit against its share of padding), the first
 epochs' losses and the choice of ``m`` in the identity.
 
-Every function takes the :class:`~attnlib.experiments.sst.SSTRun` objects (trained or stored) and returns a
+Every function takes the :class:`~attnlib.experiments.sst.runs.SSTRun` objects (trained or stored) and returns a
 table with readable column names, so that the chapter only displays what is computed (and tested) here.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from attnlib.data.transforms import UNMASKED_SUFFIX
-from attnlib.experiments.sst import PAD_ID, PADDED_LENGTH, SSTRun
-from attnlib.experiments.sst_verify import split_logits
+from attnlib import paper
+from attnlib.cache import cached_train
+from attnlib.config import HEADS, sst_preset
+from attnlib.data.transforms import PAD_ID, PADDED_LENGTH, UNMASKED_SUFFIX
+from attnlib.experiments.sst.runs import SSTRun
+from attnlib.experiments.sst.settings import F6_RISE, T1_TOLERANCE
+from attnlib.experiments.sst.verification import split_logits
+from attnlib.provenance import provenance
 
 SETTING = ["dataset", "model", "variant"]
+
+
+# --------------------------------------------------------------------------- T1 and F6 over settings
+
+
+@dataclass
+class SSTResult:
+    """T1 (+ variants), F5, F6 and F7 over several settings."""
+
+    runs: dict[tuple[str, str, str], SSTRun]
+
+    def table(self) -> pd.DataFrame:
+        """T1: per setting mean ± std (and min, max) of test accuracy in %, epochs, beside the paper."""
+        rows = []
+        for (kind, head, variant), run in self.runs.items():
+            ps = run.per_seed()
+            acc = 100 * ps["test_accuracy"]
+            paper_value = 100 * paper.SST_TEST_ACCURACY[(kind, HEADS[head])]
+            rows.append({"dataset": kind, "model": HEADS[head], "variant": variant, "seeds": len(ps),
+                         "test_mean": acc.mean(), "test_std": acc.std(ddof=1) if len(ps) > 1 else 0.0,
+                         "test_min": acc.min(), "test_max": acc.max(), "paper": paper_value,
+                         "diff": acc.mean() - paper_value, "within_2": bool(abs(acc.mean() - paper_value) <= T1_TOLERANCE),
+                         "best_epoch_mean": ps["best_epoch"].mean(), "stopped_epoch_mean": ps["stopped_epoch"].mean(),
+                         "hit_cap": bool(ps["hit_cap"].any()), "source": run.source,
+                         "wall_time_s": run.provenance.get("wall_time_s")})
+        return pd.DataFrame(rows)
+
+    def per_seed(self) -> pd.DataFrame:
+        return pd.concat([r.per_seed() for r in self.runs.values()], ignore_index=True)
+
+    def metrics(self) -> dict:
+        """``SST2.Attn-FC.test_accuracy`` (0-1, mean over seeds), ``.stopped_epoch``, ``.best_epoch``; variants suffixed."""
+        out = {}
+        for (kind, head, variant), run in self.runs.items():
+            suffix = "" if variant == "default" else f".{variant}"
+            base = f"{kind}.{HEADS[head]}"
+            out[f"{base}.test_accuracy{suffix}"] = float(np.mean(run.final_test_accuracy))
+            out[f"{base}.stopped_epoch{suffix}"] = float(np.mean(run.stopped_epoch))
+            out[f"{base}.best_epoch{suffix}"] = float(np.mean(run.best_epoch))
+        return out
+
+    def provenance(self) -> dict:
+        """Config hash per setting (``SST2_FC_default``, ...), the seeds and this process's environment.
+
+        A stored run keeps the provenance of the process that trained it in ``run.provenance``.
+        """
+        seeds = sorted({int(s) for run in self.runs.values() for s in run.seeds})
+        return provenance({run.key: run.config.config_hash() for run in self.runs.values()}, seeds)
+
+    def f6_checks(self) -> pd.DataFrame:
+        """Per SST2 run and seed and traced word: Π(last) - Π(first) >= :data:`F6_RISE` and Ω~(last) < Ω~(first)."""
+        rows = []
+        for run in self.runs.values():
+            df = run.shift_curves()
+            if df.empty:
+                continue
+            for (seed, word), g in df.groupby(["seed", "word"]):
+                g = g.sort_values("epoch")
+                g = g[g.epoch >= 1]
+                first, last = g.iloc[0], g.iloc[-1]
+                rows.append({"model": run.name, "variant": run.variant, "seed": seed, "word": word,
+                             "first_epoch": int(first.epoch), "last_epoch": int(last.epoch),
+                             "purity_first": first.purity, "purity_last": last.purity,
+                             "occ_first": first.occurrence_unfloored, "occ_last": last.occurrence_unfloored,
+                             "pass": bool(last.purity - first.purity >= F6_RISE
+                                          and last.occurrence_unfloored < first.occurrence_unfloored)})
+        return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- the chapter's analyses
 
 
 def _runs(runs) -> list[SSTRun]:
@@ -260,16 +338,6 @@ def first_reaching(run: SSTRun, target: float, window: int = 100) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
-def accuracy_curves(run: SSTRun) -> pd.DataFrame:
-    """Test accuracy (%) at every snapshot while training, per seed: columns seed, epoch, test accuracy (%)."""
-    frames = []
-    for k, seed in enumerate(run.seeds):
-        last = run.last_index(k)
-        frames.append(pd.DataFrame({"seed": seed, "epoch": run.record_epochs[: last + 1],
-                                    "test accuracy (%)": 100 * run.test_accuracy_curve[: last + 1, k]}))
-    return pd.concat(frames, ignore_index=True)
-
-
 # --------------------------------------------------------------------------- the logit against the padding share
 
 
@@ -279,8 +347,8 @@ def sentence_logits(run: SSTRun, dataset, split: str = "dev") -> pd.DataFrame:
     ``$PAD$``'s attention weight, the logit (positive minus negative) and P(positive).
 
     The logits are recomputed exactly from the run's per-word scores and classifier-projected embeddings E U at
-    the best epoch (:func:`~attnlib.experiments.sst_verify.split_logits`, as the stored runs' recompute check
-    does). ``dataset`` is the one the run trained on (:func:`~attnlib.experiments.sst_train.sst_dataset`: padded
+    the best epoch (:func:`~attnlib.experiments.sst.verification.split_logits`, as the stored runs' recompute check
+    does). ``dataset`` is the one the run trained on (:func:`~attnlib.experiments.sst.training.sst_dataset`: padded
     for an unmasked run)."""
     if not run.best_scores.size or not run.best_projected.size:
         raise ValueError(f"run {run.key} has no per-word scores and projected embeddings at the best epoch (stored "
@@ -392,10 +460,6 @@ def fc_gap_diagnostic(runs, datasets, seeds, tolerance: float, settings=FC_GAP_S
     One row per setting and dataset: Attn-FC's test accuracy (mean and std over ``seeds``, %), its difference
     from the paper and whether it is within ``tolerance``; the same for Attn-TC where the setting has a value for
     it (a fixed classifier's initialisation does not touch Attn-TC; another step size is not measured)."""
-    from attnlib import paper  # noqa: PLC0415
-    from attnlib.cache import cached_train  # noqa: PLC0415
-    from attnlib.config import sst_preset  # noqa: PLC0415
-
     seeds = [int(s) for s in seeds]
     rows = []
 
