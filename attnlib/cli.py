@@ -24,7 +24,7 @@ from attnlib.config import RunConfig, read_config_file
 from attnlib.data import trec as trec_data
 from attnlib.data import verify_data
 from attnlib.data.download import DataError
-from attnlib.experiments import EXPERIMENTS
+from attnlib.experiments import EXPERIMENTS, trec
 from attnlib.experiments.base import Experiment, Option, checks_table, positive_int
 from attnlib.experiments.sst.settings import SETTINGS as SST_SETTINGS
 from attnlib.experiments.sst.storage import StoredRunError, regenerate_manifest, store_dir
@@ -224,15 +224,19 @@ def build_parser() -> argparse.ArgumentParser:
                              "else ../shared/data/trec, else the user cache, filled by a download)")
     verify.add_argument("--no-download", action="store_true", help="never download the data, only check")
 
-    store = commands.add_parser("store", help="check the stored SST runs (results/sst), or record their checksums",
-                                description="Check the stored SST runs (see attnlib.experiments.sst.verification).")
+    store = commands.add_parser("store", help="check the stored SST or TREC runs (results/sst, results/trec), or "
+                                              "record their checksums",
+                                description="Check the stored SST or TREC runs (see "
+                                            "attnlib.experiments.sst.verification).")
     store.add_argument("action", choices=("manifest", "verify", "compare"),
                        help="manifest: record the sha256 of the stored files now (after a deliberate re-store); "
                             "verify: check every stored run; compare: a retrained store (FRESH) against the store")
     store.add_argument("fresh", nargs="?", type=Path, help="compare only: the folder --store wrote (STORE/sst)")
     store.add_argument("--store-dir", type=Path, default=None, help="the store (default: $ATTNLIB_STORE_DIR, "
-                                                                     "else the checkout's results/sst)")
-    store.add_argument("--only", default=None, help="comma-separated settings, e.g. SST2_FC_default")
+                                                                     "else the checkout's results/sst; TREC's: "
+                                                                     "results/trec)")
+    store.add_argument("--only", default=None, help="comma-separated settings, e.g. SST2_FC_default or "
+                                                    "TREC_TC_default")
     store.add_argument("--replay", action="store_true", help="verify only: also replay the first epochs")
     return parser
 
@@ -343,14 +347,18 @@ def _prepare_run(args: argparse.Namespace) -> None:
             entry.check_options(**{option.dest: getattr(args, option.dest) for option in entry.options})
 
 
+STORED_SETTINGS = SST_SETTINGS + tuple((trec.KIND, head, trec.VARIANT) for head in sorted(trec.SLOW_HEADS))
+"""Every setting a store may hold: SST's and TREC's slow heads (same format, same checks)."""
+
+
 def _store_settings(only: str | None):
     """The settings ``--only`` names (None: every stored one)."""
-    names = {"_".join(s): s for s in SST_SETTINGS}
+    names = {"_".join(s): s for s in STORED_SETTINGS}
     if only is None:
         return None
     unknown = [n for n in only.split(",") if n not in names]
     if unknown:
-        raise StoredRunError(f"unknown SST settings {', '.join(unknown)}; known: {', '.join(names)}")
+        raise StoredRunError(f"unknown stored settings {', '.join(unknown)}; known: {', '.join(names)}")
     return [names[n] for n in only.split(",")]
 
 
@@ -373,7 +381,11 @@ def store_command(args: argparse.Namespace) -> int:
                       file=sys.stderr)
             return 1 if len(drift) else 0
         found, where = store_dir(args.store_dir)
-        settings = _store_settings(args.only) or [s for s in SST_SETTINGS if found and (found / f"{'_'.join(s)}.npz").is_file()]
+        settings = _store_settings(args.only) or [s for s in STORED_SETTINGS
+                                                   if found and (found / f"{'_'.join(s)}.npz").is_file()]
+        if not settings:  # nothing checked is not a pass
+            raise StoredRunError(f"no stored run to verify in {where} (stored runs are named like "
+                                 f"{'_'.join(STORED_SETTINGS[0])}.npz)")
         failures = 0
         for setting in settings:
             try:

@@ -414,3 +414,19 @@ def test_attnlib_run_trec_writes_tables_figures_checks_and_metrics(tmp_path: Pat
     assert metrics["seeds"] == [0] and metrics["provenance"]["config_hashes"]
     checks = (folder / "checks.csv").read_text(encoding="utf-8")
     assert all(f"X{k}" in checks for k in (1, 2, 3, 4))
+
+
+@needs_data
+def test_the_store_command_verifies_the_stored_trec_runs(tmp_path: Path, capsys) -> None:
+    from attnlib import cli
+    from attnlib.experiments import trec as experiment
+
+    folder = experiment.store_folder()
+    stored = sorted(p.stem for p in folder.glob("TREC_*.npz"))
+    assert stored, f"no stored TREC run in {folder}"
+    assert cli.main(["store", "verify", "--store-dir", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert f"{len(stored)} of {len(stored)} stored runs" in out
+    assert all(f"{name}: integrity: passed" in out for name in stored)
+    assert cli.main(["store", "verify", "--store-dir", str(tmp_path)]) == 1  # nothing checked is no pass
+    assert "no stored run to verify" in capsys.readouterr().err
