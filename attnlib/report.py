@@ -181,3 +181,93 @@ def book_table(table: pd.DataFrame, columns: dict[str, str] | None = None, digit
                         verdicts.get(column, VERDICT_WORDS)) for v in table[column].tolist()]
         for column, heading in columns.items()})
     return shown.style.hide(axis="index")
+
+
+FINDINGS = {
+    "holds": ("holds", "holds",
+              "every test with a pass condition passes"),
+    "strict": ("criterion strict", "partly",
+               "every part of the claim shows in some of our runs, but our criterion asks for it in more of them "
+               "than show it (the paper shows one run)"),
+    "fails in part": ("fails in part", "fails",
+                      "at least one part of the claim shows in none of our runs, while other parts hold"),
+    "fails": ("fails", "fails",
+              "no part of the claim shows in any of our runs"),
+    "reported": ("reported", "reported", "nothing is tested against a pass condition"),
+    "not run": ("not run", "reported", "none of the experiments that test it ran"),
+}
+"""Per finding: the word a reader sees, its badge style (as :data:`VERDICT_BADGES`) and what it means.
+
+A finding tells apart the two ways a claim can miss: *criterion strict*, where each missed test is met by
+some of its units (seeds, cells, model-seed pairs), so a single run like the paper's can show the claim and
+the miss is the strictness of asking it of (nearly) every run; and *fails*, where a test is met by none of
+its units, so the claim, as we test it, does not hold in our runs at all."""
+
+
+def row_finding(passed: int, needed: int, total: int) -> str:
+    """One scorecard row's finding: *holds* when ``passed >= needed``, *fails* when no unit passes,
+    *strict* when some but too few do, *reported* when the row has no pass condition (``total == 0``)."""
+    if total == 0:
+        return "reported"
+    if passed >= needed:
+        return "holds"
+    return "fails" if passed == 0 else "strict"
+
+
+def claim_findings(rows: pd.DataFrame, claims: dict[str, tuple[str, tuple[str, ...]]] = CLAIMS) -> pd.DataFrame:
+    """One line per claim from the scorecard's rows (columns ``id``, ``claim``, ``passed``, ``needed``,
+    ``total``, as :func:`attnlib.scorecard.scorecard_table`): ``claim``, ``statement``, ``finding`` (a key of
+    :data:`FINDINGS`), ``ids`` (the experiments that test it, present ones only) and ``misses`` (the missed
+    rows, "F5 SST2 Attn-TC: ... (met in 1 of 3)", in scorecard order; empty when none misses).
+
+    The finding is *holds* when every gated row holds; *fails* when every gated row fails (no unit passes);
+    *fails in part* when some gated row fails and another holds or is partly met; *strict* when no row fails
+    but some are met by too few units; *reported* when no row has a pass condition; *not run* when no row
+    tests it."""
+    out = []
+    for claim, (statement, ids) in claims.items():
+        part = rows[rows["id"].isin(ids)]
+        found = [row_finding(int(r.passed), int(r.needed), int(r.total)) for r in part.itertuples()]
+        gated = [f for f in found if f != "reported"]
+        if part.empty:
+            finding = "not run"
+        elif not gated:
+            finding = "reported"
+        elif all(f == "holds" for f in gated):
+            finding = "holds"
+        elif all(f == "fails" for f in gated):
+            finding = "fails"
+        elif "fails" in gated:
+            finding = "fails in part"
+        else:
+            finding = "strict"
+        misses = [f"{r.id} {r.claim} (met in {int(r.passed)} of {int(r.total)})"
+                  for r, f in zip(part.itertuples(), found) if f in ("fails", "strict")]
+        out.append({"claim": claim, "statement": statement, "finding": finding,
+                    "ids": ", ".join(i for i in ids if i in set(part["id"])), "misses": "; ".join(misses)})
+    return pd.DataFrame(out, columns=["claim", "statement", "finding", "ids", "misses"])
+
+
+def finding_badge(finding: str) -> str:
+    """``finding`` (a key of :data:`FINDINGS`) as an inline HTML badge: its word in its colour."""
+    word, style, _ = FINDINGS[finding]
+    return f'<span class="attnlib-verdict attnlib-verdict-{style}">{word}</span>'
+
+
+def findings_markdown(findings: pd.DataFrame) -> str:
+    """The claims as a Markdown list: badge, claim, statement, the experiments that test it, and for a claim
+    that misses, which tests miss and in how many units each passes, marked as failing or strict."""
+    lines = []
+    for r in findings.itertuples():
+        tested = f" ({r.ids})" if r.ids else ""
+        line = f"* {finding_badge(r.finding)} **{r.claim}.** {r.statement}{tested}."
+        if r.misses:
+            line += f" Missed: {r.misses}."
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def findings_legend() -> str:
+    """The badges with what each means, as one Markdown sentence for the book's first page."""
+    return "; ".join(f"{finding_badge(key)} {meaning}" for key, (_, _, meaning) in FINDINGS.items()
+                     if key not in ("reported", "not run")) + "."
