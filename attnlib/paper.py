@@ -113,6 +113,12 @@ def paper_label(id_: str) -> str:
     return f"the {item.kind} of {item.shows} (Section {PAPER_SECTION})"
 
 
+def paper_short_label(id_: str) -> str:
+    """:func:`paper_label` for a table cell: "Table 1", or "figure of <what it shows>" without the section."""
+    item = PAPER_ITEMS[id_]
+    return f"{item.kind.capitalize()} {item.number}" if item.number is not None else f"{item.kind} of {item.shows}"
+
+
 def paper_readings(id_: str) -> dict[str, object]:
     """The values the paper prints or that are read off its figure ``id_``, by constant name (empty where
     the paper gives only a shape)."""
