@@ -64,11 +64,13 @@ TREC_PUBLISHED_SOURCE = {"CNN-rand (Kim 2014)": "Kim 2014, Table 2", "CNN-non-st
 class PaperItem:
     """Where one of the book's experiment IDs sits in the paper :cite:`lu2021dynamics` and what it shows there.
 
-    ``kind`` is "figure" or "table"; ``number`` the paper's own number for it, or None where it has not been
-    checked against the paper's text (then the item is named by what it shows, in the paper's Section 5, never
-    by a guessed number); ``script`` the authors' script that draws it :cite:`lu2021code`; ``readings`` the
-    names of the constants of this module that quote or read its values (empty: the paper describes a shape
-    and gives no value to stand beside ours); ``chapter`` the book chapter that reproduces it."""
+    ``kind`` is "figure" or "table"; ``number`` the paper's own number for it where the book is sure of it
+    (T1: the paper's one table, of the four test accuracies quoted in :data:`SST_TEST_ACCURACY`), None where
+    it has not been checked against the paper's text (then the item is named by what it shows, in the
+    paper's Section 5, never by a guessed number); ``script`` the authors' script that draws it
+    :cite:`lu2021code`; ``readings`` the names of the constants of this module that quote or read its values
+    (empty: the paper describes a shape and gives no value to stand beside ours); ``chapter`` the book
+    chapter that reproduces it; ``short`` a few words for a table cell."""
 
     kind: str
     number: int | None
@@ -76,6 +78,7 @@ class PaperItem:
     script: str
     readings: tuple[str, ...]
     chapter: str
+    short: str
 
 
 PAPER_SECTION = 5
@@ -84,21 +87,26 @@ PAPER_SECTION = 5
 PAPER_ITEMS: dict[str, PaperItem] = {
     "F1": PaperItem("figure", None, "the SEN curves: each topic word's score against its embedding norm, synthetic "
                     "data", "perform_synthetic_analysis.py",
-                    ("SYNTHETIC_FINAL_TOPIC_SCORE", "SYNTHETIC_FINAL_TOPIC_NORM"), "synthetic"),
+                    ("SYNTHETIC_FINAL_TOPIC_SCORE", "SYNTHETIC_FINAL_TOPIC_NORM"), "synthetic",
+                    "SEN curves, synthetic"),
     "F2": PaperItem("figure", None, "the training-loss curves, synthetic data", "perform_synthetic_analysis.py",
-                    ("SYNTHETIC_T01", "SYNTHETIC_PLATEAU_END", "SYNTHETIC_TEST_ACCURACY"), "synthetic"),
+                    ("SYNTHETIC_T01", "SYNTHETIC_PLATEAU_END", "SYNTHETIC_TEST_ACCURACY"), "synthetic",
+                    "loss curves, synthetic"),
     "F3": PaperItem("figure", None, "the distributions of final scores and norms, topic against non-topic words",
-                    "perform_synthetic_analysis.py", ("SYNTHETIC_NONTOPIC_SCORE_RANGE",), "synthetic"),
+                    "perform_synthetic_analysis.py", ("SYNTHETIC_NONTOPIC_SCORE_RANGE",), "synthetic",
+                    "score and norm distributions"),
     "F4": PaperItem("figure", None, "the ablation: keys frozen (KF), embeddings frozen (EF)", "ablation_analysis.py",
-                    ("ABLATION_FINAL", "ABLATION_NEAR_ZERO_EPOCH"), "ablation"),
+                    ("ABLATION_FINAL", "ABLATION_NEAR_ZERO_EPOCH"), "ablation", "ablation"),
     "T1": PaperItem("table", 1, "the test accuracies on SST2 and SST5",
-                    "perform_sst2_analysis.py, perform_sst5_analysis.py", ("SST_TEST_ACCURACY",), "sst"),
+                    "perform_sst2_analysis.py, perform_sst5_analysis.py", ("SST_TEST_ACCURACY",), "sst",
+                    "SST test accuracies"),
     "F5": PaperItem("figure", None, "the SEN curves of the top-scored SST words",
-                    "perform_sst2_analysis.py, perform_sst5_analysis.py", (), "sst"),
+                    "perform_sst2_analysis.py, perform_sst5_analysis.py", (), "sst", "SEN curves, SST"),
     "F6": PaperItem("figure", None, "the purity and occurrence of the top-scored words over training (SST2)",
-                    "perform_sst2_analysis.py", ("SST_F6_WORDS",), "sst"),
+                    "perform_sst2_analysis.py", ("SST_F6_WORDS",), "sst",
+                    "purity and occurrence, SST2"),
     "F7": PaperItem("figure", None, "\"powerful\" against \"best\" in one sentence (SST2)", "perform_sst2_analysis.py",
-                    (), "sst"),
+                    (), "sst", "one sentence, SST2"),
 }
 """The paper's figures and table, by the book's experiment ID, in the paper's order: the one place the book
 maps its IDs to the paper (the criteria page's table, the scorecard and the chapters' captions read it)."""
@@ -114,9 +122,9 @@ def paper_label(id_: str) -> str:
 
 
 def paper_short_label(id_: str) -> str:
-    """:func:`paper_label` for a table cell: "Table 1", or "figure of <what it shows>" without the section."""
+    """:func:`paper_label` for a table cell: "Table 1", or "figure: <a few words>" without the section."""
     item = PAPER_ITEMS[id_]
-    return f"{item.kind.capitalize()} {item.number}" if item.number is not None else f"{item.kind} of {item.shows}"
+    return f"{item.kind.capitalize()} {item.number}" if item.number is not None else f"{item.kind}: {item.short}"
 
 
 def paper_readings(id_: str) -> dict[str, object]:
@@ -132,7 +140,7 @@ def paper_items_table() -> pd.DataFrame:
     for id_, item in PAPER_ITEMS.items():
         readings = sum(_count(value) for value in paper_readings(id_).values())
         rows.append({"id": id_, "in the paper": paper_label(id_) if item.number is not None else
-                     f"a {item.kind} of Section {PAPER_SECTION}", "shows": item.shows, "script": item.script,
+                     f"a {item.kind}, number not checked", "shows": item.shows, "script": item.script,
                      "readings": readings if readings else "none, a shape", "chapter": item.chapter})
     return pd.DataFrame(rows)
 

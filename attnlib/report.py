@@ -184,15 +184,11 @@ def book_table(table: pd.DataFrame, columns: dict[str, str] | None = None, digit
 
 
 FINDINGS = {
-    "holds": ("holds", "holds",
-              "every test with a pass condition passes"),
+    "holds": ("holds", "holds", "every test passes"),
     "strict": ("criterion strict", "partly",
-               "every part of the claim shows in some of our runs, but our criterion asks for it in more of them "
-               "than show it (the paper shows one run)"),
-    "fails in part": ("fails in part", "fails",
-                      "at least one part of the claim shows in none of our runs, while other parts hold"),
-    "fails": ("fails", "fails",
-              "no part of the claim shows in any of our runs"),
+               "each missed test passes in some of our runs: our criterion asks more runs than the paper's one"),
+    "fails in part": ("fails in part", "fails", "some test passes in none of our runs, others pass"),
+    "fails": ("fails", "fails", "every test fails in all our runs"),
     "reported": ("reported", "reported", "nothing is tested against a pass condition"),
     "not run": ("not run", "reported", "none of the experiments that test it ran"),
 }
@@ -217,8 +213,10 @@ def row_finding(passed: int, needed: int, total: int) -> str:
 def claim_findings(rows: pd.DataFrame, claims: dict[str, tuple[str, tuple[str, ...]]] = CLAIMS) -> pd.DataFrame:
     """One line per claim from the scorecard's rows (columns ``id``, ``claim``, ``passed``, ``needed``,
     ``total``, as :func:`attnlib.scorecard.scorecard_table`): ``claim``, ``statement``, ``finding`` (a key of
-    :data:`FINDINGS`), ``ids`` (the experiments that test it, present ones only) and ``misses`` (the missed
-    rows, "F5 SST2 Attn-TC: ... (met in 1 of 3)", in scorecard order; empty when none misses).
+    :data:`FINDINGS`), ``ids`` (the experiments that test it, present ones only), ``misses`` (per experiment
+    with a missed test, whether it fails or is strict, and how many of its tests miss: "F2 strict (3 tests),
+    T1 fails"; empty when none misses) and ``missed_rows`` (each missed test, "F5 SST2 Attn-TC: ... (met in
+    1 of 3)", in scorecard order).
 
     The finding is *holds* when every gated row holds; *fails* when every gated row fails (no unit passes);
     *fails in part* when some gated row fails and another holds or is partly met; *strict* when no row fails
@@ -241,11 +239,17 @@ def claim_findings(rows: pd.DataFrame, claims: dict[str, tuple[str, tuple[str, .
             finding = "fails in part"
         else:
             finding = "strict"
-        misses = [f"{r.id} {r.claim} (met in {int(r.passed)} of {int(r.total)})"
+        missed = [(r.id, f, f"{r.id} {r.claim} (met in {int(r.passed)} of {int(r.total)})")
                   for r, f in zip(part.itertuples(), found) if f in ("fails", "strict")]
+        by_id: dict[str, list[str]] = {}
+        for id_, f, _ in missed:
+            by_id.setdefault(id_, []).append(f)
+        misses = [f"{id_} {'fails' if 'fails' in kinds else 'strict'}"
+                  + (f" ({len(kinds)} tests)" if len(kinds) > 1 else "") for id_, kinds in by_id.items()]
         out.append({"claim": claim, "statement": statement, "finding": finding,
-                    "ids": ", ".join(i for i in ids if i in set(part["id"])), "misses": "; ".join(misses)})
-    return pd.DataFrame(out, columns=["claim", "statement", "finding", "ids", "misses"])
+                    "ids": ", ".join(i for i in ids if i in set(part["id"])), "misses": ", ".join(misses),
+                    "missed_rows": "; ".join(text for _, _, text in missed)})
+    return pd.DataFrame(out, columns=["claim", "statement", "finding", "ids", "misses", "missed_rows"])
 
 
 def finding_badge(finding: str) -> str:
@@ -256,7 +260,7 @@ def finding_badge(finding: str) -> str:
 
 def findings_markdown(findings: pd.DataFrame) -> str:
     """The claims as a Markdown list: badge, claim, statement, the experiments that test it, and for a claim
-    that misses, which tests miss and in how many units each passes, marked as failing or strict."""
+    that misses, which experiments miss, each marked as failing or strict."""
     lines = []
     for r in findings.itertuples():
         tested = f" ({r.ids})" if r.ids else ""

@@ -65,6 +65,14 @@ def _rows(*rows):
     return pd.DataFrame([dict(zip(("id", "claim", "passed", "needed", "total"), r)) for r in rows])
 
 
+def test_claim_findings_sum_up_an_experiments_misses():
+    from attnlib.report import claim_findings
+    rows = _rows(("F2", "start", 14, 15, 15), ("F2", "first", 4, 5, 5), ("T1", "cell", 0, 1, 1),
+                 ("T1", "order", 0, 2, 2), ("T1", "other cell", 1, 1, 1))
+    out = claim_findings(rows, {"C": ("two experiments", ("F2", "T1"))}).iloc[0]
+    assert out.finding == "fails in part" and out.misses == "F2 strict (2 tests), T1 fails (2 tests)"
+
+
 def test_claim_findings_tell_a_failing_claim_from_a_strict_criterion():
     from attnlib.report import claim_findings, findings_markdown
     claims = {"A": ("all hold", ("F1", "F4")), "B": ("some seeds", ("F1", "F5")),
@@ -75,10 +83,11 @@ def test_claim_findings_tell_a_failing_claim_from_a_strict_criterion():
     out = claim_findings(rows, claims).set_index("claim")
     assert out.finding.to_dict() == {"A": "holds", "B": "strict", "C": "fails in part", "D": "fails",
                                      "E": "reported", "G": "not run"}
-    assert out.loc["B", "misses"] == "F5 SST2 gap (met in 1 of 3)" and out.loc["A", "misses"] == ""
-    assert out.loc["C", "misses"] == "T1 SST2 Attn-FC accuracy (met in 0 of 1)" and out.loc["C", "ids"] == "F4, T1"
+    assert out.loc["B", "misses"] == "F5 strict" and out.loc["A", "misses"] == ""
+    assert out.loc["B", "missed_rows"] == "F5 SST2 gap (met in 1 of 3)"
+    assert out.loc["C", "missed_rows"] == "T1 SST2 Attn-FC accuracy (met in 0 of 1)" and out.loc["C", "ids"] == "F4, T1"
     text = findings_markdown(out.reset_index())
-    assert ">criterion strict</span> **B.** some seeds (F1, F5). Missed: F5 SST2 gap (met in 1 of 3)." in text
+    assert ">criterion strict</span> **B.** some seeds (F1, F5). Missed: F5 strict." in text
     assert 'attnlib-verdict-fails">fails in part<' in text and "**G.** nothing ran." in text
 
 
@@ -166,8 +175,8 @@ def test_every_paper_id_is_mapped_once_to_the_paper():
     assert paper.paper_label("T1") == "Table 1"
     assert paper.paper_label("F3").startswith("the figure of the distributions of final scores")
     assert paper.paper_label("F3").endswith("(Section 5)") and paper.paper_short_label("T1") == "Table 1"
-    assert paper.paper_short_label("F2") == "figure of the training-loss curves, synthetic data"
+    assert paper.paper_short_label("F2") == "figure: loss curves, synthetic"
     assert paper.paper_readings("T1") == {"SST_TEST_ACCURACY": paper.SST_TEST_ACCURACY}
     table = paper.paper_items_table().set_index("id")
     assert table.loc["T1", "readings"] == 4 and table.loc["F7", "readings"] == "none, a shape"
-    assert table.loc["F4", "chapter"] == "ablation"
+    assert table.loc["F4", "chapter"] == "ablation" and table.loc["F4", "in the paper"] == "a figure, number not checked"
