@@ -89,6 +89,7 @@ def test_claim_findings_tell_a_failing_claim_from_a_strict_criterion():
     text = findings_markdown(out.reset_index())
     assert ">criterion strict</span> **B.** some seeds (F1, F5). Missed: F5 strict." in text
     assert 'attnlib-verdict-fails">fails in part<' in text and "**G.** nothing ran." in text
+    assert "**D.** every part fails (T1).\n" in text  # one experiment: the badge says which fails
 
 
 def test_accuracy_standard_error_is_binomial():
