@@ -114,17 +114,22 @@ maps its IDs to the paper (the criteria page's table, the scorecard and the chap
 
 def paper_label(id_: str) -> str:
     """How the book names ``id_``'s place in the paper: "Table 1" where the number is known, otherwise "the
-    figure of <what it shows> (Section 5)". Raises KeyError for an ID that is not one of the paper's."""
+    figure of <what it shows>, in Section 5". Raises KeyError for an ID that is not one of the paper's."""
     item = PAPER_ITEMS[id_]
     if item.number is not None:
         return f"{item.kind.capitalize()} {item.number}"
-    return f"the {item.kind} of {item.shows} (Section {PAPER_SECTION})"
+    return f"the {item.kind} of {item.shows}, in Section {PAPER_SECTION}"
 
 
 def paper_short_label(id_: str) -> str:
     """:func:`paper_label` for a table cell: "Table 1", or "figure: <a few words>" without the section."""
     item = PAPER_ITEMS[id_]
     return f"{item.kind.capitalize()} {item.number}" if item.number is not None else f"{item.kind}: {item.short}"
+
+
+def in_paper_sentence(ids: tuple[str, ...]) -> str:
+    """Where the ``ids`` sit in the paper, as one sentence: "T1 is Table 1; F5 is the figure of ..., in Section 5"."""
+    return "; ".join(f"{id_} is {paper_label(id_)}" for id_ in ids) + "."
 
 
 def paper_readings(id_: str) -> dict[str, object]:
