@@ -128,8 +128,17 @@ def paper_short_label(id_: str) -> str:
 
 
 def in_paper_sentence(ids: tuple[str, ...]) -> str:
-    """Where the ``ids`` sit in the paper, as one sentence: "T1 is Table 1; F5 is the figure of ..., in Section 5"."""
-    return "; ".join(f"{id_} is {paper_label(id_)}" for id_ in ids) + "."
+    """Where the ``ids`` sit in the paper, in sentences: each numbered one by its number, the others together,
+    by what they show: "T1 is Table 1. F5 and F7 are figures of its Section 5: F5 the ..., F7 the ..."."""
+    parts = [f"{id_} is {paper_label(id_)}." for id_ in ids if PAPER_ITEMS[id_].number is not None]
+    rest = [id_ for id_ in ids if PAPER_ITEMS[id_].number is None]
+    if rest:
+        names = rest[0] if len(rest) == 1 else ", ".join(rest[:-1]) + " and " + rest[-1]
+        kinds = sorted({PAPER_ITEMS[id_].kind for id_ in rest})
+        what = f"are {' and '.join(kind + 's' for kind in kinds)}" if len(rest) > 1 else f"is a {kinds[0]}"
+        parts.append(f"{names} {what} of its Section {PAPER_SECTION}: "
+                     + "; ".join(f"{id_} {PAPER_ITEMS[id_].shows}" for id_ in rest) + ".")
+    return " ".join(parts)
 
 
 def paper_readings(id_: str) -> dict[str, object]:

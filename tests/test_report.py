@@ -177,8 +177,9 @@ def test_every_paper_id_is_mapped_once_to_the_paper():
     assert paper.paper_label("F3").startswith("the figure of the distributions of final scores")
     assert paper.paper_label("F3").endswith(", in Section 5") and paper.paper_short_label("T1") == "Table 1"
     assert paper.paper_short_label("F2") == "figure: loss curves, synthetic"
-    assert paper.in_paper_sentence(("T1", "F7")) == ('T1 is Table 1; F7 is the figure of "powerful" against "best" '
-                                                     'in one sentence (SST2), in Section 5.')
+    assert paper.in_paper_sentence(("T1", "F7")) == ('T1 is Table 1. F7 is a figure of its Section 5: F7 "powerful" '
+                                                     'against "best" in one sentence (SST2).')
+    assert paper.in_paper_sentence(("F2", "F3")).startswith("F2 and F3 are figures of its Section 5: F2 the training")
     assert paper.paper_readings("T1") == {"SST_TEST_ACCURACY": paper.SST_TEST_ACCURACY}
     table = paper.paper_items_table().set_index("id")
     assert table.loc["T1", "readings"] == 4 and table.loc["F7", "readings"] == "none, a shape"
