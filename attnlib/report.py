@@ -96,7 +96,7 @@ CLAIMS: dict[str, tuple[str, tuple[str, ...]]] = {
            ("F1", "N1", "N2", "N6", "F5")),
     "C2": ("Score and norm promote each other: freezing either one slows or stops learning", ("F4",)),
     "C3": ("With a fixed linear classifier, score and norm only grow and attention goes to the topic words "
-           "(the numerical side of the convergence result; the proof is not checked here)", ("N3", "N4")),
+           "(checked numerically; the proof is not checked)", ("N3", "N4")),
     "C4": ("The empirical findings: every model learns the synthetic task, the fixed classifier fastest and with "
            "the highest scores; on SST attention moves from frequent to pure words; the SST test accuracies",
            ("F2", "F3", "F6", "F7", "T1")),
@@ -181,3 +181,97 @@ def book_table(table: pd.DataFrame, columns: dict[str, str] | None = None, digit
                         verdicts.get(column, VERDICT_WORDS)) for v in table[column].tolist()]
         for column, heading in columns.items()})
     return shown.style.hide(axis="index")
+
+
+FINDINGS = {
+    "holds": ("holds", "holds", "every test passes"),
+    "strict": ("criterion strict", "partly",
+               "each missed test passes in some of our runs: our criterion asks more runs than the paper's one"),
+    "fails in part": ("fails in part", "fails", "some test passes in none of our runs, others pass"),
+    "fails": ("fails", "fails", "every test fails in all our runs"),
+    "reported": ("reported", "reported", "nothing is tested against a pass condition"),
+    "not run": ("not run", "reported", "none of the experiments that test it ran"),
+}
+"""Per finding: the word a reader sees, its badge style (as :data:`VERDICT_BADGES`) and what it means.
+
+A finding tells apart the two ways a claim can miss: *criterion strict*, where each missed test is met by
+some of its units (seeds, cells, model-seed pairs), so a single run like the paper's can show the claim and
+the miss is the strictness of asking it of (nearly) every run; and *fails*, where a test is met by none of
+its units, so the claim, as we test it, does not hold in our runs at all."""
+
+
+def row_finding(passed: int, needed: int, total: int) -> str:
+    """One scorecard row's finding: *holds* when ``passed >= needed``, *fails* when no unit passes,
+    *strict* when some but too few do, *reported* when the row has no pass condition (``total == 0``)."""
+    if total == 0:
+        return "reported"
+    if passed >= needed:
+        return "holds"
+    return "fails" if passed == 0 else "strict"
+
+
+def claim_findings(rows: pd.DataFrame, claims: dict[str, tuple[str, tuple[str, ...]]] = CLAIMS) -> pd.DataFrame:
+    """One line per claim from the scorecard's rows (columns ``id``, ``claim``, ``passed``, ``needed``,
+    ``total``, as :func:`attnlib.scorecard.scorecard_table`): ``claim``, ``statement``, ``finding`` (a key of
+    :data:`FINDINGS`), ``ids`` (the experiments that test it, present ones only), ``misses`` (per experiment
+    with a missed test, whether it fails or is strict, and how many of its tests miss: "F2 strict (3 tests),
+    T1 fails"; empty when none misses) and ``missed_rows`` (each missed test, "F5 SST2 Attn-TC: ... (met in
+    1 of 3)", in scorecard order).
+
+    The finding is *holds* when every gated row holds; *fails* when every gated row fails (no unit passes);
+    *fails in part* when some gated row fails and another holds or is partly met; *strict* when no row fails
+    but some are met by too few units; *reported* when no row has a pass condition; *not run* when no row
+    tests it."""
+    out = []
+    for claim, (statement, ids) in claims.items():
+        part = rows[rows["id"].isin(ids)]
+        found = [row_finding(int(r.passed), int(r.needed), int(r.total)) for r in part.itertuples()]
+        gated = [f for f in found if f != "reported"]
+        if part.empty:
+            finding = "not run"
+        elif not gated:
+            finding = "reported"
+        elif all(f == "holds" for f in gated):
+            finding = "holds"
+        elif all(f == "fails" for f in gated):
+            finding = "fails"
+        elif "fails" in gated:
+            finding = "fails in part"
+        else:
+            finding = "strict"
+        missed = [(r.id, f, f"{r.id} {r.claim} (met in {int(r.passed)} of {int(r.total)})")
+                  for r, f in zip(part.itertuples(), found) if f in ("fails", "strict")]
+        by_id: dict[str, list[str]] = {}
+        for id_, f, _ in missed:
+            by_id.setdefault(id_, []).append(f)
+        misses = [f"{id_} {'fails' if 'fails' in kinds else 'strict'}"
+                  + (f" ({len(kinds)} tests)" if len(kinds) > 1 else "") for id_, kinds in by_id.items()]
+        out.append({"claim": claim, "statement": statement, "finding": finding,
+                    "ids": ", ".join(i for i in ids if i in set(part["id"])), "misses": ", ".join(misses),
+                    "missed_rows": "; ".join(text for _, _, text in missed)})
+    return pd.DataFrame(out, columns=["claim", "statement", "finding", "ids", "misses", "missed_rows"])
+
+
+def finding_badge(finding: str) -> str:
+    """``finding`` (a key of :data:`FINDINGS`) as an inline HTML badge: its word in its colour."""
+    word, style, _ = FINDINGS[finding]
+    return f'<span class="attnlib-verdict attnlib-verdict-{style}">{word}</span>'
+
+
+def findings_markdown(findings: pd.DataFrame) -> str:
+    """The claims as a Markdown list: badge, claim, statement, the experiments that test it, and for a claim
+    tested by several experiments that misses, which of them miss, each marked as failing or strict."""
+    lines = []
+    for r in findings.itertuples():
+        tested = f" ({r.ids})" if r.ids else ""
+        line = f"* {finding_badge(r.finding)} **{r.claim}.** {r.statement}{tested}."
+        if r.misses and "," in r.ids:  # a claim tested by one experiment: its badge already says it all
+            line += f" Missed: {r.misses}."
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def findings_legend() -> str:
+    """The badges with what each means, as one Markdown sentence for the book's first page."""
+    return "; ".join(f"{finding_badge(key)} {meaning}" for key, (_, _, meaning) in FINDINGS.items()
+                     if key not in ("reported", "not run")) + "."

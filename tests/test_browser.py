@@ -326,6 +326,15 @@ def test_nothing_scrolls_sideways_on_a_phone(page: str, pages) -> None:
 
 
 @pytest.mark.skipif(INTRO not in PAGES, reason="the book has no intro page")
+def test_the_intro_tables_fit_the_column_on_a_wide_screen(pages) -> None:
+    """At 1400 px every table of the intro (T1 beside the paper's values) is seen whole: none is wider than
+    the box it sits in, so none has to be scrolled sideways to read its last column."""
+    data = pages[INTRO][WIDE]
+    sideways = [f"table {t['index']} '{t['head']}' ({t['width']:.0f} px)" for t in data["tables"] if t["scrolls"]]
+    assert not sideways, f"{INTRO} at {WIDE} px, tables wider than their box: " + "; ".join(sideways)
+
+
+@pytest.mark.skipif(INTRO not in PAGES, reason="the book has no intro page")
 def test_the_first_screen_gives_the_answer(pages) -> None:
     """The intro's first screen at 1400 px holds the verdicts per claim and the paper's table T1 (the first
     table); at 400 px the verdicts come before any table."""

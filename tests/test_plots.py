@@ -85,6 +85,20 @@ def test_a_figure_of_several_columns_carries_a_stacked_layout() -> None:
     plt.close(single)
 
 
+def test_a_stacked_panel_keeps_the_heading_and_y_label_it_shared() -> None:
+    from attnlib.plots.style import stack_panels
+    use_style()
+    fig, axes = plt.subplots(2, 2, figsize=(FIG_WIDTH, 4))
+    for col, model in enumerate(("Attn-FC", "Attn-TC")):  # the models head the columns, as in F1
+        axes[0, col].set(title=model, ylabel="norm" if col == 0 else "")
+        axes[1, col].set(ylabel="residual" if col == 0 else "")
+    axes[1, 1].set_title("own title")  # a panel's own title is kept
+    assert stack_panels(fig)
+    assert [ax.get_title() for ax in axes.ravel()] == ["Attn-FC", "Attn-TC", "Attn-FC", "own title"]
+    assert [ax.get_ylabel() for ax in axes.ravel()] == ["norm", "norm", "residual", "residual"]
+    plt.close(fig)
+
+
 def test_the_book_offers_the_stacked_layout_to_narrow_screens(tmp_path) -> None:
     import sys
     from pathlib import Path

@@ -53,6 +53,45 @@ def test_verdict_badge_names_the_verdict_in_words():
     assert "attnlib-verdict-reported" in verdict_badge("something new")
 
 
+def test_a_row_misses_by_failing_or_by_a_strict_criterion():
+    from attnlib.report import row_finding
+    assert row_finding(3, 3, 3) == "holds" and row_finding(4, 4, 5) == "holds"  # all but one seed asked
+    assert row_finding(1, 3, 3) == "strict"  # some seeds show it: a single run could
+    assert row_finding(0, 1, 1) == "fails" and row_finding(0, 3, 3) == "fails"  # no unit shows it
+    assert row_finding(0, 0, 0) == "reported"
+
+
+def _rows(*rows):
+    return pd.DataFrame([dict(zip(("id", "claim", "passed", "needed", "total"), r)) for r in rows])
+
+
+def test_claim_findings_sum_up_an_experiments_misses():
+    from attnlib.report import claim_findings
+    rows = _rows(("F2", "start", 14, 15, 15), ("F2", "first", 4, 5, 5), ("T1", "cell", 0, 1, 1),
+                 ("T1", "order", 0, 2, 2), ("T1", "other cell", 1, 1, 1))
+    out = claim_findings(rows, {"C": ("two experiments", ("F2", "T1"))}).iloc[0]
+    assert out.finding == "fails in part" and out.misses == "F2 strict (2 tests), T1 fails (2 tests)"
+
+
+def test_claim_findings_tell_a_failing_claim_from_a_strict_criterion():
+    from attnlib.report import claim_findings, findings_markdown
+    claims = {"A": ("all hold", ("F1", "F4")), "B": ("some seeds", ("F1", "F5")),
+              "C": ("one part fails", ("F4", "T1")), "D": ("every part fails", ("T1",)),
+              "E": ("nothing gated", ("F7",)), "G": ("nothing ran", ("N9",))}
+    rows = _rows(("F1", "identity", 15, 15, 15), ("F4", "ablation", 10, 10, 10), ("F5", "SST2 gap", 1, 3, 3),
+                 ("T1", "SST2 Attn-FC accuracy", 0, 1, 1), ("F7", "crossing", 0, 0, 0))
+    out = claim_findings(rows, claims).set_index("claim")
+    assert out.finding.to_dict() == {"A": "holds", "B": "strict", "C": "fails in part", "D": "fails",
+                                     "E": "reported", "G": "not run"}
+    assert out.loc["B", "misses"] == "F5 strict" and out.loc["A", "misses"] == ""
+    assert out.loc["B", "missed_rows"] == "F5 SST2 gap (met in 1 of 3)"
+    assert out.loc["C", "missed_rows"] == "T1 SST2 Attn-FC accuracy (met in 0 of 1)" and out.loc["C", "ids"] == "F4, T1"
+    text = findings_markdown(out.reset_index())
+    assert ">criterion strict</span> **B.** some seeds (F1, F5). Missed: F5 strict." in text
+    assert 'attnlib-verdict-fails">fails in part<' in text and "**G.** nothing ran." in text
+    assert "**D.** every part fails (T1).\n" in text  # one experiment: the badge says which fails
+
+
 def test_accuracy_standard_error_is_binomial():
     assert accuracy_standard_error(0.5, 100) == pytest.approx(0.05)
     assert accuracy_standard_error(0.8, 1821) == pytest.approx(np.sqrt(0.16 / 1821))
@@ -127,3 +166,21 @@ def test_small_losses_get_a_fourth_decimal() -> None:
 
     assert loss_digits([SMALL_LOSS / 2, SMALL_LOSS / 3]) == 4 and loss_digits([SMALL_LOSS, 0.0]) == 3
     assert mean_spread([0.0004], loss_digits([0.0004])) == "0.0004"  # not 0.000
+
+
+def test_every_paper_id_is_mapped_once_to_the_paper():
+    from attnlib import paper
+    from attnlib.scorecard import claim_ids
+    paper_ids = [i for i in claim_ids() if i[0] in "FT"]  # figures and the table; N*, X* are the book's own
+    assert list(paper.PAPER_ITEMS) == paper_ids  # the scorecard's order is the paper's
+    assert paper.paper_label("T1") == "Table 1"
+    assert paper.paper_label("F3").startswith("the figure of the distributions of final scores")
+    assert paper.paper_label("F3").endswith(", in Section 5") and paper.paper_short_label("T1") == "Table 1"
+    assert paper.paper_short_label("F2") == "figure: loss curves, synthetic"
+    assert paper.in_paper_sentence(("T1", "F7")) == ('T1 is Table 1. F7 is a figure of its Section 5: F7 "powerful" '
+                                                     'against "best" in one sentence (SST2).')
+    assert paper.in_paper_sentence(("F2", "F3")).startswith("F2 and F3 are figures of its Section 5: F2 the training")
+    assert paper.paper_readings("T1") == {"SST_TEST_ACCURACY": paper.SST_TEST_ACCURACY}
+    table = paper.paper_items_table().set_index("id")
+    assert table.loc["T1", "readings"] == 4 and table.loc["F7", "readings"] == "none, a shape"
+    assert table.loc["F4", "chapter"] == "ablation" and table.loc["F4", "in the paper"] == "a figure, number not checked"

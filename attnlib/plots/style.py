@@ -139,6 +139,29 @@ def _panels(fig: plt.Figure) -> list[list[plt.Axes]] | None:
     return [cells[key] for key in sorted(cells)]
 
 
+def _carry_shared_labels(axes: list[plt.Axes]) -> None:
+    """Give each panel of a wide grid the labels it shared with its neighbours, before the panels are stacked:
+    an untitled panel the title of the topmost titled panel of its column (a column heading such as the
+    model), a panel without a y label that of the leftmost labelled panel of its row. Stacked, a panel has
+    neither the heading above it nor the neighbour beside it to name it."""
+    def cell(ax: plt.Axes) -> tuple[int, int]:
+        spec = ax.get_subplotspec()
+        return spec.rowspan.start, spec.colspan.start
+
+    by_cell = {cell(ax): ax for ax in axes}
+    for (row, col), ax in sorted(by_cell.items()):
+        if not ax.get_title():
+            above = [by_cell[(r, c)] for r, c in sorted(by_cell) if c == col and r < row
+                     and by_cell[(r, c)].get_title()]
+            if above:
+                ax.set_title(above[0].get_title())
+        if ax.axison and ax.yaxis.get_visible() and not ax.get_ylabel():
+            left = [by_cell[(r, c)] for r, c in sorted(by_cell, key=lambda rc: rc[1]) if r == row and c < col
+                    and by_cell[(r, c)].get_ylabel()]
+            if left:
+                ax.set_ylabel(left[0].get_ylabel())
+
+
 def stack_panels(fig: plt.Figure) -> bool:
     """Lay the panels of ``fig`` out again one above the other, :data:`NARROW_WIDTH` inches wide, for a
     narrow screen; False (and ``fig`` unchanged) when it has a single column of panels.
@@ -149,6 +172,7 @@ def stack_panels(fig: plt.Figure) -> bool:
     panels = _panels(fig)
     if panels is None:
         return False
+    _carry_shared_labels([group[0] for group in panels])
     old = panels[0][0].get_subplotspec().get_gridspec()
     ratios = old.get_height_ratios() or [1] * old.nrows
     row_height = fig.get_size_inches()[1] / sum(ratios)
