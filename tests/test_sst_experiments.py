@@ -404,3 +404,22 @@ def test_available_settings_skip_only_slow_settings_without_a_stored_run(tmp_pat
     assert set(run) | set(skipped) == set(sst.SETTINGS)
     stored_run, _ = sst.available_settings()
     assert {s for s in sst.SETTINGS if sst.stored_hash(*s) == sst_preset(*s).config_hash()} <= set(stored_run)
+
+
+def test_t1_head_pattern_says_which_cells_are_within_the_tolerance() -> None:
+    from types import SimpleNamespace
+
+    from attnlib.experiments.sst.experiment import t1_head_pattern
+    from attnlib.experiments.sst.settings import T1_TOLERANCE
+
+    def result(fc: tuple[float, float], tc: tuple[float, float]) -> SimpleNamespace:
+        rows = [{"variant": "default", "model": model, "dataset": kind, "diff": diff}
+                for model, diffs in (("Attn-FC", fc), ("Attn-TC", tc)) for kind, diff in zip(("SST2", "SST5"), diffs)]
+        return SimpleNamespace(table=lambda: pd.DataFrame(rows))
+
+    far, near = T1_TOLERANCE + 1.95, T1_TOLERANCE - 0.22
+    text = t1_head_pattern(result((far, near), (0.13, -0.24)))
+    assert text.startswith("1 of the 2 Attn-FC cells is within the tolerance (SST5), and both are above the paper")
+    assert "both Attn-TC cells are within the tolerance, on both sides of the paper (SST2 +0.13, SST5 -0.24" in text
+    assert t1_head_pattern(result((far, far), (-far, -near))).startswith(
+        "both Attn-FC cells are outside the tolerance, above the paper")
