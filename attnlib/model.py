@@ -610,7 +610,7 @@ class Gradients:
     """Gradients of the sum over seeds of each seed's mean loss (so each seed gets its own gradient)."""
 
     word_vectors: Tensor  # (S, V, width) dL/dR for R = E U1 (class-major) when projecting, else dL/dE
-    scores: Tensor  # (S, V): dL/ds_w; the keys' gradient is dL/ds_w * q
+    scores: Tensor | None  # (S, V): dL/ds_w; the keys' gradient is dL/ds_w * q; None when keys and query are frozen
     head: dict[str, Tensor]
     first_layer: Tensor | None = field(default=None, repr=False)  # U1 at the gradient's point, when projecting
 
@@ -633,7 +633,8 @@ def _embeddings_t_times(params: Params, right: Tensor) -> Tensor:
 def backward(kind: str, params: Params, batch: Batch, fwd: Forward, frozen: Collection[str] = ()) -> Gradients:
     """Hand-written backward pass of :func:`forward`: one sparse product with the transposed counts.
 
-    When projecting, the gradient of U1 (which reads all of E) is skipped if ``"head"`` is in ``frozen``.
+    When projecting, the gradient of U1 (which reads all of E) is skipped if ``"head"`` is in ``frozen``; the
+    scores' gradient (a pass over every word) is skipped, and left None, if both ``"keys"`` and ``"query"`` are.
     """
     n_seeds, n_sentences, n_classes = fwd.logits.shape
     d_logits = torch.exp(fwd.log_probs).div_(n_sentences).sub_(batch.targets(n_classes, fwd.logits.dtype))
@@ -644,7 +645,7 @@ def backward(kind: str, params: Params, batch: Batch, fwd: Forward, frozen: Coll
     d_numerator = _scale_rows(d_pooled, fwd.inverse_denominator, out=stacked[:, :, :width])
     stacked[:, :, width] = _rowdot(d_numerator, fwd.pooled).neg_()
     spread = batch.seeds_product(True, stacked)  # (S, V, width + 1)
-    d_scores = _rowdot(spread, fwd.stacked)
+    d_scores = None if {"keys", "query"} <= set(frozen) else _rowdot(spread, fwd.stacked)
     spread = spread[:, :, :width]
     # class-major when projecting (K1-vectors, see class_major); row-major like E when pooling E itself
     vocab_size = spread.shape[1]

@@ -114,6 +114,24 @@ def test_seeds_do_not_interact() -> None:
     torch.testing.assert_close(both.scores[1], one.scores[0])
 
 
+@pytest.mark.parametrize("head", ["FC", "TC", "TL"])
+def test_backward_skips_only_the_scores_gradient_when_keys_and_query_are_frozen(head: str) -> None:
+    """With keys and query frozen nothing reads the scores' gradient: it is left out, and every other
+    gradient is bit for bit the one computed with nothing frozen."""
+    model = ModelConfig(head=head, d_embed=5, d_key=4, embed_init_std=0.3, hidden_units=3)
+    datasets = [random_dataset(1), random_dataset(2)]
+    batch = Batch.from_corpora([d.train for d in datasets], DTYPE, CPU)
+    params = init_params(model, batch.vocab_size, datasets[0].n_classes, [0, 1], DTYPE, CPU)
+    fwd = forward(head, params, batch)
+    full = backward(head, params, batch, fwd)
+    skipped = backward(head, params, batch, fwd, frozen={"keys", "query"})
+    assert full.scores is not None and skipped.scores is None
+    assert torch.equal(full.word_vectors, skipped.word_vectors)
+    assert full.head.keys() == skipped.head.keys()
+    assert all(torch.equal(full.head[name], skipped.head[name]) for name in full.head)
+    assert backward(head, params, batch, fwd, frozen={"keys"}).scores is not None
+
+
 def test_batch_rejects_mismatched_corpora() -> None:
     with pytest.raises(ValueError, match="same size"):
         Batch.from_corpora([random_dataset(1).train, random_dataset(2, n_train=9).train], DTYPE, CPU)
