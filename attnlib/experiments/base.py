@@ -299,10 +299,10 @@ def train_grid(settings: Mapping[Hashable, tuple[RunConfig, Sequence[Dataset]]],
     With ``stack``, settings with the same model and training config whose datasets have the same
     vocabulary and classes train as one stacked call of :func:`attnlib.train.train` instead (the batch
     entries are independent, so each entry is what its own call gives), then are split per
-    setting. Stacking is off by default because it does not pay on a CPU: an epoch's cost grows with the
-    batch's entries (on the synthetic preset, one thread, about 0.5 ms per entry for Attn-FC and 0.7 ms
-    for Attn-TC, against about 0.3 ms per call), a stack of 15 entries trains no faster than three calls
-    of 5 (Attn-TC: slower), and a stacked call's cache entry serves only that exact stack.
+    setting. Stacking is off by default because it does not pay on a CPU: an epoch's cost grows in
+    proportion to the batch's entries (synthetic preset, one thread: an Attn-FC epoch about 0.3 ms plus
+    0.5 ms per entry, an Attn-TC epoch about 0.7 ms per entry), a stack of 15 entries trains no faster
+    than three calls of 5 (Attn-TC: slower), and a stacked call's cache entry serves only that stack.
     """
     seeds = [int(s) for s in seeds]
     calls: dict[Hashable, str] = {}  # setting -> the cache key of its own call
