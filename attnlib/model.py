@@ -609,15 +609,16 @@ def _rowdot(a: Tensor, b: Tensor) -> Tensor:
 class Gradients:
     """Gradients of the sum over seeds of each seed's mean loss (so each seed gets its own gradient)."""
 
-    word_vectors: Tensor  # (S, V, width) dL/dR for R = E U1 (class-major) when projecting, else dL/dE
-    scores: Tensor  # (S, V): dL/ds_w; the keys' gradient is dL/ds_w * q
+    word_vectors: Tensor | None  # (S, V, width) dL/dR for R = E U1 (class-major) when projecting, else dL/dE;
+    # None when nothing reads it (embeddings frozen, and U1 frozen or not fed by it)
+    scores: Tensor | None  # (S, V): dL/ds_w; the keys' gradient is dL/ds_w * q; None when keys and query are frozen
     head: dict[str, Tensor]
     first_layer: Tensor | None = field(default=None, repr=False)  # U1 at the gradient's point, when projecting
 
     @property
-    def embeddings(self) -> Tensor:
+    def embeddings(self) -> Tensor | None:
         """dL/dE (S, V, d), materialised on request (training applies dL/dR U1^T as a rank-K1 update)."""
-        if self.first_layer is None:
+        if self.first_layer is None or self.word_vectors is None:
             return self.word_vectors
         return torch.bmm(self.word_vectors, self.first_layer.transpose(1, 2))
 
@@ -633,7 +634,10 @@ def _embeddings_t_times(params: Params, right: Tensor) -> Tensor:
 def backward(kind: str, params: Params, batch: Batch, fwd: Forward, frozen: Collection[str] = ()) -> Gradients:
     """Hand-written backward pass of :func:`forward`: one sparse product with the transposed counts.
 
-    When projecting, the gradient of U1 (which reads all of E) is skipped if ``"head"`` is in ``frozen``.
+    What nothing would read is skipped: when projecting, the gradient of U1 (which reads all of E) if
+    ``"head"`` is in ``frozen``; the scores' gradient (a pass over every word), left None, if both ``"keys"``
+    and ``"query"`` are; the words' gradient, left None, if ``"embeddings"`` is and U1's gradient does not
+    need it (``"head"`` frozen too, or not projecting: the head's gradients then come from the sentences).
     """
     n_seeds, n_sentences, n_classes = fwd.logits.shape
     d_logits = torch.exp(fwd.log_probs).div_(n_sentences).sub_(batch.targets(n_classes, fwd.logits.dtype))
@@ -644,8 +648,10 @@ def backward(kind: str, params: Params, batch: Batch, fwd: Forward, frozen: Coll
     d_numerator = _scale_rows(d_pooled, fwd.inverse_denominator, out=stacked[:, :, :width])
     stacked[:, :, width] = _rowdot(d_numerator, fwd.pooled).neg_()
     spread = batch.seeds_product(True, stacked)  # (S, V, width + 1)
-    d_scores = _rowdot(spread, fwd.stacked)
+    d_scores = None if {"keys", "query"} <= set(frozen) else _rowdot(spread, fwd.stacked)
     spread = spread[:, :, :width]
+    if "embeddings" in frozen and ("head" in frozen or not params.projects):
+        return Gradients(None, d_scores, head_grads)
     # class-major when projecting (K1-vectors, see class_major); row-major like E when pooling E itself
     vocab_size = spread.shape[1]
     d_words = class_major(n_seeds, vocab_size, width, spread) if params.projects else spread.new_empty(spread.shape)

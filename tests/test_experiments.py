@@ -1,5 +1,5 @@
 """The experiment registry and the shared plumbing: every experiment has the same surface; the grid
-helper stacks what it can and gives what separate calls give; the long-table helper."""
+helper trains each call once, stacks on request and gives what separate calls give; the long-table helper."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import pytest
 
 from attnlib.config import RunConfig, SyntheticDataConfig, TrainConfig
 from attnlib.data import generate_synthetic
-from attnlib.experiments import EXPERIMENTS, MODULES, long_table, train_grid
+from attnlib.experiments import EXPERIMENTS, MODULES, base, long_table, train_grid
 from attnlib.experiments.base import Check, ExperimentResult, checks_frame, select_entries
-from attnlib.experiments.beyond.breaking import share_topic_word
+from attnlib.experiments.beyond.breaking import breaking_cases, share_topic_word
+from attnlib.experiments.beyond.sweeps import identity_sweeps
 
 SMALL = RunConfig(data=SyntheticDataConfig(n_nontopic=100, n_train=60, n_test=20), train=TrainConfig(epochs=40))
 
@@ -73,6 +74,34 @@ def test_train_grid_stacks_settings_that_differ_only_in_data() -> None:
     assert not np.allclose(stacked["plain"].final_scores, stacked["shared"].final_scores)
     with pytest.raises(ValueError, match="datasets for 2 seeds"):
         train_grid({"bad": (SMALL, plain[:1])}, seeds, words)
+
+
+def test_train_grid_trains_the_same_setting_once(monkeypatch) -> None:
+    seeds = [0, 1]
+    plain = [generate_synthetic(SMALL.data, s) for s in seeds]
+    again = [generate_synthetic(SMALL.data, s) for s in seeds]  # the same data in other objects
+    faster = SMALL.replace(train={"lr": 0.2})
+    calls = []
+    real = base.cached_train
+    monkeypatch.setattr(base, "cached_train", lambda *args, **kwargs: calls.append(args[1]) or real(*args, **kwargs))
+    runs = train_grid({"a": (SMALL, plain), "b": (SMALL, again), "c": (faster, plain)}, seeds, plain[0].topic_words)
+    assert calls == [SMALL.train, faster.train]
+    assert runs["a"] is runs["b"] and runs["c"] is not runs["a"]
+    assert list(runs) == ["a", "b", "c"]
+
+
+def test_the_studies_beyond_share_the_presets_run(monkeypatch) -> None:
+    small = SMALL.replace(train={"epochs": 20})
+    calls = []
+    real = base.cached_train
+    monkeypatch.setattr(base, "cached_train", lambda *args, **kwargs: calls.append(args[:2]) or real(*args, **kwargs))
+    sweeps = identity_sweeps([0], heads=("FC",), ms=(5, 20), query_stds=(0.3, 1.0), epochs=20, base=small)
+    assert len(calls) == 3  # m = 5, m = 20 (also query std 0.3), query std 1
+    assert sweeps.runs[("m", "Attn-FC", 20.0)][0] is sweeps.runs[("query_std", "Attn-FC", 0.3)][0]
+    breaking = breaking_cases([0], heads=("FC",), cases=("baseline",), epochs=20, base=small)
+    assert calls[-1] == calls[1]  # the breaking baseline makes the same call as the m = 20 sweep
+    np.testing.assert_array_equal(breaking.runs[("baseline", "Attn-FC")].final_scores,
+                                  sweeps.runs[("m", "Attn-FC", 20.0)][0].final_scores)
 
 
 def test_select_entries_keeps_the_per_entry_arrays() -> None:

@@ -114,6 +114,35 @@ def test_seeds_do_not_interact() -> None:
     torch.testing.assert_close(both.scores[1], one.scores[0])
 
 
+@pytest.mark.parametrize(("head", "hidden"), [("FC", 3), ("TC", 3), ("TL", 3), ("TL", 6)])
+@pytest.mark.parametrize("span", [False, True])
+def test_backward_skips_only_the_gradients_nothing_reads(head: str, hidden: int, span: bool) -> None:
+    """The scores' gradient is left out when keys and query are frozen, the words' gradient when the
+    embeddings are frozen and U1's gradient does not need it; every gradient computed is bit for bit the
+    one computed with nothing frozen. ``span``: under the span reduction (a frozen head); Attn-TL with 6
+    hidden units pools E itself (not projecting) unless under the span reduction."""
+    model = ModelConfig(head=head, d_embed=5, d_key=4, embed_init_std=0.3, hidden_units=hidden)
+    datasets = [random_dataset(1), random_dataset(2)]
+    batch = Batch.from_corpora([d.train for d in datasets], DTYPE, CPU)
+    params = init_params(model, batch.vocab_size, datasets[0].n_classes, [0, 1], DTYPE, CPU)
+    if span:
+        params = span_reduced(params)
+    assert params.projects == (span or head != "TL" or hidden < 5)
+    fwd = forward(head, params, batch)
+    full = backward(head, params, batch, fwd)
+    head_frozen = {"head"} if span else set()
+    for frozen in ({"keys", "query"}, {"embeddings"}, {"embeddings", "head"}, {"keys", "query", "embeddings"}):
+        part = backward(head, params, batch, fwd, frozen=frozen | head_frozen)
+        skips_scores = {"keys", "query"} <= frozen
+        skips_words = "embeddings" in frozen and ("head" in frozen | head_frozen or not params.projects)
+        assert (part.scores is None) == skips_scores, frozen
+        assert (part.word_vectors is None) == skips_words, frozen
+        assert skips_scores or torch.equal(part.scores, full.scores)
+        assert skips_words or torch.equal(part.word_vectors, full.word_vectors)
+        assert part.head.keys() <= full.head.keys()
+        assert all(torch.equal(part.head[name], full.head[name]) for name in part.head)
+
+
 def test_batch_rejects_mismatched_corpora() -> None:
     with pytest.raises(ValueError, match="same size"):
         Batch.from_corpora([random_dataset(1).train, random_dataset(2, n_train=9).train], DTYPE, CPU)

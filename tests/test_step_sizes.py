@@ -7,14 +7,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from attnlib import cache
 from attnlib.config import HEADS, RunConfig, SyntheticDataConfig, TrainConfig
 from attnlib.experiments import (
     EXPERIMENTS,
+    base,
     gradient_flow_gap,
     observed_order,
     richardson_limit,
     step_size_study,
 )
+from attnlib.experiments.base import select_entries
 from attnlib.experiments.numerical import numerical_checks
 
 TINY = RunConfig(data=SyntheticDataConfig(n_nontopic=200, n_train=120, n_test=40), train=TrainConfig(epochs=400))
@@ -101,6 +104,26 @@ def test_n6_studies_the_widest_gap_and_its_main_step_is_the_main_run() -> None:
     steps = result.step_sizes
     assert set(steps.model) == {widest.model} and HEADS[result.widest_gap_head] == widest.model
     assert steps[np.isclose(steps.lr, 0.1)].max_abs_residual.iloc[0] == widest.sen_max_abs_residual
+
+
+def test_n6_of_several_seeds_reads_its_main_step_from_the_main_run(monkeypatch) -> None:
+    """With several seeds, N6's row at the config's own step size is the first seed's entry of the main run,
+    not trained again, and the study is the one trained from scratch, bit for bit."""
+    config = TINY.replace(train={"epochs": 100})
+    result = EXPERIMENTS["synthetic"].run(config=config, seeds=[0, 1], quiet=True, heads=("FC",))
+    calls = []
+    real = base.cached_train
+    monkeypatch.setattr(base, "cached_train", lambda *args, **kwargs: calls.append(args[1].lr) or real(*args, **kwargs))
+    first = select_entries(result.runs["Attn-FC"], slice(0, 1))
+    reused = step_size_study(learning_rates=(0.2, 0.1), config=config, main_run=first)
+    assert calls == [0.2]
+    with cache.disabled():
+        fresh = step_size_study(learning_rates=(0.2, 0.1), config=config)
+    assert calls == [0.2, 0.2, 0.1]
+    pd.testing.assert_frame_equal(reused, fresh, check_exact=True)
+    other_seed = step_size_study(learning_rates=(0.1,), seed=1, config=config, main_run=first)
+    assert calls[-1] == 0.1 and len(calls) == 4  # a main run of another seed is not used
+    assert other_seed.max_abs_residual.iloc[0] != reused.max_abs_residual.iloc[1]
 
 
 def test_n6_passes_on_the_study_in_any_row_order_and_names_the_step_share(tiny_steps) -> None:

@@ -18,7 +18,7 @@ from attnlib import theory
 from attnlib.config import RunConfig, SyntheticDataConfig, synthetic_preset
 from attnlib.data import generate_synthetic
 from attnlib.experiments.base import Check, train_grid
-from attnlib.train import train
+from attnlib.train import TrainResult, train
 
 PARALLEL_TOLERANCE = 1e-8
 """N5: relative deviation of the keys from the query direction in float64 (exactly 0 in exact arithmetic)."""
@@ -30,7 +30,7 @@ show the error's order (at fixed lr * epochs the smallest trains 4 times the mai
 
 def step_size_study(learning_rates: Sequence[float] = STEP_SIZES, lr_times_epochs: float | None = None,
                     head: str = "FC", seed: int = 0, config: RunConfig | None = None,
-                    data: SyntheticDataConfig | None = None) -> pd.DataFrame:
+                    data: SyntheticDataConfig | None = None, main_run: TrainResult | None = None) -> pd.DataFrame:
     """N6: the identity's largest residual for several step sizes at fixed lr * epochs.
 
     Gradient flow is the limit lr -> 0; what remains as lr shrinks is due to the assumptions, not to
@@ -40,6 +40,10 @@ def step_size_study(learning_rates: Sequence[float] = STEP_SIZES, lr_times_epoch
     the main run (the same cache entry). A run at a smaller step records the traced words every
     ``record_every * lr_main / lr`` epochs (rounded), so that for steps that divide the main one, as the
     defaults do, every row's residual is the largest over the same instants of the flow as the main run's.
+
+    ``main_run``, the main run of ``seed`` alone (e.g. its entry of a run of several seeds: an entry of a
+    batch is bit for bit the run of its seed alone), gives the row at the config's own step size instead
+    of training that run again; a run of another config, data or seed is not used.
     """
     base = (config or synthetic_preset()).replace(model={"head": head})
     if data is not None:
@@ -52,8 +56,14 @@ def step_size_study(learning_rates: Sequence[float] = STEP_SIZES, lr_times_epoch
         every = max(1, int(round(base_every * base_lr / lr)))
         settings[lr] = (base.replace(train={"lr": lr, "epochs": int(round(total / lr)), "record_every": every}),
                         [dataset])
+    known = {}
+    if main_run is not None and data is None and main_run.seeds == [seed]:
+        known = {lr: main_run for lr, (setting, _) in settings.items()
+                 if (main_run.model, main_run.train_config) == (setting.model, setting.train)
+                 and np.array_equal(main_run.traced_words, dataset.topic_words)}
+    runs = {**known, **train_grid({lr: s for lr, s in settings.items() if lr not in known}, [seed], dataset.topic_words)}
     rows = []
-    for lr, run in train_grid(settings, [seed], dataset.topic_words).items():
+    for lr, run in ((lr, runs[lr]) for lr in settings):
         residual = np.abs(run.traced_norms - theory.sen_norm(run.traced_scores, base.data.m)).max()
         rows.append({"model": base.model.name, "lr": lr, "epochs": run.train_config.epochs, "max_abs_residual": residual,
                      "final_topic_score": run.traced_scores[-1].mean()})

@@ -18,7 +18,16 @@ import pandas as pd
 from attnlib import paper, theory
 from attnlib.config import HEADS, RunConfig, synthetic_preset
 from attnlib.data import Dataset, generate_synthetic
-from attnlib.experiments.base import ORDER_MARGIN, Check, ExperimentResult, checks_frame, long_table, ordering, train_grid
+from attnlib.experiments.base import (
+    ORDER_MARGIN,
+    Check,
+    ExperimentResult,
+    checks_frame,
+    long_table,
+    ordering,
+    select_entries,
+    train_grid,
+)
 from attnlib.experiments.numerical import keys_parallel_deviation, numerical_checks, step_size_study
 from attnlib.report import mean_spread
 from attnlib.train import TrainResult
@@ -198,9 +207,11 @@ class SyntheticResult(ExperimentResult):
     @cached_property
     def step_sizes(self) -> pd.DataFrame:
         """N6 (trained on first use): :func:`step_size_study` at this result's config and first seed, for
-        the head with the largest gap there (for a single seed its row at the config's step size is
-        this result's own run, from the cache)."""
-        return step_size_study(head=self.widest_gap_head, seed=self.seeds[0], config=self.config)
+        the head with the largest gap there (its row at the config's step size is this result's own run
+        of that seed, not trained again)."""
+        head = self.widest_gap_head
+        main = select_entries(self.runs[HEADS[head]], slice(0, 1))
+        return step_size_study(head=head, seed=self.seeds[0], config=self.config, main_run=main)
 
     def check(self, key: str) -> Check:
         """The check named ``key`` among :func:`paper_checks` (without training N5 and N6)."""

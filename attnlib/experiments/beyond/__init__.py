@@ -10,8 +10,9 @@
    fixed classifier.
 
 Every study trains its settings through :func:`attnlib.experiments.base.train_grid` (all seeds of a
-setting in one call, settings that differ only in their data stacked into one call) and returns a
-result object with tidy DataFrames whose columns are listed in each method's docstring.
+setting in one call; a setting that several studies train, such as the preset's own run, is trained once
+and then read from the cache) and returns a result object with tidy DataFrames whose columns are listed
+in each method's docstring.
 """
 
 from __future__ import annotations

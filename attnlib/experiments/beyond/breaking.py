@@ -101,8 +101,8 @@ class BreakingResult(ExperimentResult):
 def breaking_cases(seeds: Sequence[int] = BEYOND_SEEDS, heads: Sequence[str] = ("FC", "TC"),
                    cases: Sequence[str] = tuple(BREAKING_CASES), epochs: int = 3000, large_lr: float = 1.0,
                    record_every: int = 10, base: RunConfig | None = None, quiet: bool = True) -> BreakingResult:
-    """Train each case of :data:`BREAKING_CASES` for every head; all seeds of a case in one call, and the
-    cases with the same config (those that change only the data) in one call per head."""
+    """Train each case of :data:`BREAKING_CASES` for every head, all seeds of a case in one call (the
+    baseline is the same call as the m = 20 setting of :func:`identity_sweeps`, read from the cache)."""
     base = (base or synthetic_preset()).replace(train={"epochs": epochs, "record_every": record_every})
     seeds = [int(s) for s in seeds]
     plain = [generate_synthetic(base.data, seed) for seed in seeds]
@@ -127,7 +127,6 @@ def breaking_cases(seeds: Sequence[int] = BEYOND_SEEDS, heads: Sequence[str] = (
         for head in heads:
             run_config = config.replace(model={"head": head})
             settings[(case, run_config.model.name)] = (run_config, datasets)
-    # the cases that change only the data (baseline, variable m, shared topic word) train as one call per head
     runs = train_grid(settings, seeds, plain[0].topic_words, quiet)
     return BreakingResult(base, seeds, runs, words)
 
