@@ -126,22 +126,14 @@ VERDICT_BADGES = {"reproduced": ("holds", "holds"), "partly": ("partly", "partly
 
 def verdict_badge(verdict: str) -> str:
     """``verdict`` (a scorecard or claim verdict) as an inline HTML badge: a coloured word, for Markdown."""
-    word, style = VERDICT_BADGES.get(verdict, (verdict, "reported"))
+    return _badge(*VERDICT_BADGES.get(verdict, (verdict, "reported")))
+
+
+def _badge(word: str, style: str) -> str:
+    """``word`` as an inline HTML badge of ``style`` (green, amber, red or grey in book/_static/attnlib.css)."""
     return f'<span class="attnlib-verdict attnlib-verdict-{style}">{word}</span>'
 
 
-def claim_verdicts(experiments: pd.DataFrame, claims: dict[str, tuple[str, tuple[str, ...]]] = CLAIMS) -> pd.DataFrame:
-    """One line per claim from the per-experiment verdicts (:func:`attnlib.scorecard.experiment_verdicts`):
-    columns ``claim``, ``statement``, ``verdict`` and ``evidence`` ("F1 reproduced, F5 partly", in the claim's
-    order; experiments absent from ``experiments`` are left out)."""
-    by_id = dict(zip(experiments["id"], experiments["verdict"]))
-    rows = []
-    for claim, (statement, ids) in claims.items():
-        present = [i for i in ids if i in by_id]
-        rows.append({"claim": claim, "statement": statement,
-                     "verdict": combine_verdicts([by_id[i] for i in present]) if present else "not run",
-                     "evidence": ", ".join(f"{i} {by_id[i]}" for i in present)})
-    return pd.DataFrame(rows)
 VERDICT_WORDS = ("yes", "no")
 """How a True/False column reads in a book table unless ``verdicts`` names other words."""
 
@@ -255,7 +247,7 @@ def claim_findings(rows: pd.DataFrame, claims: dict[str, tuple[str, tuple[str, .
 def finding_badge(finding: str) -> str:
     """``finding`` (a key of :data:`FINDINGS`) as an inline HTML badge: its word in its colour."""
     word, style, _ = FINDINGS[finding]
-    return f'<span class="attnlib-verdict attnlib-verdict-{style}">{word}</span>'
+    return _badge(word, style)
 
 
 def findings_markdown(findings: pd.DataFrame) -> str:

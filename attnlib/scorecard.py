@@ -24,6 +24,7 @@ from attnlib.experiments import EXPERIMENTS
 from attnlib.experiments.base import Check, ExperimentResult, checks_table, verdict
 from attnlib.files import write_text
 from attnlib.provenance import provenance
+from attnlib.report import combine_verdicts
 
 Row = Check
 """A scorecard row is an experiment's check."""
@@ -130,17 +131,8 @@ def experiment_verdicts(table: pd.DataFrame) -> pd.DataFrame:
     """One line per experiment ID: its rows' verdicts summarised (reproduced only if every gated row is)."""
     out = []
     for id_, g in table.groupby("id", sort=False):
-        gated = g[g.verdict != "reported"]
-        if gated.empty:
-            overall = "reported"
-        elif (gated.verdict == "reproduced").all():
-            overall = "reproduced"
-        elif (gated.verdict == "not reproduced").all():
-            overall = "not reproduced"
-        else:
-            overall = "partly"
         out.append({"id": id_, "rows": len(g), "reproduced": int((g.verdict == "reproduced").sum()),
-                    "gated": len(gated), "verdict": overall})
+                    "gated": int((g.verdict != "reported").sum()), "verdict": combine_verdicts(g.verdict.tolist())})
     return pd.DataFrame(out)
 
 

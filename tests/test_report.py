@@ -111,19 +111,6 @@ def test_combine_verdicts_follows_the_scorecard_rule():
     assert combine_verdicts(["partly"]) == "partly"
 
 
-def test_claim_verdicts_from_experiment_verdicts():
-    from attnlib.report import CLAIMS, claim_verdicts
-    experiments = pd.DataFrame({"id": ["F1", "N1", "F5", "F4", "F7"],
-                                "verdict": ["reproduced", "reproduced", "partly", "reproduced", "reported"]})
-    out = claim_verdicts(experiments).set_index("claim")
-    assert list(out.index) == list(CLAIMS)
-    assert out.loc["C1", "verdict"] == "partly"
-    assert out.loc["C1", "evidence"] == "F1 reproduced, N1 reproduced, F5 partly"
-    assert out.loc["C2", "verdict"] == "reproduced"
-    assert out.loc["C3", "verdict"] == "not run" and out.loc["C3", "evidence"] == ""
-    assert out.loc["C4", "verdict"] == "reported"
-
-
 def test_every_scorecard_id_belongs_to_a_claim():
     from attnlib.experiments import EXPERIMENTS
     from attnlib.report import CLAIMS
