@@ -10,6 +10,7 @@ benchmark's engine model both take.
 from __future__ import annotations
 
 import functools
+import math
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -213,8 +214,10 @@ def pinned_threads(function: Callable[..., Result]) -> Callable[..., Result]:
 
 
 def _check_finite(loss: Tensor, epoch: int, lr: float, model: ModelConfig | None = None) -> None:
-    """Non-finite parameters make the loss non-finite, so checking the loss each epoch suffices."""
-    if not bool(torch.isfinite(loss).all()):
+    """Non-finite parameters make the loss non-finite, so checking the loss each epoch suffices. The sum
+    over seeds is finite exactly when every seed's loss is (a loss is at most a few hundred, far from
+    overflowing), and it is one operation where ``isfinite(loss).all()`` is five."""
+    if not math.isfinite(float(loss.sum())):
         raise TrainingDiverged(
             f"training diverged at epoch {epoch}: the training loss is no longer finite "
             f"(loss per seed {loss.tolist()}); {_likely_cause(lr, model)}"
@@ -366,8 +369,11 @@ def train(model: ModelConfig, config: TrainConfig, datasets: Sequence[Dataset], 
             inputs = attention_inputs(params, train_batch)
             fwd = forward(model.head, params, train_batch, inputs)
             _check_finite(fwd.loss, epoch, config.lr, model)
-            loss_log[epoch] = torch.where(active, fwd.loss, loss_log[epoch])
-            accuracy_log[epoch] = torch.where(active, fwd.accuracy, accuracy_log[epoch])
+            if early:  # a stopped seed keeps NaN from its stop on
+                loss_log[epoch] = torch.where(active, fwd.loss, loss_log[epoch])
+                accuracy_log[epoch] = torch.where(active, fwd.accuracy, accuracy_log[epoch])
+            else:
+                loss_log[epoch], accuracy_log[epoch] = fwd.loss, fwd.accuracy
             if record_index < len(record_epochs) and record_epochs[record_index] == epoch:
                 test = forward(model.head, params, test_batch, inputs)
                 test_loss_log[record_index], test_accuracy_log[record_index] = test.loss, test.accuracy
