@@ -19,7 +19,7 @@ from pathlib import Path
 
 import matplotlib
 
-from attnlib import __version__, benchmark, cache
+from attnlib import __version__, benchmark, cache, scorecard
 from attnlib.config import RunConfig, read_config_file
 from attnlib.data import trec as trec_data
 from attnlib.data import verify_data
@@ -224,6 +224,16 @@ def build_parser() -> argparse.ArgumentParser:
                              "else ../shared/data/trec, else the user cache, filled by a download)")
     verify.add_argument("--no-download", action="store_true", help="never download the data, only check")
 
+    card = commands.add_parser("scorecard", help="check the stored scorecard (results/scorecard.json) against a fresh "
+                                                 "one, or rewrite it",
+                               description="Compute the scorecard at the book's seeds (training what the result cache "
+                                           "lacks: minutes) and compare it, every cell a reader sees and the runs "
+                                           "behind it, with the stored one the book's introduction shows; exit 1 on "
+                                           "any difference.")
+    card.add_argument("--store", action="store_true",
+                      help="write the fresh scorecard as the stored one instead (after a deliberate change)")
+    card.add_argument("--quiet", action="store_true", help="no progress bar on a terminal, no progress lines elsewhere")
+
     store = commands.add_parser("store", help="check the stored SST or TREC runs (results/sst, results/trec), or "
                                               "record their checksums",
                                 description="Check the stored SST or TREC runs (see "
@@ -295,6 +305,8 @@ def _main(argv: list[str] | None) -> int:
         return 0
     if args.command == "store":
         return store_command(args)
+    if args.command == "scorecard":
+        return _scorecard_command(args)
     if args.command == "cache":
         return _cache_command(args.action)
     if args.command == "bench":
@@ -402,6 +414,21 @@ def store_command(args: argparse.Namespace) -> int:
     except StoredRunError as error:
         print(f"attnlib: {error}", file=sys.stderr)
         return 1
+
+
+def _scorecard_command(args: argparse.Namespace) -> int:
+    """``attnlib scorecard [--store]``: the fresh scorecard compared with the stored one, or stored; the exit status."""
+    fresh = scorecard.run_scorecard(quiet=args.quiet)
+    if args.store:
+        print(f"wrote {scorecard.store(fresh)}")
+        return 0
+    try:
+        scorecard.require_stored_current(fresh)
+    except scorecard.StoredScorecardError as error:
+        print(f"attnlib: {error}", file=sys.stderr)
+        return 1
+    print(f"the stored scorecard {scorecard.stored_path()} is this code's: {len(fresh.table)} rows agree")
+    return 0
 
 
 def _bench_command(args: argparse.Namespace) -> int:

@@ -377,17 +377,26 @@ class Params:
             return self.embeddings
         return torch.baddbmm(self.embeddings, self.coords, first_layer(self.head).transpose(1, 2))
 
-    def embedding_norms(self, words: Tensor) -> Tensor:
+    def embedding_norms(self, words: Tensor, constants: tuple[Tensor, ...] | None = None) -> Tensor:
         """|v_w| of the given words (S, W); under the span reduction exactly, from
-        |E0_w + Z_w U^T|^2 = |E0_w|^2 + 2 (E0_w U) . Z_w + Z_w (U^T U) Z_w^T, without forming E."""
-        base = self.embeddings[:, words]
+        |E0_w + Z_w U^T|^2 = |E0_w|^2 + 2 (E0_w U) . Z_w + Z_w (U^T U) Z_w^T, without forming E.
+        ``constants``, :meth:`norm_constants` of the same words, saves recomputing the terms that E(0)
+        and the fixed U1 alone give (the same values, so the same result to the bit)."""
         if self.coords is None:
-            return base.norm(dim=2)
-        u = first_layer(self.head)
+            return self.embeddings[:, words].norm(dim=2)
+        base_square, base_u, gram = constants if constants is not None else self.norm_constants(words)
         z = self.coords[:, words]
-        cross = torch.linalg.vecdot(torch.bmm(base, u), z)
-        square = torch.linalg.vecdot(torch.bmm(z, u.transpose(1, 2) @ u), z)
-        return ((base * base).sum(2) + 2 * cross + square).clamp_min(0.0).sqrt()
+        cross = torch.linalg.vecdot(base_u, z)
+        square = torch.linalg.vecdot(torch.bmm(z, gram), z)
+        return (base_square + 2 * cross + square).clamp_min(0.0).sqrt()
+
+    def norm_constants(self, words: Tensor) -> tuple[Tensor, ...] | None:
+        """Under the span reduction, the terms of :meth:`embedding_norms` that do not change while training
+        (E(0) and U1 are fixed): |E0_w|^2, E0_w U1 and U1^T U1. None when the embeddings are carried in full."""
+        if self.coords is None:
+            return None
+        base, u = self.embeddings[:, words], first_layer(self.head)
+        return (base * base).sum(2), torch.bmm(base, u), u.transpose(1, 2) @ u
 
     def clone(self) -> Params:
         copy = lambda t: None if t is None else t.clone()  # noqa: E731

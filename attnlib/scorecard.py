@@ -22,6 +22,7 @@ import pandas as pd
 
 from attnlib.experiments import EXPERIMENTS
 from attnlib.experiments.base import Check, ExperimentResult, checks_table, verdict
+from attnlib.experiments.sst.storage import checkout_store_dir
 from attnlib.files import write_text
 from attnlib.provenance import provenance
 from attnlib.report import combine_verdicts
@@ -33,7 +34,8 @@ VERDICTS = ("reproduced", "partly", "not reproduced", "reported")
 __all__ = ["Row", "Check", "verdict", "VERDICTS", "scored", "claim_ids", "beyond_ids", "paper_rows", "beyond_rows",
            "Scorecard", "assemble", "build_scorecard",
            "scorecard_table", "run_scored", "run_scorecard", "verdict_counts", "experiment_verdicts", "to_markdown",
-           "to_json"]
+           "to_json", "from_json", "stored_path", "load_stored", "store", "differences", "require_stored_current",
+           "check_stored", "StoredScorecardError"]
 
 
 def scored() -> list[str]:
@@ -90,13 +92,16 @@ class Scorecard:
     def write(self, folder: Path) -> list[Path]:
         """``scorecard.json`` (rows, counts, provenance), ``scorecard.csv`` and ``scorecard.md``, each atomic."""
         folder.mkdir(parents=True, exist_ok=True)
-        payload = {**to_json(self.table), "provenance": self.provenance}
-        outputs = {"scorecard.json": json.dumps(payload, indent=2, ensure_ascii=False) + "\n",
+        outputs = {"scorecard.json": self.json_text(),
                    "scorecard.csv": self.table.to_csv(index=False),
                    "scorecard.md": to_markdown(self.table) + "\n"}
         for name, text in outputs.items():
             write_text(folder / name, text)
         return [folder / name for name in outputs]
+
+    def json_text(self) -> str:
+        """``scorecard.json``'s text: :func:`to_json` of the table, with the provenance."""
+        return json.dumps({**to_json(self.table), "provenance": self.provenance}, indent=2, ensure_ascii=False) + "\n"
 
 
 def run_scored(seeds: Mapping[str, Sequence[int]] | None = None, quiet: bool = True) -> dict[str, ExperimentResult]:
@@ -152,3 +157,97 @@ def to_json(table: pd.DataFrame) -> dict:
              "verdict": r.verdict, "passed": int(r.passed), "needed": int(r.needed), "total": int(r.total),
              "note": r.note} for r in table.itertuples()]
     return json.loads(json.dumps({"rows": rows, "counts": verdict_counts(table)}))
+
+
+# --------------------------------------------------------------------------- the stored scorecard
+
+STORED_NAME = "scorecard.json"
+"""The stored scorecard's file name, in the checkout's ``results/`` beside the stored SST and TREC runs."""
+COMPARED = ("id", "claim", "paper", "ours", "criterion", "passed", "needed", "total", "note", "verdict")
+"""The columns a stored scorecard must match a fresh one in, each exactly as text: everything a reader sees."""
+STORE_COMMAND = "attnlib scorecard --store"
+"""What rewrites the stored scorecard after a deliberate change of a result or a criterion."""
+
+
+class StoredScorecardError(ValueError):
+    """The stored scorecard is missing, unreadable, or no longer the one this code computes."""
+
+
+def stored_path() -> Path:
+    """``results/scorecard.json`` of the checkout this package is imported from (absent in a wheel)."""
+    return checkout_store_dir().parent / STORED_NAME
+
+
+def from_json(payload: Mapping) -> Scorecard:
+    """The :class:`Scorecard` of a ``scorecard.json`` payload (:meth:`Scorecard.write`)."""
+    rows = [{**{k: v for k, v in row.items() if k != "tolerance"}, "criterion": row["tolerance"]}
+            for row in payload["rows"]]
+    table = pd.DataFrame(rows, columns=list(COMPARED))
+    return Scorecard(table, dict(payload.get("provenance", {})))
+
+
+def load_stored(path: str | Path | None = None) -> Scorecard:
+    """The stored scorecard (default :func:`stored_path`); :class:`StoredScorecardError`, in one line, if there is
+    none or it cannot be read."""
+    path = Path(path) if path is not None else stored_path()
+    try:
+        return from_json(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise StoredScorecardError(f"no stored scorecard at {path}; write it with: {STORE_COMMAND}") from None
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise StoredScorecardError(f"the stored scorecard {path} cannot be read ({error}); "
+                                   f"rewrite it with: {STORE_COMMAND}") from None
+
+
+def store(card: Scorecard, path: str | Path | None = None) -> Path:
+    """Write ``card`` as the stored scorecard (atomically: the previous one or the new one, never a mix)."""
+    path = Path(path) if path is not None else stored_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text(path, card.json_text())
+    return path
+
+
+def differences(fresh: Scorecard, stored: Scorecard) -> list[str]:
+    """How ``stored`` differs from ``fresh``, one short phrase each: a row's :data:`COMPARED` cells as text, the
+    rows themselves, and the runs behind them (their config hashes and seeds). Empty when they agree."""
+    def rows(card: Scorecard) -> list[tuple[str, ...]]:
+        return [tuple(str(getattr(r, c)) for c in COMPARED) for r in card.table.itertuples()]
+
+    out = []
+    now, then = rows(fresh), rows(stored)
+    if len(now) != len(then) or [r[0] for r in now] != [r[0] for r in then]:
+        out.append(f"rows: stored {', '.join(r[0] for r in then)}; now {', '.join(r[0] for r in now)}")
+    else:
+        for a, b in zip(now, then):
+            for column, x, y in zip(COMPARED, a, b):
+                if x != y:
+                    out.append(f"{a[0]} {column}: stored {y!r}, now {x!r}")
+    for key in ("config_hashes", "seeds"):
+        if fresh.provenance.get(key) != stored.provenance.get(key):
+            out.append(f"the runs' {key.replace('_', ' ')} differ")
+    return out
+
+
+def require_stored_current(fresh: Scorecard, path: str | Path | None = None) -> Scorecard:
+    """The stored scorecard if it is ``fresh`` in every cell a reader sees and in the runs behind it; else
+    :class:`StoredScorecardError` naming the first differences and the command that rewrites it."""
+    stored = load_stored(path)
+    found = differences(fresh, stored)
+    if found:
+        shown = "; ".join(found[:3]) + (f"; and {len(found) - 3} more" if len(found) > 3 else "")
+        raise StoredScorecardError(f"the stored scorecard {Path(path) if path else stored_path()} is not this "
+                                   f"code's ({len(found)} difference{'s' if len(found) > 1 else ''}: {shown}); "
+                                   f"after a deliberate change, rewrite it with: {STORE_COMMAND}")
+    return stored
+
+
+def check_stored(fresh: Scorecard, path: str | Path | None = None) -> str:
+    """Compare ``fresh`` with the stored scorecard (:func:`require_stored_current`: any difference raises) and say
+    so in a sentence; a scorecard of other seeds than the stored one's is not compared, and the sentence says that."""
+    stored = load_stored(path)
+    ours, theirs = fresh.provenance.get("seeds"), stored.provenance.get("seeds")
+    if ours != theirs:
+        return (f"not compared with the stored scorecard: its seeds are {theirs}, this page's {ours} (the book's "
+                "seeds give the stored one)")
+    require_stored_current(fresh, path)
+    return f"all {len(fresh.table)} rows agree with the stored scorecard, cell by cell, and so do the runs behind them"

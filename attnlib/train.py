@@ -162,10 +162,11 @@ def _copy_seeds(dst: Params, src: Params, seeds: Tensor) -> None:
             d[seeds] = s[seeds]
 
 
-def _traced(params: Params, words: Tensor) -> tuple[Tensor, Tensor]:
-    """Scores and |q| |v_w| of the traced words, shape (S, W) each."""
+def _traced(params: Params, words: Tensor, constants: tuple[Tensor, ...] | None = None) -> tuple[Tensor, Tensor]:
+    """Scores and |q| |v_w| of the traced words, shape (S, W) each (``constants``: see
+    :meth:`attnlib.model.Params.norm_constants`)."""
     scores = params.word_scores()[:, words]
-    norms = params.embedding_norms(words) * params.query_norm()[:, None]
+    norms = params.embedding_norms(words, constants) * params.query_norm()[:, None]
     return scores, norms
 
 
@@ -362,6 +363,7 @@ def train(model: ModelConfig, config: TrainConfig, datasets: Sequence[Dataset], 
     lr = torch.full((n_seeds,), config.lr, dtype=dtype, device=device)
 
     record_index = 0
+    constants = params.norm_constants(words)  # the traced norms' fixed terms, formed once
     description = f"{datasets[0].name} {model.name}, {_seeds_text(seeds)}"
     threads = cpu_threads(device, epoch_size(params, train_batch))
     with _progress(epochs, description, quiet) as bar, torch.no_grad(), threads:
@@ -377,7 +379,7 @@ def train(model: ModelConfig, config: TrainConfig, datasets: Sequence[Dataset], 
             if record_index < len(record_epochs) and record_epochs[record_index] == epoch:
                 test = forward(model.head, params, test_batch, inputs)
                 test_loss_log[record_index], test_accuracy_log[record_index] = test.loss, test.accuracy
-                score_log[record_index], norm_log[record_index] = _traced(params, words)
+                score_log[record_index], norm_log[record_index] = _traced(params, words, constants)
                 record_index += 1
             if early:
                 dev_loss = forward(model.head, params, batches["dev"], inputs).loss

@@ -220,3 +220,90 @@ def test_rows_beyond_the_paper_are_kept_apart_from_its_counts() -> None:
     table = pd.DataFrame({"id": ["F1", "X1", "T1", "X3"], "verdict": ["reproduced"] * 4})
     assert list(scorecard.paper_rows(table).id) == ["F1", "T1"]
     assert list(scorecard.beyond_rows(table).id) == ["X1", "X3"]
+
+
+# --------------------------------------------------------------------------- the stored scorecard
+
+
+def test_a_stored_scorecard_reads_back_as_the_same_card(parts, tmp_path):
+    card = scorecard.assemble(parts)
+    path = scorecard.store(card, tmp_path / "scorecard.json")
+    back = scorecard.load_stored(path)
+    assert scorecard.differences(card, back) == []
+    assert list(back.table.columns) == list(scorecard.COMPARED)
+    assert back.table.verdict.tolist() == card.table.verdict.tolist()
+    assert scorecard.check_stored(card, path).startswith(f"all {len(card.table)} rows agree")
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("change", ["ours", "verdict", "row", "runs"])
+def test_any_difference_from_the_stored_scorecard_fails_in_one_line(parts, tmp_path, change):
+    card = scorecard.assemble(parts)
+    path = scorecard.store(card, tmp_path / "scorecard.json")
+    payload = json.loads(path.read_text(encoding="utf-8"))
+    first = payload["rows"][0]
+    if change == "ours":
+        first["ours"] += " (edited)"
+    elif change == "verdict":
+        first["verdict"] = "reproduced" if first["verdict"] != "reproduced" else "partly"
+    elif change == "row":
+        payload["rows"] = payload["rows"][1:]
+    else:
+        name = next(iter(payload["provenance"]["config_hashes"]))
+        payload["provenance"]["config_hashes"][name] = "0" * 16
+    path.write_text(json.dumps(payload), encoding="utf-8")
+    with pytest.raises(scorecard.StoredScorecardError) as info:
+        scorecard.check_stored(card, path)
+    message = str(info.value)
+    assert "\n" not in message and scorecard.STORE_COMMAND in message
+    expected = {"ours": f"{first['id']} ours", "verdict": f"{first['id']} verdict", "row": "rows:",
+                "runs": "config hashes differ"}[change]
+    assert expected in message
+
+
+def test_a_scorecard_of_other_seeds_is_not_compared_and_says_so(parts, tmp_path):
+    card = scorecard.assemble(parts)
+    path = scorecard.store(card, tmp_path / "scorecard.json")
+    other = scorecard.Scorecard(card.table, {**card.provenance, "seeds": [0]})
+    assert scorecard.check_stored(other, path).startswith("not compared with the stored scorecard")
+
+
+def test_a_missing_or_broken_stored_scorecard_is_one_line(tmp_path):
+    for text in (None, "{not json", json.dumps({"rows": [{"id": "F1"}]})):
+        path = tmp_path / "scorecard.json"
+        if text is not None:
+            path.write_text(text, encoding="utf-8")
+        with pytest.raises(scorecard.StoredScorecardError) as info:
+            scorecard.load_stored(path)
+        assert "\n" not in str(info.value) and scorecard.STORE_COMMAND in str(info.value)
+
+
+def test_the_committed_stored_scorecard_is_whole_and_its_verdicts_follow_from_its_counts():
+    """What the introduction shows: a row for every claim, verdicts that follow from the stored counts, the
+    book's seeds. (That its cells are this code's is checked by the scorecard chapter, which trains the runs.)"""
+    card = scorecard.load_stored()
+    assert set(card.table.id) == set(scorecard.claim_ids())
+    for row in card.table.itertuples():
+        assert row.verdict == scorecard.verdict(int(row.passed), int(row.needed), int(row.total)), row.id
+    seeds = sorted({int(s) for name in scorecard.scored() for s in EXPERIMENTS[name].seeds})
+    assert card.provenance["seeds"] == seeds
+    assert set(card.provenance["config_hashes"])
+
+
+def test_the_scorecard_command_compares_with_the_stored_one_and_can_rewrite_it(parts, tmp_path, monkeypatch, capsys):
+    from attnlib import cli
+
+    card = scorecard.assemble(parts)
+    path = tmp_path / "scorecard.json"
+    monkeypatch.setattr(scorecard, "stored_path", lambda: path)
+    monkeypatch.setattr(scorecard, "run_scorecard", lambda quiet=True: card)
+    assert cli.main(["scorecard", "--quiet"]) == 1  # nothing stored yet
+    assert "no stored scorecard" in capsys.readouterr().err
+    assert cli.main(["scorecard", "--store", "--quiet"]) == 0 and path.is_file()
+    assert cli.main(["scorecard", "--quiet"]) == 0
+    assert f"{len(card.table)} rows agree" in capsys.readouterr().out
+    changed = scorecard.Scorecard(card.table.assign(ours=card.table.ours + "!"), card.provenance)
+    monkeypatch.setattr(scorecard, "run_scorecard", lambda quiet=True: changed)
+    assert cli.main(["scorecard", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("attnlib: the stored scorecard") and err.count("\n") == 1
