@@ -1,5 +1,6 @@
 # make book   execute every notebook once (pytest + nbmake) and build the HTML strictly
-# make test   unit tests and `make book` side by side on every core, then the browser and Binder checks
+# make test   unit tests and `make book` side by side on every core, then the stored scorecard against a
+#             fresh one (make scorecard), the browser and Binder checks
 # make bench  benchmarks (not part of `make test`)
 # make linkcheck  every external link of the book (Sphinx's linkcheck builder; needs the network)
 # make binder-lock  rewrite binder/requirements.txt from .venv (after a dependency change)
@@ -16,7 +17,7 @@ JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$
 
 WHEELS := build/wheels
 
-.PHONY: lint-deps venv unit notebooks book browser-deps browser binder-wheels binder binder-lock linkcheck test bench clean
+.PHONY: lint-deps venv unit notebooks book scorecard browser-deps browser binder-wheels binder binder-lock linkcheck test bench clean
 
 $(VENV)/.installed: pyproject.toml binder/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -83,7 +84,12 @@ linkcheck: venv
 # longest notebook finishes; then the checks that need the built book.
 test: venv
 	$(MAKE) --no-print-directory -j2 unit book
-	$(MAKE) --no-print-directory browser binder
+	$(MAKE) --no-print-directory scorecard browser binder
+
+# The stored scorecard (results/scorecard.json, what the introduction and the scorecard page show) against
+# one recomputed from the runs the chapters trained (served by the result cache); any difference fails.
+scorecard: venv
+	$(VENV)/bin/attnlib scorecard --quiet
 
 bench: venv
 	$(VENV)/bin/attnlib bench --out .

@@ -35,7 +35,7 @@ __all__ = ["Row", "Check", "verdict", "VERDICTS", "scored", "claim_ids", "beyond
            "Scorecard", "assemble", "build_scorecard",
            "scorecard_table", "run_scored", "run_scorecard", "verdict_counts", "experiment_verdicts", "to_markdown",
            "to_json", "from_json", "stored_path", "load_stored", "store", "differences", "require_stored_current",
-           "check_stored", "StoredScorecardError"]
+           "StoredScorecardError"]
 
 
 def scored() -> list[str]:
@@ -240,14 +240,3 @@ def require_stored_current(fresh: Scorecard, path: str | Path | None = None) -> 
                                    f"after a deliberate change, rewrite it with: {STORE_COMMAND}")
     return stored
 
-
-def check_stored(fresh: Scorecard, path: str | Path | None = None) -> str:
-    """Compare ``fresh`` with the stored scorecard (:func:`require_stored_current`: any difference raises) and say
-    so in a sentence; a scorecard of other seeds than the stored one's is not compared, and the sentence says that."""
-    stored = load_stored(path)
-    ours, theirs = fresh.provenance.get("seeds"), stored.provenance.get("seeds")
-    if ours != theirs:
-        return (f"not compared with the stored scorecard: its seeds are {theirs}, this page's {ours} (the book's "
-                "seeds give the stored one)")
-    require_stored_current(fresh, path)
-    return f"all {len(fresh.table)} rows agree with the stored scorecard, cell by cell, and so do the runs behind them"
