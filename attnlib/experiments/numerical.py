@@ -156,6 +156,8 @@ def keys_parallel_deviation(seed: int = 0, epochs: int | None = None, config: Ru
                                                     train={"dtype": "float64"})
     if epochs is not None:
         config = config.replace(train={"epochs": epochs})
+    # only the final keys are read: record the test split once, at the end, not every epoch (the same training)
+    config = config.replace(train={"record_every": config.train.epochs})
     dataset = generate_synthetic(config.data, seed)
     run = train(config.model, config.train, [dataset], [seed], quiet=True, keep_params=True)
     keys, query = run.params.keys[0].double(), run.params.query[0].double()
