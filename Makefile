@@ -81,10 +81,10 @@ linkcheck: venv
 	$(VENV)/bin/jupyter-book build $(STAGE) --builder linkcheck
 
 # The unit tests and the book at the same time (each on $(JOBS) processes): the cores stay busy while the
-# longest notebook finishes; then the checks that need the built book.
+# longest notebook finishes; then the checks that need the built book, side by side (independent of each other).
 test: venv
 	$(MAKE) --no-print-directory -j2 unit book
-	$(MAKE) --no-print-directory scorecard browser binder
+	$(MAKE) --no-print-directory -j3 scorecard browser binder
 
 # The stored scorecard (results/scorecard.json, what the introduction and the scorecard page show) against
 # one recomputed from the runs the chapters trained (served by the result cache); any difference fails.
