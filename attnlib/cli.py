@@ -359,7 +359,7 @@ def _prepare_run(args: argparse.Namespace) -> None:
             entry.check_options(**{option.dest: getattr(args, option.dest) for option in entry.options})
 
 
-STORED_SETTINGS = SST_SETTINGS + tuple((trec.KIND, head, trec.VARIANT) for head in sorted(trec.SLOW_HEADS))
+STORED_SETTINGS = SST_SETTINGS + tuple((trec.KIND, head, trec.VARIANT) for head in sorted(trec.STORED_HEADS))
 """Every setting a store may hold: SST's and TREC's slow heads (same format, same checks)."""
 
 
