@@ -7,7 +7,7 @@ performance appendix calls the same functions at build time, with fewer repetiti
 
 Every timing is a full-batch training epoch (forward, backward, update). The engine runs as
 :func:`attnlib.train.train` runs it (span reduction for a fixed head, its CPU thread policy); the
-padded reference (:class:`attnlib.reference.PaddedModel`) runs on whichever thread count is faster
+padded reference (:class:`attnlib.padded_reference.PaddedModel`) runs on whichever thread count is faster
 for it here. Engine and reference are timed alternately in one process and compared by the median
 of the per-repetition ratios, so a burst of load from another process disturbs both alike.
 ``quick`` runs every benchmark once at a tiny size (for the tests; its numbers mean nothing).
@@ -30,12 +30,12 @@ import torch
 from scipy.optimize import nnls
 
 from attnlib.config import ModelConfig, SyntheticDataConfig, TrainConfig, synthetic_preset
-from attnlib.costmodel import cost_model_ms
 from attnlib.data import Corpus, Dataset, generate_synthetic
 from attnlib.data.sst import SSTDataError, load_sst
 from attnlib.device import default_device
+from attnlib.epoch_cost import cost_model_ms
 from attnlib.model import Batch, Params, attention_inputs, first_layer, forward, init_params, span_reduced
-from attnlib.reference import PaddedModel
+from attnlib.padded_reference import PaddedModel
 from attnlib.train import cpu_threads, epoch_size, frozen_groups, train, update
 
 Tensor = torch.Tensor

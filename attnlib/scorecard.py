@@ -24,8 +24,8 @@ from attnlib.experiments import EXPERIMENTS
 from attnlib.experiments.base import Check, ExperimentResult, checks_table, verdict
 from attnlib.experiments.sst.storage import checkout_store_dir
 from attnlib.files import write_text
+from attnlib.formatting import combine_verdicts
 from attnlib.provenance import provenance
-from attnlib.report import combine_verdicts
 
 Row = Check
 """A scorecard row is an experiment's check."""

@@ -19,7 +19,7 @@ from attnlib.model import (
     span_expanded,
     span_reduced,
 )
-from attnlib.reference import padded_logits, padded_loss
+from attnlib.padded_reference import padded_logits, padded_loss
 
 DTYPE = torch.float64
 CPU = torch.device("cpu")

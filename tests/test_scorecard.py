@@ -20,7 +20,7 @@ from attnlib.experiments import (
     synthetic_checks,
 )
 from attnlib.experiments.base import ExperimentResult
-from attnlib.experiments.numerical import PARALLEL_TOLERANCE
+from attnlib.experiments.numerical_checks import PARALLEL_TOLERANCE
 from attnlib.experiments.sst import STORE_DIR
 from attnlib.experiments.sst import experiment as sst_experiment
 from attnlib.experiments.synthetic import RESIDUAL_MAX, SEPARATION_FACTOR

@@ -18,7 +18,7 @@ from attnlib.experiments import (
     step_size_study,
 )
 from attnlib.experiments.base import select_entries
-from attnlib.experiments.numerical import numerical_checks
+from attnlib.experiments.numerical_checks import numerical_checks
 
 TINY = RunConfig(data=SyntheticDataConfig(n_nontopic=200, n_train=120, n_test=40), train=TrainConfig(epochs=400))
 """Small enough to train four step sizes in seconds; 400 epochs at 0.1 take the topic scores to about 0.5."""

@@ -25,7 +25,7 @@ from attnlib.experiments.beyond import (
                                        identity_sweeps,
                                        suppression_study,
 )
-from attnlib.experiments.numerical import (
+from attnlib.experiments.numerical_checks import (
                                        GradientFlowGap,
                                        gradient_flow_gap,
                                        keys_parallel_deviation,

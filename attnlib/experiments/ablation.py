@@ -21,7 +21,7 @@ from attnlib.config import RunConfig, ablation_preset
 from attnlib.data import Dataset, generate_synthetic
 from attnlib.experiments.base import Check, ExperimentResult, long_table, train_grid
 from attnlib.experiments.synthetic import DEFAULT_SEEDS
-from attnlib.report import mean_spread
+from attnlib.formatting import mean_spread
 from attnlib.train import TrainResult
 
 NAME = "ablation"

@@ -28,8 +28,8 @@ from attnlib.experiments.base import (
     select_entries,
     train_grid,
 )
-from attnlib.experiments.numerical import keys_parallel_deviation, numerical_checks, step_size_study
-from attnlib.report import mean_spread
+from attnlib.experiments.numerical_checks import keys_parallel_deviation, numerical_checks, step_size_study
+from attnlib.formatting import mean_spread
 from attnlib.train import TrainResult
 
 NAME = "synthetic"

@@ -35,8 +35,8 @@ from attnlib.experiments.sst.storage import checkout_store_dir, save_run, stored
 from attnlib.experiments.sst.training import sst_dataset, train_setting
 from attnlib.experiments.sst.verification import require_verified, verify_run
 from attnlib.experiments.trec_analysis import EARLY_EPOCH, FIRST_EPOCH
+from attnlib.formatting import mean_spread
 from attnlib.provenance import provenance
-from attnlib.report import mean_spread
 
 NAME = "trec"
 SUMMARY = "Beyond the paper: Attn-FC / TC / TL on TREC question types; attention shift and score-norm relation"

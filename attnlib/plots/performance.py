@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
-from attnlib.costmodel import cost_model_ms
+from attnlib.epoch_cost import cost_model_ms
 from attnlib.plots.style import FIG_WIDTH, use_style
 
 

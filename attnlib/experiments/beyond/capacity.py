@@ -14,7 +14,7 @@ from attnlib.config import RunConfig, synthetic_preset
 from attnlib.data import Dataset, generate_synthetic
 from attnlib.experiments.base import ExperimentResult, train_grid
 from attnlib.experiments.beyond.traces import BEYOND_SEEDS, first_below, topic_means_table
-from attnlib.report import mean_range
+from attnlib.formatting import mean_range
 from attnlib.train import TrainResult
 
 

@@ -12,8 +12,8 @@ from attnlib.config import RunConfig, synthetic_preset
 from attnlib.data import generate_synthetic
 from attnlib.experiments.base import ExperimentResult, train_grid
 from attnlib.experiments.beyond.traces import BEYOND_SEEDS, topic_means_table
+from attnlib.formatting import mean_range
 from attnlib.provenance import run_config_hashes
-from attnlib.report import mean_range
 from attnlib.train import TrainResult
 
 HEURISTIC = """as in logistic regression on separable data, |v| grows like ln t once the topic words dominate,

@@ -15,8 +15,8 @@ from attnlib.config import RunConfig, synthetic_preset
 from attnlib.data import generate_synthetic
 from attnlib.experiments.base import ExperimentResult, train_grid
 from attnlib.experiments.beyond.traces import BEYOND_SEEDS, first_below, traced_table
+from attnlib.formatting import mean_range
 from attnlib.provenance import run_config_hashes
-from attnlib.report import mean_range
 from attnlib.train import TrainResult
 
 

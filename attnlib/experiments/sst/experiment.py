@@ -20,7 +20,7 @@ from attnlib.experiments.base import ORDER_MARGIN, Check, ExperimentResult, Opti
 from attnlib.experiments.sst.analysis import SSTResult
 from attnlib.experiments.sst.serving import run_planned, run_sst
 from attnlib.experiments.sst.settings import F6_RISE, SETTINGS, SST_SEEDS, T1_TOLERANCE
-from attnlib.report import mean_spread
+from attnlib.formatting import mean_spread
 
 NAME = "sst"
 SUMMARY = "T1, F5-F7: Attn-FC / Attn-TC on SST2 and SST5 (paper setting, patience 2000, unmasked padding)"

@@ -1,4 +1,4 @@
-"""The formatting helpers of attnlib.report: the paper's T1 layout, the binomial standard error, book tables."""
+"""The helpers of attnlib.formatting: the paper's T1 layout, the binomial standard error, book tables."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from attnlib.report import accuracy_standard_error, book_table, t1_paper_layout
+from attnlib.formatting import accuracy_standard_error, book_table, t1_paper_layout
 
 
 def _table() -> pd.DataFrame:
@@ -47,14 +47,14 @@ def test_t1_layout_marks_the_misses_when_asked():
 
 
 def test_verdict_badge_names_the_verdict_in_words():
-    from attnlib.report import verdict_badge
+    from attnlib.formatting import verdict_badge
     assert verdict_badge("reproduced") == '<span class="attnlib-verdict attnlib-verdict-holds">holds</span>'
     assert ">fails<" in verdict_badge("not reproduced") and ">partly<" in verdict_badge("partly")
     assert "attnlib-verdict-reported" in verdict_badge("something new")
 
 
 def test_a_row_misses_by_failing_or_by_a_strict_criterion():
-    from attnlib.report import row_finding
+    from attnlib.formatting import row_finding
     assert row_finding(3, 3, 3) == "holds" and row_finding(4, 4, 5) == "holds"  # all but one seed asked
     assert row_finding(1, 3, 3) == "strict"  # some seeds show it: a single run could
     assert row_finding(0, 1, 1) == "fails" and row_finding(0, 3, 3) == "fails"  # no unit shows it
@@ -66,7 +66,7 @@ def _rows(*rows):
 
 
 def test_claim_findings_sum_up_an_experiments_misses():
-    from attnlib.report import claim_findings
+    from attnlib.formatting import claim_findings
     rows = _rows(("F2", "start", 14, 15, 15), ("F2", "first", 4, 5, 5), ("T1", "cell", 0, 1, 1),
                  ("T1", "order", 0, 2, 2), ("T1", "other cell", 1, 1, 1))
     out = claim_findings(rows, {"C": ("two experiments", ("F2", "T1"))}).iloc[0]
@@ -74,7 +74,7 @@ def test_claim_findings_sum_up_an_experiments_misses():
 
 
 def test_claim_findings_tell_a_failing_claim_from_a_strict_criterion():
-    from attnlib.report import claim_findings, findings_markdown
+    from attnlib.formatting import claim_findings, findings_markdown
     claims = {"A": ("all hold", ("F1", "F4")), "B": ("some seeds", ("F1", "F5")),
               "C": ("one part fails", ("F4", "T1")), "D": ("every part fails", ("T1",)),
               "E": ("nothing gated", ("F7",)), "G": ("nothing ran", ("N9",))}
@@ -103,7 +103,7 @@ def test_accuracy_standard_error_is_binomial():
 
 
 def test_combine_verdicts_follows_the_scorecard_rule():
-    from attnlib.report import combine_verdicts
+    from attnlib.formatting import combine_verdicts
     assert combine_verdicts(["reported", "reported"]) == "reported"
     assert combine_verdicts(["reproduced", "reported", "reproduced"]) == "reproduced"
     assert combine_verdicts(["not reproduced", "reported"]) == "not reproduced"
@@ -113,7 +113,7 @@ def test_combine_verdicts_follows_the_scorecard_rule():
 
 def test_every_scorecard_id_belongs_to_a_claim():
     from attnlib.experiments import EXPERIMENTS
-    from attnlib.report import CLAIMS
+    from attnlib.formatting import CLAIMS
     claimed = {i for _, ids in CLAIMS.values() for i in ids}
     paper_ids = {i for name in ("synthetic", "ablation", "sst") for i in EXPERIMENTS[name].claims}  # the paper's
     assert claimed <= paper_ids
@@ -149,7 +149,7 @@ def test_no_index_column_in_the_html() -> None:
 
 
 def test_small_losses_get_a_fourth_decimal() -> None:
-    from attnlib.report import SMALL_LOSS, loss_digits, mean_spread
+    from attnlib.formatting import SMALL_LOSS, loss_digits, mean_spread
 
     assert loss_digits([SMALL_LOSS / 2, SMALL_LOSS / 3]) == 4 and loss_digits([SMALL_LOSS, 0.0]) == 3
     assert mean_spread([0.0004], loss_digits([0.0004])) == "0.0004"  # not 0.000
