@@ -19,7 +19,7 @@ so one product trains every seed and each seed's gradient is exactly its own. Wh
 on the same corpus (all SST runs), the batch keeps that one count matrix and multiplies it by the
 seeds' columns side by side, ``N @ [X_1 | ... | X_S]``: the same sums, but the matrix is read once
 instead of S times (:class:`Batch`). Gradients are written out by hand and checked against autograd
-on the padded per-token model of :mod:`attnlib.reference`.
+on the padded per-token model of :mod:`attnlib.padded_reference`.
 
 With E carried in full and projected (Attn-TC, Attn-TL), the dense products with E dominate an epoch:
 R = E U1, dU1 = E^T dL/dR and the update E += rate dL/dR U1^T each read all of E, and a few seeds'
