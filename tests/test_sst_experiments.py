@@ -369,6 +369,26 @@ def test_verification_detects_a_changed_trajectory(tmp_path, sst_data):
 
 
 @pytest.mark.skipif(("SST5", "FC", "default") not in STORED, reason="no stored SST5 Attn-FC run")
+def test_a_run_without_early_stopping_retrains_the_stored_trajectory(tmp_path, sst_data):
+    """The gap diagnostic's runs without early stopping double as a long replay of the stored Attn-FC default
+    runs (early stopping never changes an epoch before the stop): same losses, and a changed epoch fails."""
+    from attnlib.experiments.sst import analysis as sst_analysis
+    from attnlib.experiments.sst import verification as sst_verify
+
+    stored = sst_store.load_run("SST5", "FC", "default")
+    dataset = sst.sst_dataset(sst_preset("SST5", "FC", "default"), download=False)
+    setting = ("no early stopping", {}, {}, (20, 40))  # a short stand-in for the diagnostic's caps
+    fresh = sst_analysis.fc_gap_run("SST5", dataset, stored.seeds, setting)
+    assert fresh.dev_loss is None and len(fresh.loss) == 41
+    check = sst_verify.require_trajectory(stored, fresh)
+    assert check["epochs_compared"] == 41 and check["max_rel_diff"] < 1e-5
+    stored.loss = stored.loss.copy()
+    stored.loss[33, 2] *= 1.001
+    with pytest.raises(sst_verify.VerificationError, match="SST5_FC_default differs from its retraining"):
+        sst_verify.require_trajectory(stored, fresh)
+
+
+@pytest.mark.skipif(("SST5", "FC", "default") not in STORED, reason="no stored SST5 Attn-FC run")
 def test_cli_run_sst_serves_stored_runs_and_writes_metrics(tmp_path, capsys):
     from attnlib.cli import main
 

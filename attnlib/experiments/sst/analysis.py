@@ -449,6 +449,16 @@ as a run stopped there would end (no early stopping). The caps are kept small so
 about two CPU-minutes (three seeds batched; a SST Attn-FC epoch takes milliseconds): every book build runs it."""
 
 
+def fc_gap_run(kind: str, dataset, seeds, setting=FC_GAP_SETTINGS[0], quiet: bool = True):
+    """The training behind one row group of :func:`fc_gap_diagnostic` (one of :data:`FC_GAP_SETTINGS`, by default
+    the paper's Attn-FC setting without early stopping) on ``dataset``, through the result cache: Attn-FC
+    from the ``default`` preset with the setting's changes, no early stopping, to its largest epoch cap."""
+    _, model, train, caps = setting
+    config = sst_preset(kind, "FC", "default").replace(
+        model=model, train={**train, "epochs": max(caps), "patience": None, "record_every": int(np.gcd.reduce(caps))})
+    return cached_train(config.model, config.train, [dataset] * len(seeds), [int(s) for s in seeds], quiet=quiet)
+
+
 def fc_gap_diagnostic(runs, datasets, seeds, tolerance: float, settings=FC_GAP_SETTINGS,
                       quiet: bool = True) -> pd.DataFrame:
     """Which cheap Attn-FC setting lands within ``tolerance`` points of the paper's Attn-FC accuracy on every
@@ -486,11 +496,9 @@ def fc_gap_diagnostic(runs, datasets, seeds, tolerance: float, settings=FC_GAP_S
                                 None if tc is None else 100 * tc.final_test_accuracy,
                                 "" if tc is not None else "not available in this build"))
         tc = runs.get((kind, "TC", "default"))
-        for label, model, train, caps in settings:
-            base = sst_preset(kind, "FC", "default")
-            config = base.replace(model=model, train={**train, "epochs": max(caps), "patience": None,
-                                                      "record_every": int(np.gcd.reduce(caps))})
-            result = cached_train(config.model, config.train, [datasets[kind]] * len(seeds), seeds, quiet=quiet)
+        for setting in settings:
+            label, model, train, caps = setting
+            result = fc_gap_run(kind, datasets[kind], seeds, setting, quiet)
             epochs = list(np.asarray(result.record_epochs))
             for cap in caps:
                 fc_acc = 100 * np.asarray(result.test_accuracy[epochs.index(cap)], dtype=float)

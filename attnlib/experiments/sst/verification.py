@@ -116,21 +116,38 @@ def data_check(run, dataset) -> dict:
                                                        f"and {dataset.n_classes} classes match the dataset")
 
 
-def replay_check(run, dataset, epochs: int = VERIFY_EPOCHS, rtol: float = LOSS_RTOL) -> dict:
-    """Retrain the first ``epochs`` epochs of every seed and compare the training and dev loss per epoch."""
-    short = run.config.replace(train={"epochs": epochs})
-    result = train(short.model, short.train, [dataset] * len(run.seeds), list(run.seeds), quiet=True)
+def trajectory_check(run, result, rtol: float = LOSS_RTOL) -> dict:
+    """Compare a fresh training of the stored run's setting (``result``: the same seeds, any epoch cap, with or
+    without early stopping, which never changes an epoch before the stop) with the stored training and dev
+    loss per epoch, over every epoch both cover up to each seed's stored stop."""
     worst, compared = 0.0, []
     for k in range(len(run.seeds)):
-        n = min(epochs, int(run.stopped_epoch[k])) + 1
+        n = min(len(result.loss) - 1, int(run.stopped_epoch[k])) + 1
         compared.append(n)
         for fresh, stored in ((result.loss, run.loss), (result.dev_loss, run.dev_loss)):
             if fresh is None or stored is None:
                 continue
             worst = max(worst, float(np.max(np.abs(fresh[:n, k] - stored[:n, k]) / np.abs(stored[:n, k]))))
-    check = _check(worst <= rtol, f"first {min(compared) - 1} epochs of all {len(run.seeds)} seeds replayed: training "
-                                  f"and dev loss within {worst:.1e} relative (tolerance {rtol:.0e})")
+    losses = "training and dev loss" if result.dev_loss is not None else "training loss"
+    check = _check(worst <= rtol, f"first {min(compared) - 1} epochs of all {len(run.seeds)} seeds replayed: "
+                                  f"{losses} within {worst:.1e} relative (tolerance {rtol:.0e})")
     return {**check, "epochs_compared": min(compared), "max_rel_diff": worst}
+
+
+def replay_check(run, dataset, epochs: int = VERIFY_EPOCHS, rtol: float = LOSS_RTOL) -> dict:
+    """Retrain the first ``epochs`` epochs of every seed and compare the training and dev loss per epoch
+    (:func:`trajectory_check`)."""
+    short = run.config.replace(train={"epochs": epochs})
+    result = train(short.model, short.train, [dataset] * len(run.seeds), list(run.seeds), quiet=True)
+    return trajectory_check(run, result, rtol)
+
+
+def require_trajectory(run, result, rtol: float = LOSS_RTOL) -> dict:
+    """:func:`trajectory_check`, raising :class:`VerificationError` (one line) when it fails."""
+    check = trajectory_check(run, result, rtol)
+    if check["status"] != "passed":
+        raise VerificationError(f"stored run {run.key} differs from its retraining: {check['detail']}")
+    return check
 
 
 def split_logits(corpus, scores: np.ndarray, projected: np.ndarray) -> np.ndarray:
