@@ -184,6 +184,28 @@ def test_same_numbers_in_another_process() -> None:
     assert len(outputs) == 1
 
 
+def test_reusing_freed_memory_changes_no_bit() -> None:
+    """Training asks glibc's malloc to reuse freed blocks (fewer page faults per epoch); a process that
+    trains without that setting gets the same bytes, for a head with a hidden layer of a few MB per epoch."""
+    import subprocess
+    import sys
+
+    from attnlib.train import reuse_freed_memory
+
+    if sys.platform.startswith("linux"):
+        assert reuse_freed_memory()  # glibc accepted both settings
+    script = ("import sys, numpy as np; import attnlib.train as T; from attnlib.config import ModelConfig, "
+              "SyntheticDataConfig, TrainConfig; from attnlib.data import generate_synthetic; "
+              "T.reuse_freed_memory = (lambda: False) if sys.argv[1] == 'off' else T.reuse_freed_memory; "
+              "d = [generate_synthetic(SyntheticDataConfig(n_nontopic=300, n_train=400, n_test=40), s) for s in (0, 1)]; "
+              "r = T.train(ModelConfig(head='TL', hidden_units=400), TrainConfig(epochs=40), d, [0, 1], "
+              "trace_words=range(8), quiet=True); "
+              "print(np.concatenate([r.loss.ravel(), r.final_scores.ravel()]).tobytes().hex())")
+    outputs = {subprocess.run([sys.executable, "-c", script, switch], capture_output=True, text=True, check=True).stdout
+               for switch in ("on", "off")}
+    assert len(outputs) == 1
+
+
 def _record_batches(monkeypatch: pytest.MonkeyPatch) -> list:
     """Every Batch train() builds, for checking which form it chose."""
     from attnlib import model as model_module
