@@ -1,6 +1,6 @@
 # make book   execute every notebook once (pytest + nbmake) and build the HTML strictly
-# make test   unit tests and `make book` side by side on every core, then the stored scorecard against a
-#             fresh one (make scorecard), the browser and Binder checks
+# make test   unit tests and `make book` side by side on every core, the stored scorecard against a fresh
+#             one (make scorecard) as soon as the notebooks are done, the browser and Binder checks
 # make bench  benchmarks (not part of `make test`)
 # make linkcheck  every external link of the book (Sphinx's linkcheck builder; needs the network)
 # make binder-lock  rewrite binder/requirements.txt from .venv (after a dependency change)
@@ -17,7 +17,7 @@ JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$
 
 WHEELS := build/wheels
 
-.PHONY: lint-deps venv unit notebooks book scorecard browser-deps browser binder-wheels binder binder-lock linkcheck test bench clean
+.PHONY: lint-deps venv unit notebooks book html book-checks html-checks scorecard browser-deps browser binder-wheels binder binder-lock linkcheck test bench clean
 
 $(VENV)/.installed: pyproject.toml binder/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ notebooks: venv
 	  $$(cat $(STAGE)/notebooks.txt)
 
 book: notebooks
+	$(MAKE) --no-print-directory html
+
+# The HTML of the notebooks executed in $(STAGE) (by `make notebooks`), built strictly.
+html: venv
 	$(VENV)/bin/jupyter-book build $(STAGE) --all --path-output . --warningiserror --keep-going
 	@echo "The book is at $(CURDIR)/_build/html/index.html"
 
@@ -80,11 +84,17 @@ linkcheck: venv
 	$(PY) tools/stage_book.py $(STAGE)
 	$(VENV)/bin/jupyter-book build $(STAGE) --builder linkcheck
 
-# The unit tests and the book at the same time (each on $(JOBS) processes): the cores stay busy while the
-# longest notebook finishes; then the checks that need the built book, side by side (independent of each other).
+# The unit tests and the notebooks at the same time (each on $(JOBS) processes), with the downloads the later
+# checks need; as soon as the notebooks are done, the stored scorecard against their runs beside the HTML
+# build, and the browser and Binder checks once the HTML is there. Every step that can run is running.
 test: venv
-	$(MAKE) --no-print-directory -j2 unit book
-	$(MAKE) --no-print-directory -j3 scorecard browser binder
+	$(MAKE) --no-print-directory -j8 unit book-checks binder-wheels browser-deps
+
+book-checks: notebooks
+	$(MAKE) --no-print-directory scorecard html-checks
+
+html-checks: html
+	$(MAKE) --no-print-directory browser binder
 
 # The stored scorecard (results/scorecard.json, what the introduction and the scorecard page show) against
 # one recomputed from the runs the chapters trained (served by the result cache); any difference fails.
