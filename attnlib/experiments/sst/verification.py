@@ -27,12 +27,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from attnlib.cache import cached_train
 from attnlib.data.sst import SSTDataNotFound
 from attnlib.data.transforms import PAD_ID, load_unpadded, mean_length_minus_one
 from attnlib.experiments.sst.settings import SETTINGS
 from attnlib.experiments.sst.storage import StoredRunError, load_run, projected_width
 from attnlib.experiments.sst.training import sst_dataset
-from attnlib.train import train
 
 VERIFY_EPOCHS = 200
 """Epochs of every seed a stored run's training and dev loss curves are replayed over."""
@@ -136,9 +136,11 @@ def trajectory_check(run, result, rtol: float = LOSS_RTOL) -> dict:
 
 def replay_check(run, dataset, epochs: int = VERIFY_EPOCHS, rtol: float = LOSS_RTOL) -> dict:
     """Retrain the first ``epochs`` epochs of every seed and compare the training and dev loss per epoch
-    (:func:`trajectory_check`)."""
+    (:func:`trajectory_check`). The retraining goes through the result cache, whose entry is bit-identical to
+    training again (its key holds the config, seeds, data, engine and torch): a chapter and the scorecard that
+    verify the same stored run train its replay once."""
     short = run.config.replace(train={"epochs": epochs})
-    result = train(short.model, short.train, [dataset] * len(run.seeds), list(run.seeds), quiet=True)
+    result = cached_train(short.model, short.train, [dataset] * len(run.seeds), list(run.seeds), quiet=True)
     return trajectory_check(run, result, rtol)
 
 
