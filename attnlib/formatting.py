@@ -66,8 +66,9 @@ def t1_paper_layout(table: pd.DataFrame, tolerance: float, variant: str = "defau
     the mean is from the paper's and whether that is within ``tolerance`` points; a cell with no run in
     ``table`` reads "not run". Columns: ``dataset``, then ``<model>: ours (%)`` and ``<model>: paper (%)``.
     With ``mark_misses`` a cell outside the tolerance is set in bold with a cross (Markdown), so a reader
-    sees the miss without reading the numbers, no cell repeats "within"/"outside" in words, and a cell's
-    parts are joined by no-break spaces (a wide screen keeps each on one line; a narrow one may still wrap).
+    sees the miss without reading the numbers, no cell repeats "within"/"outside" in words, and each number
+    (the mean ± std, the paper's value) is an unbreakable inline HTML span (:func:`unbroken`): a narrow
+    screen wraps a cell between its parts, never inside a number.
     """
     part = table[table.variant == variant].set_index(["dataset", "model"])
     rows = []
@@ -78,12 +79,13 @@ def t1_paper_layout(table: pd.DataFrame, tolerance: float, variant: str = "defau
                 r = part.loc[(kind, model)]
                 verdict = "within" if abs(r["diff"]) <= tolerance else "outside"
                 if mark_misses:  # the mark says within or outside: the cell keeps only the numbers, unbroken
-                    cell = f"{r.test_mean:.2f}\u00a0±\u00a0{r.test_std:.2f}\u00a0({r['diff']:+.2f})"
-                    cell = f"✗\u00a0**{cell}**" if verdict == "outside" else cell
+                    mean, diff = f"{r.test_mean:.2f} ± {r.test_std:.2f}", f"({r['diff']:+.2f})"
+                    cell = f"{unbroken(mean)} {unbroken(diff)}"
+                    cell = f"✗ **{cell}**" if verdict == "outside" else cell
                 else:
                     cell = f"{r.test_mean:.2f} ± {r.test_std:.2f} ({r['diff']:+.2f}, {verdict} ±{tolerance:g})"
                 row[f"{model}: ours (%)"] = cell
-                row[f"{model}: paper (%)"] = f"{r.paper:.2f}"
+                row[f"{model}: paper (%)"] = unbroken(f"{r.paper:.2f}") if mark_misses else f"{r.paper:.2f}"
             else:
                 row[f"{model}: ours (%)"] = "not run"
                 row[f"{model}: paper (%)"] = ""
@@ -122,6 +124,12 @@ VERDICT_BADGES = {"reproduced": ("holds", "holds"), "partly": ("partly", "partly
                   "not run": ("not run", "reported")}
 """Per verdict, the word a reader sees on the book's first page and its style (CSS class suffix
 ``attnlib-verdict-<style>``: green, amber, red, grey in book/_static/attnlib.css)."""
+
+
+def unbroken(text: str) -> str:
+    """``text`` as an inline HTML span that a line never breaks inside (``attnlib-nowrap`` in
+    book/_static/attnlib.css), for a number in a table cell that a narrow screen would otherwise split."""
+    return f'<span class="attnlib-nowrap">{text}</span>'
 
 
 def verdict_badge(verdict: str) -> str:
