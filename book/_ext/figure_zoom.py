@@ -16,7 +16,8 @@ a ``<picture>``: below :data:`NARROW_BELOW_PX` of window width the browser shows
 the width of the column, instead of the wide figure scrolling sideways one panel at a time.
 
 The extension also serves ``book/_static/attnlib.css``: those scroll boxes, wide tables (pandas output
-and Markdown tables alike) scrolling inside their own box, and a zoom-in cursor on a linked figure.
+and Markdown tables alike) scrolling inside their own box, and a zoom-in cursor on a linked figure; and
+``book/_static/attnlib-tables.js``, which on a narrow screen stacks the rows of a table of many columns.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from pathlib import Path
 
 STATIC = Path(__file__).resolve().parents[1] / "_static"
 CSS = "attnlib.css"
+TABLES_JS = "attnlib-tables.js"
+"""Stacks the rows of a table of many columns on a narrow screen (see the file)."""
 MIN_TEXT_PX = 9.0
 """Smallest legible text in CSS px: tick labels and legends below this are hard to read on a screen. The
 browser test (tests/test_browser.py) checks every rendered figure against this value."""
@@ -161,4 +164,5 @@ def setup(app):
     app.connect("builder-inited", _static_path)
     app.connect("html-page-context", _page)
     app.add_css_file(CSS)
+    app.add_js_file(TABLES_JS)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
