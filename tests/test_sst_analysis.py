@@ -458,3 +458,169 @@ def test_fc_gap_diagnostic_reads_each_cap_as_a_run_stopped_there(runs):
     verdicts = sa.fc_gap_verdicts(table)
     assert list(verdicts.setting) == list(dict.fromkeys(table.setting))
     assert verdicts["Attn-TC within on every dataset"].isna().all()
+
+
+# --------------------------------------------------------------------------- the chapter's glued values
+
+
+def _report(setting: str, recompute: str) -> dict:
+    checks = {"integrity": {"status": "passed", "detail": ""}, "recompute": {"status": recompute, "detail": "old"}}
+    return {"setting": setting, "checks": checks, "max_rel_diff": 0.0, "ok": True, "failed": []}
+
+
+def test_served_values_name_what_was_stored_retrained_recomputed_and_skipped():
+    provenance = pd.DataFrame([
+        {"setting": "SST2_FC_default", "source": "retrained", "git commit": "abc", "same | as stored": True},
+        {"setting": "SST2_TC_default", "source": "stored", "git commit": None, "same | as stored": None},
+        {"setting": "SST5_TC_default", "source": "stored", "git commit": "def", "same | as stored": False}])
+    reports = [_report("SST2_TC_default", "passed"), _report("SST5_TC_default", "not available")]
+    out = sa.served_values(provenance, reports, [("SST2", "TC", "code")])
+    assert out["retrained_list"] == "`SST2_FC_default`"
+    assert out["stored_list"] == "`SST2_TC_default`, `SST5_TC_default`"
+    assert out["recomputed_list"] == "`SST2_TC_default`"
+    assert out["not_recomputable_sentence"] == "Not recomputable, because stored before that format: `SST5_TC_default`."
+    assert out["skipped_list"] == "`SST2_TC_code`"
+    assert out["verification_table"].splitlines()[0] == "| setting | integrity | recompute | replay max rel. diff |"
+    rows = out["provenance_table"].splitlines()
+    assert r"same \| as stored" in rows[0]  # a pipe in a heading would end its cell
+    assert [r.split("|")[4].strip() for r in rows[2:]] == ["yes", "", "no"]  # missing values are empty
+    assert (out["compare_epochs"], out["compare_tie"]) == (sa.EPOCH_TOLERANCE, sa.TIE_RTOL)
+    assert out["compare_accuracy"] == pytest.approx(100 * sa.ACCURACY_TOLERANCE)
+    # a stored run that was not verified is not listed as served and verified; nothing skipped reads "none"
+    none = sa.served_values(provenance.iloc[:2], [], [])
+    assert (none["stored_list"], none["recomputed_list"], none["skipped_list"]) == ("none", "none", "none")
+    assert none["not_recomputable_sentence"].startswith("That is every stored run")
+    assert none["verification_table"] == ""
+
+
+def test_t1_values_per_setting_and_for_the_paper_setting(runs):
+    result = sa.SSTResult(runs)
+    out = sa.t1_values(result)
+    for (kind, head, variant), run in runs.items():
+        key = f"{kind}_{head}_{variant}".lower()
+        acc = 100 * run.final_test_accuracy
+        assert out[f"{key}_acc"] == f"{acc.mean():.2f} ± {acc.std(ddof=1):.2f}"
+        paper_value = 100 * sa.paper.SST_TEST_ACCURACY[(kind, "Attn-FC")]
+        assert out[f"{key}_diff"] == pytest.approx(acc.mean() - paper_value)
+        assert out[f"{key}_stop"] == pytest.approx(run.stopped_epoch.mean())
+        assert isinstance(out[f"{key}_best"], float)
+    diff = out["sst2_fc_default_diff"]
+    within = abs(diff) <= sa.T1_TOLERANCE
+    assert (out["n_default_cells"], out["n_default_within"]) == (1, int(within))
+    assert out["missed_cells"] == ("none" if within else f"SST2 Attn-FC ({diff:+.1f} points)")
+    assert len(out["t1_cells"].splitlines()) == 1
+    assert ("**outside**" in out["t1_cells"]) != within and f"±{sa.T1_TOLERANCE:g}-point" in out["t1_cells"]
+    assert out["epoch_cap"] == 60 and out["t1_tol"] == sa.T1_TOLERANCE
+    capped = sa.capped_runs(result.per_seed())
+    assert (out["capped_text"] == "none") == capped.empty
+    assert out["capped_text"].count("seed ") == len(capped)
+    assert f"±{sa.T1_TOLERANCE:g} points" in out["t1_long"].splitlines()[0]
+    assert len(out["per_seed_table"].splitlines()) == 2 + 4  # heading, rule, two runs of two seeds
+
+
+def test_the_long_t1_and_per_seed_tables_read_as_words():
+    table = pd.DataFrame([{"dataset": "SST2", "model": "Attn-FC", "variant": "default", "seeds": 3, "test_mean": 80.0,
+                           "test_std": 0.1, "paper": 76.68, "diff": 3.32, "within_2": False, "best_epoch_mean": 10.0,
+                           "stopped_epoch_mean": 110.0, "hit_cap": True, "source": "stored"}])
+    long = sa.t1_long_table(table, tolerance=4.0)
+    assert long.iloc[0]["±4 points"] == "outside" and long.iloc[0]["a seed hit the cap"] == "yes"
+    assert list(long.columns[:5]) == ["dataset", "model", "variant", "seeds", "test acc. (%)"]
+    per_seed = pd.DataFrame([{"dataset": "SST2", "model": "Attn-FC", "variant": "default", "seed": 0,
+                              "test_accuracy": 0.80123, "best_epoch": 5, "stopped_epoch": 105,
+                              "train_loss_at_best": 0.123456, "dev_loss_at_best": 0.2, "query_norm": 1.23456,
+                              "hit_cap": False, "source": "retrained", "left_plateau_epoch": np.nan}])
+    row = sa.per_seed_details(per_seed).iloc[0]
+    assert (row["test acc. (%)"], row["train loss at best"], row["‖q‖"]) == (80.12, 0.1235, 1.235)
+    assert row["hit the cap"] == "no" and "left_plateau_epoch" not in row.index
+
+
+def _fc_table(code_diffs: dict[str, float]) -> pd.DataFrame:
+    rows = []
+    for kind, paper_value in (("SST2", 76.68), ("SST5", 38.49)):
+        for variant, diff in (("default", 4.0 if kind == "SST2" else 1.0), ("code", code_diffs.get(kind))):
+            if diff is None:
+                continue
+            rows.append({"dataset": kind, "model": "Attn-FC", "variant": variant, "test_mean": paper_value + diff,
+                         "test_std": 0.5, "test_min": paper_value + diff - 0.5, "test_max": paper_value + diff + 0.5,
+                         "paper": paper_value, "diff": diff, "stopped_epoch_mean": 100.0})
+    return pd.DataFrame(rows)
+
+
+def test_fc_values_judge_the_code_variant_against_the_tolerance():
+    per_seed = pd.DataFrame({"dataset": ["SST2", "SST2"], "model": ["Attn-FC"] * 2, "variant": ["unmasked"] * 2,
+                             "seed": [0, 1], "best_epoch": [0, 40], "test_accuracy": [0.499, 0.8]})
+    out = sa.fc_values(_fc_table({"SST2": 3.5, "SST5": 0.5}), per_seed)
+    assert len(out["fc_lines"].splitlines()) == 4 and out["fc_lines"].startswith("* SST2, default: 80.68 ± 0.50 %")
+    assert "SST2 80.18 % (+3.50 points, outside the tolerance) and SST5 38.99 % (+0.50 points, within" \
+        in out["fc_code_verdict"] and out["fc_code_verdict"].endswith("do not explain the SST2 gap either.")
+    assert out["fc_seed_std_max"] == "0.50" and out["fc_gap_in_stds"] == "2"  # SST5: 1.0 / 0.5
+    assert out["stuck_runs"] == "SST2 Attn-FC unmasked seed 0 (49.9 %)"
+    fits = sa.fc_values(_fc_table({"SST2": 1.0}), per_seed.iloc[1:])
+    assert fits["fc_code_verdict"].endswith("so the code's settings do account for the SST2 gap.")
+    assert fits["stuck_runs"] == "none"
+    assert sa.fc_values(_fc_table({}), per_seed)["fc_code_verdict"] == "The `code` variant is not available in this build."
+
+
+def test_fc_reach_values_summarise_where_each_seed_first_reaches_the_paper(runs):
+    run = runs[("SST2", "FC", "default")]
+    target = sa.paper.SST_TEST_ACCURACY[("SST2", "Attn-FC")]
+    assert sa.paper_accuracies([run]) == {"SST2": pytest.approx(100 * target)}
+    out = sa.fc_reach_values([run])
+    reach = sa.first_reaching(run, target)
+    assert out["fc_reach_window"] == sa.REACH_WINDOW
+    assert out["fc_reach_n"] == reach["dev loss change before it"].notna().sum()
+    assert out["fc_reach_falling"] == int((reach["dev loss change before it"] < 0).sum())
+    epochs = ", ".join("never" if np.isnan(e) else f"{e:.0f}" for e in reach.epoch)
+    assert out["fc_reach_text"] == f"SST2 at epochs {epochs} (best epochs {', '.join(map(str, run.best_epoch))})"
+    assert len(out["fc_reach_table"].splitlines()) == 2 + len(run.seeds)
+
+
+def test_fc_long_replay_values_hold_a_stored_run_to_its_retraining():
+    from types import SimpleNamespace
+
+    from attnlib.config import sst_preset
+    from attnlib.experiments.sst.verification import VerificationError
+
+    data = _dataset()
+    config = sst_preset("SST2", "FC", "default").replace(train={"epochs": 40, "patience": 5})
+    early = train(config.model, config.train, [data] * 2, [0, 1], quiet=True)
+    stored = SimpleNamespace(key="SST2_FC_default", source="stored", seeds=[0, 1], loss=early.loss,
+                             dev_loss=early.dev_loss, stopped_epoch=early.stopped_epoch)
+    setting = ("no early stopping", {}, {}, (20, 40))
+    out = sa.fc_long_replay_values({("SST2", "FC", "default"): stored}, {"SST2": data}, [0, 1], setting)
+    assert out["fc_long_replay_epochs"] == min(min(int(s), 40) for s in early.stopped_epoch)
+    assert 0 <= out["fc_long_replay_diff"] < 1e-5
+    changed = SimpleNamespace(**{**vars(stored), "loss": early.loss.copy()})
+    changed.loss[3, 1] *= 1.01
+    with pytest.raises(VerificationError, match="SST2_FC_default differs from its retraining"):
+        sa.fc_long_replay_values({("SST2", "FC", "default"): changed}, {"SST2": data}, [0, 1], setting)
+    retrained = SimpleNamespace(**{**vars(changed), "source": "retrained"})  # nothing stored to hold to it
+    assert sa.fc_long_replay_values({("SST2", "FC", "default"): retrained}, {"SST2": data}, [0, 1], setting) == \
+        {"fc_long_replay_epochs": 0, "fc_long_replay_diff": 0.0}
+
+
+def _gap_row(setting: str, kind: str, fc: float, tc: float | None) -> dict:
+    row = {"setting": setting, "dataset": kind}
+    for name, value in (("Attn-FC", fc), ("Attn-TC", tc)):
+        row.update({f"{name} (%)": np.nan if value is None else 50 + value, f"{name} std": 0.1,
+                    f"{name} − paper": np.nan if value is None else value,
+                    f"{name} within": None if value is None else abs(value) <= 2.0})
+    return row
+
+
+def test_fc_gap_values_name_the_settings_that_fit_and_conclude():
+    gap = pd.DataFrame([_gap_row("paper", kind, 4.0, 0.1) for kind in ("SST2", "SST5")]
+                       + [_gap_row("short", kind, 1.0, 5.0) for kind in ("SST2", "SST5")]
+                       + [_gap_row("lr", kind, -1.0, None) for kind in ("SST2", "SST5")])
+    out = sa.fc_gap_values(gap)
+    assert out["fcgap_fits"] == "*short*, *lr*" and out["fcgap_both"] == "none"
+    assert out["fcgap_conclusion"].startswith("So no cheap setting we tried explains the gap")
+    assert out["fcgap_conclusion"].endswith("not measured (*lr*), the question stays open.")
+    lines = out["fcgap_table"].splitlines()
+    assert [c.strip() for c in lines[0].split("|")[1:-1]] == [
+        "setting", "SST2 Attn-FC", "SST2 Attn-TC", "SST5 Attn-FC", "SST5 Attn-TC", "Attn-FC within on every dataset",
+        "Attn-TC within on every dataset"]
+    lr = next(line for line in lines if line.startswith("| lr"))
+    assert "–" in lr and "not measured" in lr and "49.00 (-1.00)" in lr
+    fitting = sa.fc_gap_values(pd.DataFrame([_gap_row("short", kind, 1.0, 0.5) for kind in ("SST2", "SST5")]))
+    assert fitting["fcgap_both"] == "*short*" and fitting["fcgap_conclusion"].startswith("Such a setting is a candidate")
