@@ -624,3 +624,125 @@ def test_fc_gap_values_name_the_settings_that_fit_and_conclude():
     assert "–" in lr and "not measured" in lr and "49.00 (-1.00)" in lr
     fitting = sa.fc_gap_values(pd.DataFrame([_gap_row("short", kind, 1.0, 0.5) for kind in ("SST2", "SST5")]))
     assert fitting["fcgap_both"] == "*short*" and fitting["fcgap_conclusion"].startswith("Such a setting is a candidate")
+
+
+def _tc_per_seed() -> pd.DataFrame:
+    rows = [("SST2", "default", 0, 0.8, 900, 1000, 300.0), ("SST2", "unmasked", 0, 0.499, 40, 140, np.nan),
+            ("SST2", "unmasked", 1, 0.5, 42, 142, np.nan), ("SST5", "unmasked", 0, 0.41, 9000, 9100, 800.0),
+            ("SST5", "code", 0, 0.40, 5000, 7000, 4000.0), ("SST5", "code", 1, 0.23, 10, 2010, np.nan)]
+    return pd.DataFrame([{"dataset": d, "model": "Attn-TC", "variant": v, "seed": s, "test_accuracy": a,
+                          "best_epoch": b, "stopped_epoch": e, "left_plateau_epoch": p, "hit_cap": False}
+                         for d, v, s, a, b, e, p in rows])
+
+
+def test_tc_values_tell_which_seeds_left_the_plateau():
+    per_seed = _tc_per_seed()
+    out = sa.tc_values(per_seed)
+    lines = out["tc_text"].splitlines()
+    assert len(lines) == len(per_seed)
+    assert lines[0] == ("* SST2 Attn-TC (default), seed 0: 80.00 % test accuracy, best epoch 900, stopped at 1000, "
+                        "left the plateau at epoch 300.")
+    assert lines[1].endswith("never left the initial plateau.")
+    assert out["tc_unmasked_text"] == ("SST2: 0 of 2 seeds left the plateau; the others stopped on it after 140, 142 "
+                                       "epochs at 49.9 %, 50.0 %; SST5: 1 of 1 seeds left the plateau (at epochs 800, "
+                                       "reaching 41.0 %).")
+    assert len(out["tc_seed_table"].splitlines()) == 2 + len(per_seed)
+    none = sa.tc_values(per_seed.assign(model="Attn-FC"))
+    assert none["tc_seed_table"] == "No Attn-TC run is available in this build."
+    assert none["tc_unmasked_text"] == "not available in this build."
+
+
+def test_plateau_and_code_variant_values():
+    from attnlib.config import sst_preset
+
+    data = _dataset()
+    per_seed = _tc_per_seed()
+    out = sa.plateau_values({"SST2": data}, per_seed)
+    growth = sa.plateau_growth(data, lr=sst_preset("SST2", "TC", "default").train.lr)
+    assert (out["sst2_sigma"], out["sst2_efold"]) == (growth["sigma"], growth["efold"])
+    assert out["tc_plateau_efolds"] == f"{300.0 / growth['efold']:.1f}"  # the one SST2 Attn-TC default seed
+    assert len(out["plateau_table"].splitlines()) == 2 + 4  # settings: SST2 default, unmasked; SST5 unmasked, code
+    assert sa.plateau_values({"SST2": data}, per_seed.iloc[1:])["tc_plateau_efolds"] == "(not available)"
+    code = sa.code_variant_values(per_seed)
+    scale = sst_preset("SST2", "TC", "default").model.embed_init_std / sst_preset("SST2", "TC", "code").model.embed_init_std
+    assert code["code_scale"] == pytest.approx(scale) and code["code_extra_efolds"] == pytest.approx(np.log(scale))
+    assert code["tc_code_text"] == ("SST5: best epoch 2505 and stop at 4505 on average, 1 of 2 seeds left the plateau, "
+                                    "test accuracy 31.50 %")
+    assert sa.code_variant_values(per_seed.iloc[:4])["tc_code_text"].startswith("no `code` Attn-TC run")
+
+
+def test_padding_values_describe_pad_in_the_unmasked_runs(runs):
+    from attnlib.data.transforms import word_purity
+
+    assert sa.unmasked_runs(runs) == [runs[("SST2", "FC", "unmasked")]]
+    data = _dataset()
+    out = sa.padding_values(runs, data)
+    weights = sa.pad_weights(runs)
+    assert out["pad_weight_start"] == pytest.approx(weights["PAD weight at epoch 0"].mean())
+    assert (out["pad_weight_best_min"], out["pad_weight_best_max"]) == pytest.approx(
+        (weights["at the best epoch"].min(), weights["at the best epoch"].max()))
+    # $PAD$ is in every padded training sentence, four of each label: purity 0
+    assert out["pad_purity"] == pytest.approx(0.0)
+    assert word_purity(padded_dataset(data).train)[0][PAD_ID] == len(TRAIN)
+    assert (out["sst2_train_prior"], out["sst2_dev_prior"]) == pytest.approx((50.0, 75.0))
+    assert len(out["pad_weights_table"].splitlines()) == 2 + 2 and len(out["early_table"].splitlines()) == 2 + 4
+
+
+def test_dev_trend_values_per_dataset_and_padding(runs):
+    import dataclasses
+
+    start, end = sa.DEV_TREND_EPOCHS
+    epochs = np.arange(end + 10, dtype=np.float64)[:, None]
+    curves = []
+    for key, slope in ((("SST2", "FC", "default"), (-3e-6, -2e-6)), (("SST2", "FC", "unmasked"), (1e-6, 2e-6))):
+        curves.append(dataclasses.replace(runs[key], dev_loss=(0.69 + np.array(slope) * epochs).astype(np.float32),
+                                          stopped_epoch=np.array([end + 5, end + 5])))
+    out = sa.dev_trend_values(curves)
+    slopes = sa.dev_loss_slopes(curves, start, end)
+    assert (out["slope_start"], out["slope_end"]) == (start, end)
+    assert out["sst2_masked_direction"] == "falls" and out["sst2_unmasked_direction"] == "rises"
+    assert out["sst2_masked_slope_min"] == pytest.approx(-3e-6, rel=0.05)
+    assert out["sst2_unmasked_slope_max"] == pytest.approx(2e-6, rel=0.05)
+    masked = slopes[slopes.padding == "masked"]["slope / spacing"].abs()
+    assert (out["sst2_masked_ratio_min"], out["sst2_masked_ratio_max"]) == (masked.min(), masked.max())
+    assert len(out["slopes_table"].splitlines()) == 2 + 4
+
+
+def test_rounding_stop_values_tell_the_three_ways_a_run_ends():
+    spacing = float(np.spacing(np.float32(1.5)))
+    t = np.arange(3000, dtype=np.float64)
+    plateau = 1.5 - 0.1 * spacing * np.minimum(t, 2800)
+    rising = np.where(t <= 2800, 1.5 - 5 * spacing * t, 1.5 - 5 * spacing * 2800 + 2 * spacing * (t - 2800))
+    runs = [_curve_run(plateau, 2800, 2900), _curve_run(rising, 2800, 2900), _curve_run(rising, 2800, 2900, cap=2900)]
+    out = sa.rounding_stop_values(runs)
+    table = sa.rounding_stops(runs)
+    assert out["stops_text"].startswith("Of these 3 seeds, 1 stopped that way (SST5 Attn-TC unmasked seed 0)")
+    assert "trained to the 10,000-epoch cap" in out["stops_text"]  # the largest cap of the runs
+    rise = table[table["stopped by"] == "a rise of the dev loss"]["rise after best (spacings)"].min()
+    assert out["stops_text"].endswith(f"stopped on a real rise, at least {rise:.0f} spacings above its best, after "
+                                      "falling by at least 5 spacings per epoch.")
+    assert (out["rounding_window"], out["rounding_slope"]) == (sa.ROUNDING_WINDOW, sa.ROUNDING_SLOPE)
+    none = sa.rounding_stop_values(runs[1:2])
+    assert none["stops_text"].startswith("None of these 1 seeds stopped that way. Every other seed")
+
+
+def test_padding_logit_values_from_the_recomputed_logits(params_runs):
+    assert sa.padding_logits(None, None) is None
+    missing = sa.padding_logit_values(None)
+    assert set(missing) == set(sa.PADDING_LOGIT_NAMES) and len(set(missing.values())) == 1
+    run, data, _ = params_runs["unmasked"]
+    found = sa.padding_logits(run, data)
+    summary = sa.padding_logit_summary(run, data)
+    pd.testing.assert_frame_equal(found.summary, summary)
+    assert found.model == "Attn-TC" and len(found.sentences) == 2 * len(TRAIN)
+    # this tiny run's dev set is its training set: both priors are the training split's
+    assert found.priors == pytest.approx({"training prior": 50.0, "dev prior": 50.0})
+    out = sa.padding_logit_values(found)
+    assert set(out) == set(sa.PADDING_LOGIT_NAMES)
+    assert out["padlogit_seeds"] == "0 / 1"
+    assert out["padlogit_best"] == " / ".join(str(int(b)) for b in run.best_epoch)
+    assert out["padlogit_r_share"] == " / ".join(f"{r:.4f}" for r in summary["r(logit, padding share)"])
+    own = summary["PAD's own logit"]
+    assert out["padlogit_own"] == f"{own.min():.3f} to {own.max():.3f}"
+    below = (summary["mean P(positive) (%)"] < 50.0).all()
+    assert out["padlogit_vs_prior"].startswith("still below" if below else "not below")

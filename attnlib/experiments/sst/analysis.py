@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from attnlib import paper
 from attnlib.cache import cached_train
 from attnlib.config import HEADS, sst_preset
-from attnlib.data.transforms import PAD_ID, PADDED_LENGTH, UNMASKED_SUFFIX
+from attnlib.data.transforms import PAD_ID, PADDED_LENGTH, UNMASKED_SUFFIX, padded_dataset, word_purity
 from attnlib.experiments.sst.runs import SSTRun
 from attnlib.experiments.sst.settings import F6_RISE, T1_TOLERANCE
 from attnlib.experiments.sst.verification import (
@@ -267,6 +267,11 @@ def label_prior(data, split: str, label: int = 1) -> float:
     """The fraction of a split's sentences with ``label`` (SST2: 1 is positive)."""
     labels = np.asarray(data.splits[split].labels)
     return float((labels == label).mean())
+
+
+DEV_TREND_EPOCHS = (50, 140)
+"""The epochs over which the chapter measures the dev loss's trend on the Attn-TC plateau (:func:`dev_loss_slopes`):
+after the first steps, before any unmasked run stops."""
 
 
 def dev_loss_slopes(runs, start: int, end: int) -> pd.DataFrame:
@@ -737,3 +742,202 @@ def fc_gap_values(gap: pd.DataFrame) -> dict[str, str]:
                           + listing(unmeasured.setting, "*") + "), the question stays open.")
     return {"fcgap_table": table.to_markdown(index=False), "fcgap_fits": listing(fits.setting, "*"),
             "fcgap_both": listing(both.setting, "*"), "fcgap_conclusion": conclusion}
+
+
+def tc_values(per_seed: pd.DataFrame) -> dict[str, str]:
+    """Attn-TC per seed (:meth:`SSTResult.per_seed`): one line per run and seed (accuracy, best and stopping epoch,
+    when it left the plateau), the table of :func:`seed_table`, and per dataset how many unmasked seeds left the
+    plateau, when and at what accuracy, and where the others stopped."""
+    rows = per_seed[per_seed.model == "Attn-TC"]
+    if rows.empty:
+        text = "No Attn-TC run is available in this build (none is stored and they are too slow to train here)."
+    else:
+        text = "\n".join(
+            f"* {r.dataset} Attn-TC ({r.variant}), seed {r.seed}: {100 * r.test_accuracy:.2f} % test accuracy, "
+            f"best epoch {r.best_epoch}, stopped at {r.stopped_epoch}, "
+            + ("never left the initial plateau" if np.isnan(r.left_plateau_epoch)
+               else f"left the plateau at epoch {r.left_plateau_epoch:.0f}") + "."
+            for r in rows.itertuples())
+    parts = []
+    for kind, g in rows[rows.variant == "unmasked"].groupby("dataset"):
+        left, stuck = g[~g.left_plateau_epoch.isna()], g[g.left_plateau_epoch.isna()]
+        part = f"{kind}: {len(left)} of {len(g)} seeds left the plateau"
+        if len(left):
+            part += (" (at epochs " + ", ".join(f"{e:.0f}" for e in left.left_plateau_epoch) + ", reaching "
+                     + ", ".join(f"{100 * a:.1f} %" for a in left.test_accuracy) + ")")
+        if len(stuck):
+            part += ("; the other" + ("s" if len(stuck) > 1 else "") + " stopped on it after "
+                     + ", ".join(f"{e}" for e in stuck.stopped_epoch) + " epochs at "
+                     + ", ".join(f"{100 * a:.1f} %" for a in stuck.test_accuracy))
+        parts.append(part)
+    return {"tc_text": text,
+            "tc_seed_table": seed_table(per_seed, "Attn-TC").round(2).to_markdown(index=False) if not rows.empty
+            else "No Attn-TC run is available in this build.",
+            "tc_unmasked_text": "; ".join(parts) + "." if parts else "not available in this build."}
+
+
+def plateau_values(datasets, per_seed: pd.DataFrame) -> dict[str, str | float]:
+    """The Attn-TC plateau's time scale: per dataset (``datasets``: kind -> its plain dataset) ``sigma`` and
+    ``efold`` of :func:`plateau_growth` at the Attn-TC step size, how many e-foldings the SST2 Attn-TC runs of the
+    paper's setting took to leave the plateau, and :func:`plateau_table`."""
+    out: dict[str, str | float] = {}
+    efold = {}
+    for kind, data in datasets.items():
+        growth = plateau_growth(data, lr=sst_preset(kind, "TC", "default").train.lr)
+        efold[kind] = growth["efold"]
+        out[f"{kind.lower()}_sigma"], out[f"{kind.lower()}_efold"] = growth["sigma"], growth["efold"]
+    tc2 = per_seed[(per_seed.dataset == "SST2") & (per_seed.model == "Attn-TC") & (per_seed.variant == "default")]
+    out["tc_plateau_efolds"] = (f"{tc2.left_plateau_epoch.mean() / efold['SST2']:.1f}" if len(tc2)
+                                else "(not available)")
+    out["plateau_table"] = plateau_table(per_seed).round(1).to_markdown(index=False)
+    return out
+
+
+def code_variant_values(per_seed: pd.DataFrame) -> dict[str, str | float]:
+    """Attn-TC in the ``code`` variant: how many times smaller its embeddings start than in the paper's setting, the
+    e-foldings that adds (its logarithm), and per dataset its mean best and stopping epoch, the seeds that left the
+    plateau and the mean test accuracy."""
+    scale = (sst_preset("SST2", "TC", "default").model.embed_init_std
+             / sst_preset("SST2", "TC", "code").model.embed_init_std)
+    code = per_seed[(per_seed.model == "Attn-TC") & (per_seed.variant == "code")]
+    parts = [f"{kind}: best epoch {g.best_epoch.mean():.0f} and stop at {g.stopped_epoch.mean():.0f} on average, "
+             f"{int((~g.left_plateau_epoch.isna()).sum())} of {len(g)} seeds left the plateau, test accuracy "
+             f"{100 * g.test_accuracy.mean():.2f} %" for kind, g in code.groupby("dataset")]
+    return {"code_scale": float(scale), "code_extra_efolds": float(np.log(scale)),
+            "tc_code_text": "; ".join(parts) if parts else "no `code` Attn-TC run is available in this build"}
+
+
+def unmasked_runs(runs) -> list[SSTRun]:
+    """The runs with unmasked padding that recorded ``$PAD$``'s attention weight (those :func:`pad_weights` and
+    :func:`~attnlib.plots.sst.plot_padding` show)."""
+    return [run for run in _runs(runs) if not run.config.data.mask_padding and run.pad_weight.size]
+
+
+def padding_values(runs, data) -> dict[str, str | float]:
+    """``$PAD$`` in the unmasked variant: its mean attention weight at the start and the range at the best epoch
+    (:func:`pad_weights`), its purity on the padded training split of ``data`` (the plain SST2 dataset), the tables
+    of :func:`pad_scores`, :func:`pad_weights` and :func:`early_losses`, and ``data``'s training and dev priors of
+    the positive label in %."""
+    weights = pad_weights(runs)
+    return {"pad_weight_start": float(weights["PAD weight at epoch 0"].mean()),
+            "pad_purity": float(word_purity(padded_dataset(data).train)[1][PAD_ID]),
+            "pad_weight_best_min": float(weights["at the best epoch"].min()),
+            "pad_weight_best_max": float(weights["at the best epoch"].max()),
+            "pad_scores_table": pad_scores(runs).round(3).to_markdown(index=False),
+            "pad_weights_table": weights.round(3).to_markdown(index=False),
+            "early_table": early_losses(runs).round(4).to_markdown(index=False),
+            "sst2_train_prior": 100 * label_prior(data, "train"), "sst2_dev_prior": 100 * label_prior(data, "dev")}
+
+
+def dev_trend_values(runs) -> dict[str, str | int | float]:
+    """The dev loss's trend over :data:`DEV_TREND_EPOCHS` (:func:`dev_loss_slopes`): per dataset and padding
+    (``sst2_unmasked``, ...) the range of its slope per epoch, of the slope's size in float32 spacings, and whether
+    it rises or falls; and the table."""
+    start, end = DEV_TREND_EPOCHS
+    slopes = dev_loss_slopes(runs, start, end)
+    out: dict[str, str | int | float] = {"slope_start": start, "slope_end": end}
+    for (kind, padding), g in slopes.groupby(["dataset", "padding"]):
+        key = f"{kind.lower()}_{padding}"
+        out.update({f"{key}_slope_min": float(g["dev loss slope per epoch"].min()),
+                    f"{key}_slope_max": float(g["dev loss slope per epoch"].max()),
+                    f"{key}_ratio_min": float(g["slope / spacing"].abs().min()),
+                    f"{key}_ratio_max": float(g["slope / spacing"].abs().max()),
+                    f"{key}_direction": " and ".join(sorted(set(g["dev loss"])))})
+    out["slopes_table"] = slopes.round({"slope / spacing": 1}).to_markdown(index=False, floatfmt=".3g")
+    return out
+
+
+def rounding_stop_values(runs) -> dict[str, str | int | float]:
+    """What ended each run (:func:`rounding_stops` over :data:`ROUNDING_WINDOW` epochs) in words: the seeds float32
+    rounding stopped, with how flat their dev loss was; the seeds that trained to the epoch cap; how far the others
+    rose after their best; and the table."""
+    runs = _runs(runs)
+    stops = rounding_stops(runs)
+    rounded = stops[stops["stopped by"] == "float32 rounding"]
+    risen = stops[stops["stopped by"] == "a rise of the dev loss"]
+    capped = stops[stops["stopped by"] == "the epoch cap"]
+
+    def named(rows: pd.DataFrame) -> str:
+        return ", ".join(f"{r.dataset} {r.model} {r.variant} seed {r.seed}" for r in rows.itertuples())
+
+    if len(rounded):
+        text = (f"Of these {len(stops)} seeds, {len(rounded)} stopped that way ({named(rounded)}): a slope of at most "
+                f"{rounded['slope before best (spacings per epoch)'].abs().max():.2f} spacing per epoch, "
+                f"{rounded['epochs without change (%)'].min():.0f} % of its epochs with the float32 dev loss exactly "
+                "unchanged, and the patience ran out with the loss flat, still on the plateau (test accuracy "
+                f"{rounded['test accuracy (%)'].max():.1f} %). Whether the same seed in float64 would have gone on "
+                "falling and left the plateau is not tested here: a float64 run to that epoch takes hours on two "
+                "cores.")
+    else:
+        text = f"None of these {len(stops)} seeds stopped that way."
+    if len(capped):
+        text += (f" {named(capped)} trained to the {max(r.config.train.epochs for r in runs):,}-epoch cap with its "
+                 "dev loss still falling (by "
+                 f"{capped['slope before best (spacings per epoch)'].abs().min():.0f} spacings per epoch over the "
+                 "window), so its best epoch is its last.")
+    text += (f" Every other seed stopped on a real rise, at least {risen['rise after best (spacings)'].min():.0f} "
+             f"spacings above its best, after falling by at least "
+             f"{risen['slope before best (spacings per epoch)'].abs().min():.0f} spacings per epoch.")
+    return {"stops_text": text, "rounding_window": ROUNDING_WINDOW, "rounding_slope": ROUNDING_SLOPE,
+            "stops_table": stops.round(2).to_markdown(index=False)}
+
+
+@dataclass
+class PaddingLogits:
+    """The dev logits of an unmasked run against the padding share (:func:`padding_logits`)."""
+
+    model: str
+    sentences: pd.DataFrame  # sentence_logits on dev
+    summary: pd.DataFrame  # padding_logit_summary on dev
+    priors: dict[str, float]  # "training prior" and "dev prior": the share of positive sentences in %
+
+
+def padding_logits(run: SSTRun | None, dataset, split: str = "dev") -> PaddingLogits | None:
+    """:func:`sentence_logits` and :func:`padding_logit_summary` of ``run`` on ``split`` of ``dataset`` (the padded
+    dataset it trained on), with the training and ``split`` priors of the positive label in %; None when there is
+    no run or it was stored without its arrays at the best epoch."""
+    if run is None or not run.best_scores.size:
+        return None
+    return PaddingLogits(run.name, sentence_logits(run, dataset, split), padding_logit_summary(run, dataset, split),
+                         {"training prior": 100 * label_prior(dataset, "train"),
+                          f"{split} prior": 100 * label_prior(dataset, split)})
+
+
+PADDING_LOGIT_NAMES = ("padlogit_seeds", "padlogit_best", "padlogit_r_share", "padlogit_r_length", "padlogit_mean_p",
+                       "padlogit_own", "padlogit_others", "padlogit_ratio", "padlogit_dev_grad", "padlogit_train_grad",
+                       "padlogit_spread", "padlogit_var_share", "padlogit_table", "padlogit_vs_prior")
+"""The names :func:`padding_logit_values` gives, whether or not the run is available."""
+
+
+def padding_logit_values(found: PaddingLogits | None) -> dict[str, str]:
+    """The mechanism's numbers of :func:`padding_logits` (on dev) as text: per seed (``a / b / c``) the seeds, best
+    epochs and correlations; over seeds (``min to max``) the mean P(positive), ``$PAD$``'s own logit against the
+    other words', the score spread, the variance the ``$PAD$`` term carries and the two gradients; the smallest
+    ratio of ``$PAD$``'s own logit to the other words'; the table, and whether the mean P(positive) stays below the
+    dev prior. Each says it is not available when ``found`` is None."""
+    if found is None:
+        return {name: "(not available: no stored SST2 Attn-TC unmasked run with its arrays at the best epoch)"
+                for name in PADDING_LOGIT_NAMES}
+    summary = found.summary
+
+    def per_seed(column: str, fmt: str) -> str:
+        return " / ".join(f"{v:{fmt}}" for v in summary[column])
+
+    def span(column: str, fmt: str) -> str:
+        return f"{summary[column].min():{fmt}} to {summary[column].max():{fmt}}"
+
+    ratio = summary["PAD's own logit"] / summary["median absolute own logit, other words"]
+    below = bool((summary["mean P(positive) (%)"] < found.priors["dev prior"]).all())
+    return {"padlogit_seeds": " / ".join(str(s) for s in summary.seed), "padlogit_best": per_seed("best epoch", "d"),
+            "padlogit_r_share": per_seed("r(logit, padding share)", ".4f"),
+            "padlogit_r_length": per_seed("r(logit, real length)", ".4f"),
+            "padlogit_mean_p": span("mean P(positive) (%)", ".2f"), "padlogit_own": span("PAD's own logit", ".3f"),
+            "padlogit_others": span("median absolute own logit, other words", ".2g"),
+            "padlogit_ratio": f"{ratio.min():.0f}",
+            "padlogit_spread": span("largest |score − PAD's score|", ".1e"),
+            "padlogit_var_share": span("logit variance carried by the PAD term (%)", ".2f"),
+            "padlogit_dev_grad": span("d dev loss / d PAD's logit", ".3g"),
+            "padlogit_train_grad": span("d train loss / d PAD's logit", ".3g"),
+            "padlogit_table": summary.to_markdown(index=False, floatfmt=".4g"),
+            "padlogit_vs_prior": ("still below the dev prior, so the mean alone does not yet fit the dev set worse"
+                                  if below else "not below the dev prior in every seed")}
