@@ -746,3 +746,74 @@ def test_padding_logit_values_from_the_recomputed_logits(params_runs):
     assert out["padlogit_own"] == f"{own.min():.3f} to {own.max():.3f}"
     below = (summary["mean P(positive) (%)"] < 50.0).all()
     assert out["padlogit_vs_prior"].startswith("still below" if below else "not below")
+
+
+def test_f5_values_judge_each_setting_and_find_the_turning_words(runs):
+    from attnlib.experiments.sst import score_turns
+
+    out = sa.f5_values(runs)
+    gaps = pd.concat([r.sen_gaps() for r in runs.values()], ignore_index=True)
+    worst = gaps[gaps["rank"] <= sa.F5_TOP].groupby(["variant", "seed"]).rel_gap.median().groupby("variant").max()
+    assert out["f5_n_settings"] == 2 and out["f5_n_meets"] == int((worst <= sa.F5_TARGET).sum())
+    named = [n for n in out["f5_meets"].split(", ") + out["f5_misses"].split(", ") if n != "none"]
+    assert sorted(named) == ["SST2 Attn-FC default", "SST2 Attn-FC unmasked"]
+    assert out["f5_fc_worst"] == pytest.approx(worst["default"])
+    assert (out["f5_top"], out["f5_target"], out["n_top"], out["f5_turn_drop"]) == (
+        sa.F5_TOP, sa.F5_TARGET, sa.N_TOP, sa.TURN_DROP)
+    assert (out["f5_turn_words"], out["f5_turn_seeds"]) == ("no word", "none")  # no SST2 Attn-TC default run
+    # the words are looked for in the run of the paper's SST2 Attn-TC setting
+    as_tc = sa.f5_values({**runs, ("SST2", "TC", "default"): runs[("SST2", "FC", "default")]})
+    turns = score_turns(runs[("SST2", "FC", "default")].sen_curves(n_top=sa.F5_GRID_WORDS))
+    first = turns[turns.seed == turns.seed.min()] if len(turns) else turns
+    assert as_tc["f5_turn_words"] == (" and ".join(f"*{w}*" for w in first.word) or "no word")
+    assert as_tc["f5_turn_detail"].count("peaks at epoch") == len(first)
+
+
+def test_m_choice_values_name_the_padded_m(runs):
+    out = sa.m_choice_values(runs, padded_length=PADDED)
+    assert (out["padded_length"], out["padded_m"]) == (PADDED, PADDED - 1)
+    closer = sa.m_closer(sa.m_choice(runs, top=sa.F5_TOP, padded_length=PADDED))
+    assert out["f5_m51_closer"] == (", ".join(closer) or "none of the unmasked runs")
+    assert f"m = {PADDED - 1} (padded length)" in out["m_table"]
+
+
+def test_f6_values_count_the_words_and_settings_meeting_the_criterion():
+    rows = []
+    for model, passing in (("Attn-FC", (5, 4)), ("Attn-TC", (5, 2))):
+        for seed, n in enumerate(passing):
+            for i, word in enumerate(sa.F6_WORDS):
+                rows.append({"model": model, "variant": "default", "seed": seed, "word": word, "first_epoch": 1,
+                             "last_epoch": 500, "purity_first": 0.1, "purity_last": 0.5, "occ_first": 3.0,
+                             "occ_last": 1.0, "pass": i < n})
+    out = sa.f6_values(pd.DataFrame(rows))
+    met = {"Attn-FC": sum(n >= sa.F6_WORDS_NEEDED for n in (5, 4)), "Attn-TC": sum(n >= sa.F6_WORDS_NEEDED for n in (5, 2))}
+    assert (out["f6_n_all"], out["f6_n_settings"]) == (sum(n == 2 for n in met.values()), 2)
+    assert out["f6_verdict"] == f"Attn-FC default: {met['Attn-FC']} of 2 seeds; Attn-TC default: {met['Attn-TC']} of 2 seeds"
+    assert out["f6_table"].splitlines()[0].split("|")[4].strip() == f"words passing (of {len(sa.F6_WORDS)})"
+    full = out["f6_full_table"].splitlines()
+    assert "meets the criterion" in full[0] and "Π first" in full[0] and len(full) == 2 + len(rows)
+    assert (out["f6_rise"], out["f6_words_needed"], out["f6_n_words"]) == (sa.F6_RISE, sa.F6_WORDS_NEEDED, 5)
+
+
+def test_f7_values_from_the_crossings_and_the_score_peaks(runs):
+    from attnlib.experiments.sst import crossings_summary
+
+    shift = [runs[("SST2", "FC", "default")], runs[("SST2", "FC", "unmasked")]]
+    out = sa.f7_values(shift)
+    crossings = pd.concat([r.f7_crossings() for r in shift], ignore_index=True)
+    summary = crossings_summary(crossings)
+    assert out["f7_summary"] == summary.to_markdown(index=False)
+    header = out["f7_table"].splitlines()[0]
+    assert "ahead after step 1" in header and "first crossing (epoch)" in header
+    assert ("every crossing (epoch)" in header) == bool((crossings.crossings.map(len) > 1).any())
+    short = summary[summary["seeds crossing"] < summary.seeds]
+    if short.empty:
+        assert out["f7_no_crossing"] == "none"
+    else:
+        assert out["f7_no_crossing"].count(" seeds; ahead first: ") == len(short)
+    peaks = pd.concat([r.f7_score_peaks() for r in shift], ignore_index=True)
+    moved = peaks[peaks.last_epoch > 0]
+    for word in ("best", "powerful"):
+        assert out[f"f7_{word}_n"] == int((moved.word == word).sum())
+        assert out[f"f7_{word}_falls"] == int(((moved.word == word) & (moved.fall_after_peak > 0)).sum())
+    assert out["f7_best_fall_max"] == f"{moved[moved.word == 'best'].fall_after_peak.max():.3g}"

@@ -3,8 +3,10 @@ beside T1 and F5-F7: the Attn-TC plateau, the padding
 token in the unmasked variant (its attention, and each sentence's logit against its share of padding), the first
 epochs' losses and the choice of ``m`` in the identity.
 
-Every function takes the :class:`~attnlib.experiments.sst.runs.SSTRun` objects (trained or stored) and returns a
-table with readable column names, so that the chapter only displays what is computed (and tested) here.
+Every analysis takes the :class:`~attnlib.experiments.sst.runs.SSTRun` objects (trained or stored) and returns a
+table with readable column names; the functions at the end (``served_values``, ``t1_values`` ... ``f7_values``)
+turn those tables into what each section of the chapter glues, by name, so that the chapter only calls and glues
+what is computed (and tested) here.
 """
 
 from __future__ import annotations
@@ -20,8 +22,18 @@ from attnlib import paper
 from attnlib.cache import cached_train
 from attnlib.config import HEADS, sst_preset
 from attnlib.data.transforms import PAD_ID, PADDED_LENGTH, UNMASKED_SUFFIX, padded_dataset, word_purity
-from attnlib.experiments.sst.runs import SSTRun
-from attnlib.experiments.sst.settings import F6_RISE, T1_TOLERANCE
+from attnlib.experiments.sst.runs import SSTRun, crossings_summary, score_turns
+from attnlib.experiments.sst.settings import (
+    F5_TARGET,
+    F5_TOP,
+    F6_RISE,
+    F6_WORDS,
+    F6_WORDS_NEEDED,
+    F7_WORDS,
+    N_TOP,
+    T1_TOLERANCE,
+    TURN_DROP,
+)
 from attnlib.experiments.sst.verification import (
     ACCURACY_TOLERANCE,
     EPOCH_TOLERANCE,
@@ -941,3 +953,93 @@ def padding_logit_values(found: PaddingLogits | None) -> dict[str, str]:
             "padlogit_table": summary.to_markdown(index=False, floatfmt=".4g"),
             "padlogit_vs_prior": ("still below the dev prior, so the mean alone does not yet fit the dev set worse"
                                   if below else "not below the dev prior in every seed")}
+
+
+F5_GRID_WORDS = 12
+"""F5: the top words the chapter's grid of one setting shows, and among which it looks for scores that turn back."""
+_CURVES = ["seed", "rank", "word", "epoch", "score", "norm", "theory"]  # the columns of SSTRun.sen_curves
+
+
+def f5_values(runs) -> dict[str, str | int | float]:
+    """F5 over settings: per setting the median relative gap over each seed's :data:`F5_TOP` words (mean, min and max
+    over seeds), the settings whose every seed is within :data:`F5_TARGET` and those that miss, the worst Attn-FC
+    setting of the paper's; and the SST2 Attn-TC top words (of :data:`F5_GRID_WORDS`) whose score turns back
+    (:func:`~attnlib.experiments.sst.runs.score_turns`): in the first seed, with their peaks, and per seed."""
+    runs = runs if isinstance(runs, dict) else {(r.kind, r.head, r.variant): r for r in runs}
+    gaps = pd.concat([r.sen_gaps() for r in runs.values()], ignore_index=True)
+    top = (gaps[gaps["rank"] <= F5_TOP].groupby(SETTING + ["seed"]).rel_gap.median()
+           .groupby(SETTING).agg(["mean", "min", "max"]).reset_index())
+    top.columns = SETTING + [f"median gap (top {F5_TOP}), mean over seeds", "min", "max"]
+    meets, misses = top[top["max"] <= F5_TARGET], top[top["max"] > F5_TARGET]
+    default_fc = top[(top.variant == "default") & (top.model == "Attn-FC")]
+    key = ("SST2", "TC", "default")
+    turns = score_turns(runs[key].sen_curves(n_top=F5_GRID_WORDS) if key in runs else pd.DataFrame(columns=_CURVES))
+    first = turns[turns.seed == turns.seed.min()] if len(turns) else turns
+    return {"f5_top": F5_TOP, "f5_target": F5_TARGET, "n_top": N_TOP,
+            "f5_table": top.round(3).to_markdown(index=False), "f5_n_meets": len(meets), "f5_n_settings": len(top),
+            "f5_meets": listing(f"{r.dataset} {r.model} {r.variant}" for r in meets.itertuples()),
+            "f5_misses": listing(f"{r.dataset} {r.model} {r.variant}" for r in misses.itertuples()),
+            "f5_fc_worst": float(default_fc["max"].max()),
+            "f5_turn_words": listing(first.word, "*", " and ", "no word"),
+            "f5_turn_detail": listing((f"*{r.word}* peaks at epoch {r.peak_epoch} (score {r.peak_score:.2f}, ‖q‖‖v‖ "
+                                       f"{r.peak_norm:.2f}) and ends at score {r.last_score:.2f}, ‖q‖‖v‖ "
+                                       f"{r.last_norm:.2f}, where the curve would give {r.last_theory:.2f}"
+                                       for r in first.itertuples()), sep="; ",
+                                      empty="no top word turns back in seed 0"),
+            "f5_turn_seeds": listing((f"seed {seed}: " + ", ".join(g.word) for seed, g in turns.groupby("seed")),
+                                     sep="; "),
+            "f5_turn_drop": TURN_DROP}
+
+
+def m_choice_values(runs, padded_length: int = PADDED_LENGTH) -> dict[str, str | int]:
+    """The two choices of ``m`` for the unmasked runs (:func:`m_choice` over the :data:`F5_TOP` words): the padded
+    length and its ``m``, the settings the padded length fits better (:func:`m_closer`) and the table."""
+    table = m_choice(runs, top=F5_TOP, padded_length=padded_length)
+    return {"padded_length": padded_length, "padded_m": padded_length - 1,
+            "f5_m51_closer": listing(m_closer(table), empty="none of the unmasked runs"),
+            "m_table": table.round(3).to_markdown(index=False)}
+
+
+def f6_values(f6: pd.DataFrame) -> dict[str, str | int | float]:
+    """F6 from :meth:`SSTResult.f6_checks`: per run and seed the words meeting the criterion, every traced word's
+    first and last purity and occurrence, how many settings meet it (:data:`F6_WORDS_NEEDED` words) in every seed,
+    and per setting in how many seeds."""
+    passing = f"words passing (of {len(F6_WORDS)})"
+    summary = f6.groupby(["model", "variant", "seed"])["pass"].sum().rename(passing).reset_index()
+    full = f6.assign(meets=_yes_no(f6["pass"])).drop(columns=["pass"]).rename(columns={
+        "first_epoch": "first snapshot (epoch)", "last_epoch": "last snapshot (epoch)", "purity_first": "Π first",
+        "purity_last": "Π last", "occ_first": "Ω̃ first", "occ_last": "Ω̃ last", "meets": "meets the criterion"})
+    ok = summary.assign(ok=summary[passing] >= F6_WORDS_NEEDED).groupby(["model", "variant"]).ok.agg(["sum", "size"])
+    return {"f6_rise": F6_RISE, "f6_words_needed": F6_WORDS_NEEDED, "f6_n_words": len(F6_WORDS),
+            "f6_table": summary.to_markdown(index=False), "f6_full_table": full.round(3).to_markdown(index=False),
+            "f6_n_all": int((ok["sum"] == ok["size"]).sum()), "f6_n_settings": len(ok),
+            "f6_verdict": "; ".join(f"{m} {v}: {int(r['sum'])} of {int(r['size'])} seeds" for (m, v), r in ok.iterrows())}
+
+
+def f7_values(runs) -> dict[str, str | int]:
+    """F7 over the SST2 runs: per run and seed when the weights of "powerful" and "best" cross (every crossing only
+    where some seed crosses more than once) and who leads, per setting (:func:`~attnlib.experiments.sst.runs.
+    crossings_summary`), the settings where some seed does not cross, and per word in how many of the runs and
+    seeds that trained its score ends below its peak, with the largest fall of "best"."""
+    runs = _runs(runs)
+    crossings = pd.concat([r.f7_crossings() for r in runs], ignore_index=True)
+    view = crossings.assign(first_crossing=["none" if pd.isna(c) else str(int(c)) for c in crossings.first_crossing],
+                            crossings=[", ".join(str(int(c)) for c in cs) or "none" for cs in crossings.crossings])
+    view.columns = [{"first_crossing": "first crossing (epoch)", "crossings": "every crossing (epoch)",
+                     "leader_first": "ahead after step 1", "leader_last": "ahead at the end"}.get(c, c)
+                    for c in view.columns]
+    if (crossings.crossings.map(len) <= 1).all():  # every crossing is the first: one column says it
+        view = view.drop(columns="every crossing (epoch)")
+    summary = crossings_summary(crossings)
+    out: dict[str, str | int] = {
+        "f7_table": view.to_markdown(index=False), "f7_summary": summary.to_markdown(index=False),
+        "f7_no_crossing": listing((f"{r.model} {r.variant} ({r.seeds - r['seeds crossing']} of {r.seeds} seeds; "
+                                   f"ahead first: {r['ahead first']}, at the end: {r['ahead at the end']})"
+                                   for _, r in summary.iterrows() if r["seeds crossing"] < r.seeds), sep="; ")}
+    peaks = pd.concat([r.f7_score_peaks() for r in runs], ignore_index=True)
+    moved = peaks[peaks.last_epoch > 0]
+    for word in F7_WORDS:
+        w = moved[moved.word == word]
+        out[f"f7_{word}_falls"], out[f"f7_{word}_n"] = int((w.fall_after_peak > 0).sum()), len(w)
+    out["f7_best_fall_max"] = f"{moved[moved.word == 'best'].fall_after_peak.max():.3g}"
+    return out
