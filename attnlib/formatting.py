@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,13 @@ def mean_range(values: pd.Series, digits: int = 3) -> str:
     if len(values) == 1:
         return f"{values.iloc[0]:.{digits}f}"
     return f"{values.mean():.{digits}f} ({values.min():.{digits}f}–{values.max():.{digits}f})"
+
+
+def listing(items: Iterable[object], mark: str = "", sep: str = ", ", empty: str = "none") -> str:
+    """``items`` as one phrase for the book's text: each set between two ``mark`` (``"`"`` as code, ``"*"`` in
+    italics), joined by ``sep``; ``empty`` when there is none (``listing(["a", "b"], "*", " and ")`` is
+    ``*a* and *b*``)."""
+    return sep.join(f"{mark}{item}{mark}" for item in items) or empty
 
 
 def per_model_table(summary: pd.DataFrame, columns: dict[str, tuple[str, int, float]]) -> pd.DataFrame:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from attnlib.formatting import accuracy_standard_error, book_table, t1_paper_layout
+from attnlib.formatting import accuracy_standard_error, book_table, listing, t1_paper_layout
 
 
 def _table() -> pd.DataFrame:
@@ -172,3 +172,11 @@ def test_every_paper_id_is_mapped_once_to_the_paper():
     table = paper.paper_items_table().set_index("id")
     assert table.loc["T1", "readings"] == 4 and table.loc["F7", "readings"] == "none, a shape"
     assert table.loc["F4", "chapter"] == "ablation" and table.loc["F4", "in the paper"] == "a figure, number not checked"
+
+
+def test_listing_marks_and_joins_items_and_says_when_there_is_none() -> None:
+    assert listing(["SST2_FC_default", "SST5_TC_code"], "`") == "`SST2_FC_default`, `SST5_TC_code`"
+    assert listing((w for w in ("bad", "too")), "*", " and ") == "*bad* and *too*"
+    assert listing([3, 4.5], sep="; ") == "3; 4.5"
+    assert listing([]) == "none"
+    assert listing(iter(()), "*", empty="no word") == "no word"

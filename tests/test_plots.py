@@ -19,6 +19,7 @@ from attnlib.plots.style import (  # noqa: E402
     MAX_ASPECT,
     MIN_FONT_PT,
     figure_png,
+    glue_values,
     min_font_pt,
     save_figure,
     use_style,
@@ -121,3 +122,34 @@ def test_the_book_offers_the_stacked_layout_to_narrow_screens(tmp_path) -> None:
     assert f'<source media="(max-width: {NARROW_BELOW_PX - 0.02}px)" srcset="_images/f-narrow.png">' in html
     assert "--attnlib-min-width: 600px;" in html and "--attnlib-min-width-narrow: 300px;" in html
     assert html.index("<picture>") < html.index("<img") < html.index("</picture>") < html.index("</a>")
+
+
+def test_glue_values_glues_text_as_markdown_and_numbers_as_python_numbers(monkeypatch) -> None:
+    import myst_nb
+    import numpy as np
+    import pytest
+    from IPython.display import Markdown
+
+    glued = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: glued.update({name: (value, display)}))
+    glue_values({"cells": "| a |", "n": 3, "share": np.float64(0.25), "count": np.int64(7), "gap": 1.5})
+    assert isinstance(glued["cells"][0], Markdown) and glued["cells"][0].data == "| a |"
+    assert glued["n"] == (3, False) and glued["gap"] == (1.5, False)
+    for name, value in (("share", 0.25), ("count", 7)):  # recorded as 0.25, not np.float64(0.25)
+        assert type(glued[name][0]) is type(value) and repr(glued[name][0]) == repr(value)
+    assert all(display is False for _, display in glued.values())
+    for wrong in (True, [1, 2], None):
+        with pytest.raises(TypeError, match="neither text nor a number"):
+            glue_values({"wrong": wrong})
+
+
+def test_an_unavailable_figure_says_so_in_legible_text() -> None:
+    from attnlib.plots.sst import unavailable_figure
+
+    fig = unavailable_figure("SST2 Attn-TC unmasked: run not available in this build")
+    assert [t.get_text() for t in fig.axes[0].texts] == ["SST2 Attn-TC unmasked: run not available in this build"]
+    assert not fig.axes[0].axison
+    width, height = fig.get_size_inches()
+    assert width <= FIG_WIDTH and width / height <= MAX_ASPECT
+    assert min_font_pt(fig) >= MIN_FONT_PT
+    plt.close(fig)

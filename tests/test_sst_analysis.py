@@ -458,3 +458,362 @@ def test_fc_gap_diagnostic_reads_each_cap_as_a_run_stopped_there(runs):
     verdicts = sa.fc_gap_verdicts(table)
     assert list(verdicts.setting) == list(dict.fromkeys(table.setting))
     assert verdicts["Attn-TC within on every dataset"].isna().all()
+
+
+# --------------------------------------------------------------------------- the chapter's glued values
+
+
+def _report(setting: str, recompute: str) -> dict:
+    checks = {"integrity": {"status": "passed", "detail": ""}, "recompute": {"status": recompute, "detail": "old"}}
+    return {"setting": setting, "checks": checks, "max_rel_diff": 0.0, "ok": True, "failed": []}
+
+
+def test_served_values_name_what_was_stored_retrained_recomputed_and_skipped():
+    provenance = pd.DataFrame([
+        {"setting": "SST2_FC_default", "source": "retrained", "git commit": "abc", "same | as stored": True},
+        {"setting": "SST2_TC_default", "source": "stored", "git commit": None, "same | as stored": None},
+        {"setting": "SST5_TC_default", "source": "stored", "git commit": "def", "same | as stored": False}])
+    reports = [_report("SST2_TC_default", "passed"), _report("SST5_TC_default", "not available")]
+    out = sa.served_values(provenance, reports, [("SST2", "TC", "code")])
+    assert out["retrained_list"] == "`SST2_FC_default`"
+    assert out["stored_list"] == "`SST2_TC_default`, `SST5_TC_default`"
+    assert out["recomputed_list"] == "`SST2_TC_default`"
+    assert out["not_recomputable_sentence"] == "Not recomputable, because stored before that format: `SST5_TC_default`."
+    assert out["skipped_list"] == "`SST2_TC_code`"
+    assert out["verification_table"].splitlines()[0] == "| setting | integrity | recompute | replay max rel. diff |"
+    rows = out["provenance_table"].splitlines()
+    assert r"same \| as stored" in rows[0]  # a pipe in a heading would end its cell
+    assert [r.split("|")[4].strip() for r in rows[2:]] == ["yes", "", "no"]  # missing values are empty
+    assert (out["compare_epochs"], out["compare_tie"]) == (sa.EPOCH_TOLERANCE, sa.TIE_RTOL)
+    assert out["compare_accuracy"] == pytest.approx(100 * sa.ACCURACY_TOLERANCE)
+    # a stored run that was not verified is not listed as served and verified; nothing skipped reads "none"
+    none = sa.served_values(provenance.iloc[:2], [], [])
+    assert (none["stored_list"], none["recomputed_list"], none["skipped_list"]) == ("none", "none", "none")
+    assert none["not_recomputable_sentence"].startswith("That is every stored run")
+    assert none["verification_table"] == ""
+
+
+def test_t1_values_per_setting_and_for_the_paper_setting(runs):
+    result = sa.SSTResult(runs)
+    out = sa.t1_values(result)
+    for (kind, head, variant), run in runs.items():
+        key = f"{kind}_{head}_{variant}".lower()
+        acc = 100 * run.final_test_accuracy
+        assert out[f"{key}_acc"] == f"{acc.mean():.2f} ± {acc.std(ddof=1):.2f}"
+        paper_value = 100 * sa.paper.SST_TEST_ACCURACY[(kind, "Attn-FC")]
+        assert out[f"{key}_diff"] == pytest.approx(acc.mean() - paper_value)
+        assert out[f"{key}_stop"] == pytest.approx(run.stopped_epoch.mean())
+        assert isinstance(out[f"{key}_best"], float)
+    diff = out["sst2_fc_default_diff"]
+    within = abs(diff) <= sa.T1_TOLERANCE
+    assert (out["n_default_cells"], out["n_default_within"]) == (1, int(within))
+    assert out["missed_cells"] == ("none" if within else f"SST2 Attn-FC ({diff:+.1f} points)")
+    assert len(out["t1_cells"].splitlines()) == 1
+    assert ("**outside**" in out["t1_cells"]) != within and f"±{sa.T1_TOLERANCE:g}-point" in out["t1_cells"]
+    assert out["epoch_cap"] == 60 and out["t1_tol"] == sa.T1_TOLERANCE
+    capped = sa.capped_runs(result.per_seed())
+    assert (out["capped_text"] == "none") == capped.empty
+    assert out["capped_text"].count("seed ") == len(capped)
+    assert f"±{sa.T1_TOLERANCE:g} points" in out["t1_long"].splitlines()[0]
+    assert len(out["per_seed_table"].splitlines()) == 2 + 4  # heading, rule, two runs of two seeds
+
+
+def test_the_long_t1_and_per_seed_tables_read_as_words():
+    table = pd.DataFrame([{"dataset": "SST2", "model": "Attn-FC", "variant": "default", "seeds": 3, "test_mean": 80.0,
+                           "test_std": 0.1, "paper": 76.68, "diff": 3.32, "within_2": False, "best_epoch_mean": 10.0,
+                           "stopped_epoch_mean": 110.0, "hit_cap": True, "source": "stored"}])
+    long = sa.t1_long_table(table, tolerance=4.0)
+    assert long.iloc[0]["±4 points"] == "outside" and long.iloc[0]["a seed hit the cap"] == "yes"
+    assert list(long.columns[:5]) == ["dataset", "model", "variant", "seeds", "test acc. (%)"]
+    per_seed = pd.DataFrame([{"dataset": "SST2", "model": "Attn-FC", "variant": "default", "seed": 0,
+                              "test_accuracy": 0.80123, "best_epoch": 5, "stopped_epoch": 105,
+                              "train_loss_at_best": 0.123456, "dev_loss_at_best": 0.2, "query_norm": 1.23456,
+                              "hit_cap": False, "source": "retrained", "left_plateau_epoch": np.nan}])
+    row = sa.per_seed_details(per_seed).iloc[0]
+    assert (row["test acc. (%)"], row["train loss at best"], row["‖q‖"]) == (80.12, 0.1235, 1.235)
+    assert row["hit the cap"] == "no" and "left_plateau_epoch" not in row.index
+
+
+def _fc_table(code_diffs: dict[str, float]) -> pd.DataFrame:
+    rows = []
+    for kind, paper_value in (("SST2", 76.68), ("SST5", 38.49)):
+        for variant, diff in (("default", 4.0 if kind == "SST2" else 1.0), ("code", code_diffs.get(kind))):
+            if diff is None:
+                continue
+            rows.append({"dataset": kind, "model": "Attn-FC", "variant": variant, "test_mean": paper_value + diff,
+                         "test_std": 0.5, "test_min": paper_value + diff - 0.5, "test_max": paper_value + diff + 0.5,
+                         "paper": paper_value, "diff": diff, "stopped_epoch_mean": 100.0})
+    return pd.DataFrame(rows)
+
+
+def test_fc_values_judge_the_code_variant_against_the_tolerance():
+    per_seed = pd.DataFrame({"dataset": ["SST2", "SST2"], "model": ["Attn-FC"] * 2, "variant": ["unmasked"] * 2,
+                             "seed": [0, 1], "best_epoch": [0, 40], "test_accuracy": [0.499, 0.8]})
+    out = sa.fc_values(_fc_table({"SST2": 3.5, "SST5": 0.5}), per_seed)
+    assert len(out["fc_lines"].splitlines()) == 4 and out["fc_lines"].startswith("* SST2, default: 80.68 ± 0.50 %")
+    assert "SST2 80.18 % (+3.50 points, outside the tolerance) and SST5 38.99 % (+0.50 points, within" \
+        in out["fc_code_verdict"] and out["fc_code_verdict"].endswith("do not explain the SST2 gap either.")
+    assert out["fc_seed_std_max"] == "0.50" and out["fc_gap_in_stds"] == "2"  # SST5: 1.0 / 0.5
+    assert out["stuck_runs"] == "SST2 Attn-FC unmasked seed 0 (49.9 %)"
+    fits = sa.fc_values(_fc_table({"SST2": 1.0}), per_seed.iloc[1:])
+    assert fits["fc_code_verdict"].endswith("so the code's settings do account for the SST2 gap.")
+    assert fits["stuck_runs"] == "none"
+    assert sa.fc_values(_fc_table({}), per_seed)["fc_code_verdict"] == "The `code` variant is not available in this build."
+
+
+def test_fc_reach_values_summarise_where_each_seed_first_reaches_the_paper(runs):
+    run = runs[("SST2", "FC", "default")]
+    target = sa.paper.SST_TEST_ACCURACY[("SST2", "Attn-FC")]
+    assert sa.paper_accuracies([run]) == {"SST2": pytest.approx(100 * target)}
+    out = sa.fc_reach_values([run])
+    reach = sa.first_reaching(run, target)
+    assert out["fc_reach_window"] == sa.REACH_WINDOW
+    assert out["fc_reach_n"] == reach["dev loss change before it"].notna().sum()
+    assert out["fc_reach_falling"] == int((reach["dev loss change before it"] < 0).sum())
+    epochs = ", ".join("never" if np.isnan(e) else f"{e:.0f}" for e in reach.epoch)
+    assert out["fc_reach_text"] == f"SST2 at epochs {epochs} (best epochs {', '.join(map(str, run.best_epoch))})"
+    assert len(out["fc_reach_table"].splitlines()) == 2 + len(run.seeds)
+
+
+def test_fc_long_replay_values_hold_a_stored_run_to_its_retraining():
+    from types import SimpleNamespace
+
+    from attnlib.config import sst_preset
+    from attnlib.experiments.sst.verification import VerificationError
+
+    data = _dataset()
+    config = sst_preset("SST2", "FC", "default").replace(train={"epochs": 40, "patience": 5})
+    early = train(config.model, config.train, [data] * 2, [0, 1], quiet=True)
+    stored = SimpleNamespace(key="SST2_FC_default", source="stored", seeds=[0, 1], loss=early.loss,
+                             dev_loss=early.dev_loss, stopped_epoch=early.stopped_epoch)
+    setting = ("no early stopping", {}, {}, (20, 40))
+    out = sa.fc_long_replay_values({("SST2", "FC", "default"): stored}, {"SST2": data}, [0, 1], setting)
+    assert out["fc_long_replay_epochs"] == min(min(int(s), 40) for s in early.stopped_epoch)
+    assert 0 <= out["fc_long_replay_diff"] < 1e-5
+    changed = SimpleNamespace(**{**vars(stored), "loss": early.loss.copy()})
+    changed.loss[3, 1] *= 1.01
+    with pytest.raises(VerificationError, match="SST2_FC_default differs from its retraining"):
+        sa.fc_long_replay_values({("SST2", "FC", "default"): changed}, {"SST2": data}, [0, 1], setting)
+    retrained = SimpleNamespace(**{**vars(changed), "source": "retrained"})  # nothing stored to hold to it
+    assert sa.fc_long_replay_values({("SST2", "FC", "default"): retrained}, {"SST2": data}, [0, 1], setting) == \
+        {"fc_long_replay_epochs": 0, "fc_long_replay_diff": 0.0}
+
+
+def _gap_row(setting: str, kind: str, fc: float, tc: float | None) -> dict:
+    row = {"setting": setting, "dataset": kind}
+    for name, value in (("Attn-FC", fc), ("Attn-TC", tc)):
+        row.update({f"{name} (%)": np.nan if value is None else 50 + value, f"{name} std": 0.1,
+                    f"{name} − paper": np.nan if value is None else value,
+                    f"{name} within": None if value is None else abs(value) <= 2.0})
+    return row
+
+
+def test_fc_gap_values_name_the_settings_that_fit_and_conclude():
+    gap = pd.DataFrame([_gap_row("paper", kind, 4.0, 0.1) for kind in ("SST2", "SST5")]
+                       + [_gap_row("short", kind, 1.0, 5.0) for kind in ("SST2", "SST5")]
+                       + [_gap_row("lr", kind, -1.0, None) for kind in ("SST2", "SST5")])
+    out = sa.fc_gap_values(gap)
+    assert out["fcgap_fits"] == "*short*, *lr*" and out["fcgap_both"] == "none"
+    assert out["fcgap_conclusion"].startswith("So no cheap setting we tried explains the gap")
+    assert out["fcgap_conclusion"].endswith("not measured (*lr*), the question stays open.")
+    lines = out["fcgap_table"].splitlines()
+    assert [c.strip() for c in lines[0].split("|")[1:-1]] == [
+        "setting", "SST2 Attn-FC", "SST2 Attn-TC", "SST5 Attn-FC", "SST5 Attn-TC", "Attn-FC within on every dataset",
+        "Attn-TC within on every dataset"]
+    lr = next(line for line in lines if line.startswith("| lr"))
+    assert "–" in lr and "not measured" in lr and "49.00 (-1.00)" in lr
+    fitting = sa.fc_gap_values(pd.DataFrame([_gap_row("short", kind, 1.0, 0.5) for kind in ("SST2", "SST5")]))
+    assert fitting["fcgap_both"] == "*short*" and fitting["fcgap_conclusion"].startswith("Such a setting is a candidate")
+
+
+def _tc_per_seed() -> pd.DataFrame:
+    rows = [("SST2", "default", 0, 0.8, 900, 1000, 300.0), ("SST2", "unmasked", 0, 0.499, 40, 140, np.nan),
+            ("SST2", "unmasked", 1, 0.5, 42, 142, np.nan), ("SST5", "unmasked", 0, 0.41, 9000, 9100, 800.0),
+            ("SST5", "code", 0, 0.40, 5000, 7000, 4000.0), ("SST5", "code", 1, 0.23, 10, 2010, np.nan)]
+    return pd.DataFrame([{"dataset": d, "model": "Attn-TC", "variant": v, "seed": s, "test_accuracy": a,
+                          "best_epoch": b, "stopped_epoch": e, "left_plateau_epoch": p, "hit_cap": False}
+                         for d, v, s, a, b, e, p in rows])
+
+
+def test_tc_values_tell_which_seeds_left_the_plateau():
+    per_seed = _tc_per_seed()
+    out = sa.tc_values(per_seed)
+    lines = out["tc_text"].splitlines()
+    assert len(lines) == len(per_seed)
+    assert lines[0] == ("* SST2 Attn-TC (default), seed 0: 80.00 % test accuracy, best epoch 900, stopped at 1000, "
+                        "left the plateau at epoch 300.")
+    assert lines[1].endswith("never left the initial plateau.")
+    assert out["tc_unmasked_text"] == ("SST2: 0 of 2 seeds left the plateau; the others stopped on it after 140, 142 "
+                                       "epochs at 49.9 %, 50.0 %; SST5: 1 of 1 seeds left the plateau (at epochs 800, "
+                                       "reaching 41.0 %).")
+    assert len(out["tc_seed_table"].splitlines()) == 2 + len(per_seed)
+    none = sa.tc_values(per_seed.assign(model="Attn-FC"))
+    assert none["tc_seed_table"] == "No Attn-TC run is available in this build."
+    assert none["tc_unmasked_text"] == "not available in this build."
+
+
+def test_plateau_and_code_variant_values():
+    from attnlib.config import sst_preset
+
+    data = _dataset()
+    per_seed = _tc_per_seed()
+    out = sa.plateau_values({"SST2": data}, per_seed)
+    growth = sa.plateau_growth(data, lr=sst_preset("SST2", "TC", "default").train.lr)
+    assert (out["sst2_sigma"], out["sst2_efold"]) == (growth["sigma"], growth["efold"])
+    assert out["tc_plateau_efolds"] == f"{300.0 / growth['efold']:.1f}"  # the one SST2 Attn-TC default seed
+    assert len(out["plateau_table"].splitlines()) == 2 + 4  # settings: SST2 default, unmasked; SST5 unmasked, code
+    assert sa.plateau_values({"SST2": data}, per_seed.iloc[1:])["tc_plateau_efolds"] == "(not available)"
+    code = sa.code_variant_values(per_seed)
+    scale = sst_preset("SST2", "TC", "default").model.embed_init_std / sst_preset("SST2", "TC", "code").model.embed_init_std
+    assert code["code_scale"] == pytest.approx(scale) and code["code_extra_efolds"] == pytest.approx(np.log(scale))
+    assert code["tc_code_text"] == ("SST5: best epoch 2505 and stop at 4505 on average, 1 of 2 seeds left the plateau, "
+                                    "test accuracy 31.50 %")
+    assert sa.code_variant_values(per_seed.iloc[:4])["tc_code_text"].startswith("no `code` Attn-TC run")
+
+
+def test_padding_values_describe_pad_in_the_unmasked_runs(runs):
+    from attnlib.data.transforms import word_purity
+
+    assert sa.unmasked_runs(runs) == [runs[("SST2", "FC", "unmasked")]]
+    data = _dataset()
+    out = sa.padding_values(runs, data)
+    weights = sa.pad_weights(runs)
+    assert out["pad_weight_start"] == pytest.approx(weights["PAD weight at epoch 0"].mean())
+    assert (out["pad_weight_best_min"], out["pad_weight_best_max"]) == pytest.approx(
+        (weights["at the best epoch"].min(), weights["at the best epoch"].max()))
+    # $PAD$ is in every padded training sentence, four of each label: purity 0
+    assert out["pad_purity"] == pytest.approx(0.0)
+    assert word_purity(padded_dataset(data).train)[0][PAD_ID] == len(TRAIN)
+    assert (out["sst2_train_prior"], out["sst2_dev_prior"]) == pytest.approx((50.0, 75.0))
+    assert len(out["pad_weights_table"].splitlines()) == 2 + 2 and len(out["early_table"].splitlines()) == 2 + 4
+
+
+def test_dev_trend_values_per_dataset_and_padding(runs):
+    import dataclasses
+
+    start, end = sa.DEV_TREND_EPOCHS
+    epochs = np.arange(end + 10, dtype=np.float64)[:, None]
+    curves = []
+    for key, slope in ((("SST2", "FC", "default"), (-3e-6, -2e-6)), (("SST2", "FC", "unmasked"), (1e-6, 2e-6))):
+        curves.append(dataclasses.replace(runs[key], dev_loss=(0.69 + np.array(slope) * epochs).astype(np.float32),
+                                          stopped_epoch=np.array([end + 5, end + 5])))
+    out = sa.dev_trend_values(curves)
+    slopes = sa.dev_loss_slopes(curves, start, end)
+    assert (out["slope_start"], out["slope_end"]) == (start, end)
+    assert out["sst2_masked_direction"] == "falls" and out["sst2_unmasked_direction"] == "rises"
+    assert out["sst2_masked_slope_min"] == pytest.approx(-3e-6, rel=0.05)
+    assert out["sst2_unmasked_slope_max"] == pytest.approx(2e-6, rel=0.05)
+    masked = slopes[slopes.padding == "masked"]["slope / spacing"].abs()
+    assert (out["sst2_masked_ratio_min"], out["sst2_masked_ratio_max"]) == (masked.min(), masked.max())
+    assert len(out["slopes_table"].splitlines()) == 2 + 4
+
+
+def test_rounding_stop_values_tell_the_three_ways_a_run_ends():
+    spacing = float(np.spacing(np.float32(1.5)))
+    t = np.arange(3000, dtype=np.float64)
+    plateau = 1.5 - 0.1 * spacing * np.minimum(t, 2800)
+    rising = np.where(t <= 2800, 1.5 - 5 * spacing * t, 1.5 - 5 * spacing * 2800 + 2 * spacing * (t - 2800))
+    runs = [_curve_run(plateau, 2800, 2900), _curve_run(rising, 2800, 2900), _curve_run(rising, 2800, 2900, cap=2900)]
+    out = sa.rounding_stop_values(runs)
+    table = sa.rounding_stops(runs)
+    assert out["stops_text"].startswith("Of these 3 seeds, 1 stopped that way (SST5 Attn-TC unmasked seed 0)")
+    assert "trained to the 10,000-epoch cap" in out["stops_text"]  # the largest cap of the runs
+    rise = table[table["stopped by"] == "a rise of the dev loss"]["rise after best (spacings)"].min()
+    assert out["stops_text"].endswith(f"stopped on a real rise, at least {rise:.0f} spacings above its best, after "
+                                      "falling by at least 5 spacings per epoch.")
+    assert (out["rounding_window"], out["rounding_slope"]) == (sa.ROUNDING_WINDOW, sa.ROUNDING_SLOPE)
+    none = sa.rounding_stop_values(runs[1:2])
+    assert none["stops_text"].startswith("None of these 1 seeds stopped that way. Every other seed")
+
+
+def test_padding_logit_values_from_the_recomputed_logits(params_runs):
+    assert sa.padding_logits(None, None) is None
+    missing = sa.padding_logit_values(None)
+    assert set(missing) == set(sa.PADDING_LOGIT_NAMES) and len(set(missing.values())) == 1
+    run, data, _ = params_runs["unmasked"]
+    found = sa.padding_logits(run, data)
+    summary = sa.padding_logit_summary(run, data)
+    pd.testing.assert_frame_equal(found.summary, summary)
+    assert found.model == "Attn-TC" and len(found.sentences) == 2 * len(TRAIN)
+    # this tiny run's dev set is its training set: both priors are the training split's
+    assert found.priors == pytest.approx({"training prior": 50.0, "dev prior": 50.0})
+    out = sa.padding_logit_values(found)
+    assert set(out) == set(sa.PADDING_LOGIT_NAMES)
+    assert out["padlogit_seeds"] == "0 / 1"
+    assert out["padlogit_best"] == " / ".join(str(int(b)) for b in run.best_epoch)
+    assert out["padlogit_r_share"] == " / ".join(f"{r:.4f}" for r in summary["r(logit, padding share)"])
+    own = summary["PAD's own logit"]
+    assert out["padlogit_own"] == f"{own.min():.3f} to {own.max():.3f}"
+    below = (summary["mean P(positive) (%)"] < 50.0).all()
+    assert out["padlogit_vs_prior"].startswith("still below" if below else "not below")
+
+
+def test_f5_values_judge_each_setting_and_find_the_turning_words(runs):
+    from attnlib.experiments.sst import score_turns
+
+    out = sa.f5_values(runs)
+    gaps = pd.concat([r.sen_gaps() for r in runs.values()], ignore_index=True)
+    worst = gaps[gaps["rank"] <= sa.F5_TOP].groupby(["variant", "seed"]).rel_gap.median().groupby("variant").max()
+    assert out["f5_n_settings"] == 2 and out["f5_n_meets"] == int((worst <= sa.F5_TARGET).sum())
+    named = [n for n in out["f5_meets"].split(", ") + out["f5_misses"].split(", ") if n != "none"]
+    assert sorted(named) == ["SST2 Attn-FC default", "SST2 Attn-FC unmasked"]
+    assert out["f5_fc_worst"] == pytest.approx(worst["default"])
+    assert (out["f5_top"], out["f5_target"], out["n_top"], out["f5_turn_drop"]) == (
+        sa.F5_TOP, sa.F5_TARGET, sa.N_TOP, sa.TURN_DROP)
+    assert (out["f5_turn_words"], out["f5_turn_seeds"]) == ("no word", "none")  # no SST2 Attn-TC default run
+    # the words are looked for in the run of the paper's SST2 Attn-TC setting
+    as_tc = sa.f5_values({**runs, ("SST2", "TC", "default"): runs[("SST2", "FC", "default")]})
+    turns = score_turns(runs[("SST2", "FC", "default")].sen_curves(n_top=sa.F5_GRID_WORDS))
+    first = turns[turns.seed == turns.seed.min()] if len(turns) else turns
+    assert as_tc["f5_turn_words"] == (" and ".join(f"*{w}*" for w in first.word) or "no word")
+    assert as_tc["f5_turn_detail"].count("peaks at epoch") == len(first)
+
+
+def test_m_choice_values_name_the_padded_m(runs):
+    out = sa.m_choice_values(runs, padded_length=PADDED)
+    assert (out["padded_length"], out["padded_m"]) == (PADDED, PADDED - 1)
+    closer = sa.m_closer(sa.m_choice(runs, top=sa.F5_TOP, padded_length=PADDED))
+    assert out["f5_m51_closer"] == (", ".join(closer) or "none of the unmasked runs")
+    assert f"m = {PADDED - 1} (padded length)" in out["m_table"]
+
+
+def test_f6_values_count_the_words_and_settings_meeting_the_criterion():
+    rows = []
+    for model, passing in (("Attn-FC", (5, 4)), ("Attn-TC", (5, 2))):
+        for seed, n in enumerate(passing):
+            for i, word in enumerate(sa.F6_WORDS):
+                rows.append({"model": model, "variant": "default", "seed": seed, "word": word, "first_epoch": 1,
+                             "last_epoch": 500, "purity_first": 0.1, "purity_last": 0.5, "occ_first": 3.0,
+                             "occ_last": 1.0, "pass": i < n})
+    out = sa.f6_values(pd.DataFrame(rows))
+    met = {"Attn-FC": sum(n >= sa.F6_WORDS_NEEDED for n in (5, 4)), "Attn-TC": sum(n >= sa.F6_WORDS_NEEDED for n in (5, 2))}
+    assert (out["f6_n_all"], out["f6_n_settings"]) == (sum(n == 2 for n in met.values()), 2)
+    assert out["f6_verdict"] == f"Attn-FC default: {met['Attn-FC']} of 2 seeds; Attn-TC default: {met['Attn-TC']} of 2 seeds"
+    assert out["f6_table"].splitlines()[0].split("|")[4].strip() == f"words passing (of {len(sa.F6_WORDS)})"
+    full = out["f6_full_table"].splitlines()
+    assert "meets the criterion" in full[0] and "Π first" in full[0] and len(full) == 2 + len(rows)
+    assert (out["f6_rise"], out["f6_words_needed"], out["f6_n_words"]) == (sa.F6_RISE, sa.F6_WORDS_NEEDED, 5)
+
+
+def test_f7_values_from_the_crossings_and_the_score_peaks(runs):
+    from attnlib.experiments.sst import crossings_summary
+
+    shift = [runs[("SST2", "FC", "default")], runs[("SST2", "FC", "unmasked")]]
+    out = sa.f7_values(shift)
+    crossings = pd.concat([r.f7_crossings() for r in shift], ignore_index=True)
+    summary = crossings_summary(crossings)
+    assert out["f7_summary"] == summary.to_markdown(index=False)
+    header = out["f7_table"].splitlines()[0]
+    assert "ahead after step 1" in header and "first crossing (epoch)" in header
+    assert ("every crossing (epoch)" in header) == bool((crossings.crossings.map(len) > 1).any())
+    short = summary[summary["seeds crossing"] < summary.seeds]
+    if short.empty:
+        assert out["f7_no_crossing"] == "none"
+    else:
+        assert out["f7_no_crossing"].count(" seeds; ahead first: ") == len(short)
+    peaks = pd.concat([r.f7_score_peaks() for r in shift], ignore_index=True)
+    moved = peaks[peaks.last_epoch > 0]
+    for word in ("best", "powerful"):
+        assert out[f"f7_{word}_n"] == int((moved.word == word).sum())
+        assert out[f"f7_{word}_falls"] == int(((moved.word == word) & (moved.fall_after_peak > 0)).sum())
+    assert out["f7_best_fall_max"] == f"{moved[moved.word == 'best'].fall_after_peak.max():.3g}"

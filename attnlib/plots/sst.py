@@ -286,6 +286,16 @@ def plot_logit_against_padding(table: pd.DataFrame, correlations: pd.DataFrame, 
     return fig
 
 
+def unavailable_figure(text: str) -> plt.Figure:
+    """A small figure that only says ``text`` (e.g. that a run is not available in this build), glued where the
+    book would show a run's figure, so that every figure the chapter names exists."""
+    use_style()
+    fig, ax = plt.subplots(figsize=(4.5, 1.5))
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center")
+    return fig
+
+
 def t1_markdown(table: pd.DataFrame) -> str:
     """T1 as a Markdown table (accuracies in %, mean ± std over seeds, paper beside)."""
     lines = ["| dataset | model | variant | test acc. (%) | paper | diff | best epoch | stopped | source |",

@@ -17,11 +17,12 @@ import json
 import struct
 import textwrap
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import matplotlib.text
+import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.layout_engine import ConstrainedLayoutEngine
@@ -239,6 +240,22 @@ def glue_md(name: str, text: str) -> None:
     from myst_nb import glue  # noqa: PLC0415 - the book's extra dependencies: only a chapter glues text
 
     glue(name, Markdown(text), display=False)
+
+
+def glue_values(values: Mapping[str, str | int | float]) -> None:
+    """Glue every entry of ``values`` under its name: text as Markdown (:func:`glue_md`, for ``{glue:md}``),
+    a number as itself (for ``{glue:text}``, which can format it). A numpy scalar
+    is glued as the Python number it holds, so the notebook records ``0.25`` and not ``np.float64(0.25)``;
+    anything else (a table, a figure) is refused: glue those with :func:`glue_md` or :func:`glue_figure`."""
+    from myst_nb import glue  # noqa: PLC0415 - the book's extra dependencies: only a chapter glues values
+
+    for name, value in values.items():
+        if isinstance(value, str):
+            glue_md(name, value)
+        elif isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_)):
+            glue(name, value.item() if isinstance(value, np.generic) else value, display=False)
+        else:
+            raise TypeError(f"glue_values: {name!r} is a {type(value).__name__}, neither text nor a number")
 
 
 PROVENANCE_KEY = "attnlib-provenance"

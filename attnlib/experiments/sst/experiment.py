@@ -19,7 +19,15 @@ from attnlib.config import HEADS, RunConfig
 from attnlib.experiments.base import ORDER_MARGIN, Check, ExperimentResult, Option, ordering, positive_int
 from attnlib.experiments.sst.analysis import SSTResult
 from attnlib.experiments.sst.serving import run_planned, run_sst
-from attnlib.experiments.sst.settings import F6_RISE, SETTINGS, SST_SEEDS, T1_TOLERANCE
+from attnlib.experiments.sst.settings import (
+    F5_TARGET,
+    F5_TOP,
+    F6_RISE,
+    F6_WORDS_NEEDED,
+    SETTINGS,
+    SST_SEEDS,
+    T1_TOLERANCE,
+)
 from attnlib.formatting import mean_spread
 
 NAME = "sst"
@@ -45,12 +53,6 @@ OPTIONS = (
 CLAIMS = {"T1": 5, "F5": 6, "F6": 7, "F7": 8}
 """Claim id -> place in the scorecard (see :data:`attnlib.experiments.synthetic.CLAIMS`)."""
 
-F5_TOP, F5_TARGET = 20, 0.25
-"""F5: the median relative gap to the identity over the 20 words with the largest scores. The paper claims
-the points lie close to the curve (its assumptions hold only roughly on SST), not on it; this is our target."""
-F6_WORDS_NEEDED = 4
-"""F6: a traced word's purity rises by at least :data:`F6_RISE` while its occurrence falls, for 4 of the 5 words
-the paper traces (it shows one run, so one word may differ)."""
 CARD_SETTINGS = tuple((kind, head, variant) for kind in ("SST2", "SST5") for head in ("FC", "TC")
                       for variant in ("default", "patience2000") if variant == "default" or kind == "SST2")
 """The settings the scorecard reads: T1 and F5 use the paper's setting; F6 also the patience-2000 runs on
