@@ -74,8 +74,8 @@ def t1_paper_layout(table: pd.DataFrame, tolerance: float, variant: str = "defau
     ``table`` reads "not run". Columns: ``dataset``, then ``<model>: ours (%)`` and ``<model>: paper (%)``.
     With ``mark_misses`` a cell outside the tolerance is set in bold with a cross (Markdown), so a reader
     sees the miss without reading the numbers, no cell repeats "within"/"outside" in words, and each number
-    (the mean ± std, the paper's value) is an unbreakable inline HTML span (:func:`unbroken`): a narrow
-    screen wraps a cell between its parts, never inside a number.
+    (the mean, ± the std, the difference, the paper's value) is an unbreakable inline HTML span
+    (:func:`unbroken`): a narrow screen wraps a cell between its numbers, never inside one.
     """
     part = table[table.variant == variant].set_index(["dataset", "model"])
     rows = []
@@ -86,8 +86,8 @@ def t1_paper_layout(table: pd.DataFrame, tolerance: float, variant: str = "defau
                 r = part.loc[(kind, model)]
                 verdict = "within" if abs(r["diff"]) <= tolerance else "outside"
                 if mark_misses:  # the mark says within or outside: the cell keeps only the numbers, unbroken
-                    mean, diff = f"{r.test_mean:.2f} ± {r.test_std:.2f}", f"({r['diff']:+.2f})"
-                    cell = f"{unbroken(mean)} {unbroken(diff)}"
+                    parts = (f"{r.test_mean:.2f}", f"± {r.test_std:.2f}", f"({r['diff']:+.2f})")
+                    cell = " ".join(unbroken(part) for part in parts)
                     cell = f"✗ **{cell}**" if verdict == "outside" else cell
                 else:
                     cell = f"{r.test_mean:.2f} ± {r.test_std:.2f} ({r['diff']:+.2f}, {verdict} ±{tolerance:g})"

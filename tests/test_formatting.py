@@ -42,8 +42,8 @@ def test_t1_layout_uses_only_the_requested_variant_and_marks_missing_cells():
 def test_t1_layout_marks_the_misses_when_asked():
     out = t1_paper_layout(_table(), tolerance=2.0, mark_misses=True).set_index("dataset")
     number = '<span class="attnlib-nowrap">{}</span>'.format  # a line never breaks inside a number
-    assert out.loc["SST2", "Attn-FC: ours (%)"] == f"✗ **{number('80.50 ± 0.10')} {number('(+3.82)')}**"
-    assert out.loc["SST2", "Attn-TC: ours (%)"] == f"{number('79.00 ± 0.40')} {number('(-0.59)')}"  # within: unmarked
+    assert out.loc["SST2", "Attn-FC: ours (%)"] == f"✗ **{number('80.50')} {number('± 0.10')} {number('(+3.82)')}**"
+    assert out.loc["SST2", "Attn-TC: ours (%)"] == f"{number('79.00')} {number('± 0.40')} {number('(-0.59)')}"  # unmarked
     assert out.loc["SST2", "Attn-FC: paper (%)"] == number("76.68")
 
 
