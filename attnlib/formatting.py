@@ -47,6 +47,24 @@ def listing(items: Iterable[object], mark: str = "", sep: str = ", ", empty: str
     return sep.join(f"{mark}{item}{mark}" for item in items) or empty
 
 
+def markdown_table(table: pd.DataFrame, digits: int = 2) -> str:
+    """``table`` as a Markdown table for a chapter's glue (:func:`attnlib.plots.style.glue_md`), without the
+    index: floats with ``digits`` decimals (a missing one blank), True/False as yes/no, and a pipe in a
+    column name escaped so that it does not end the cell. :func:`book_table` is the styled-HTML counterpart."""
+    view = table.copy()
+    for column in view.columns:
+        if pd.api.types.is_float_dtype(view[column]):
+            view[column] = view[column].map(lambda x: "" if pd.isna(x) else f"{x:.{digits}f}")
+    view.columns = [str(c).replace("|", r"\|") for c in view.columns]
+    return view.astype(str).replace({"True": "yes", "False": "no"}).to_markdown(index=False)
+
+
+def scientific(value: float, digits: int = 1) -> str:
+    """``value`` as ``m × 10<sup>e</sup>`` (inline HTML for Markdown prose), the mantissa with ``digits`` decimals."""
+    mantissa, exponent = f"{value:.{digits}e}".split("e")
+    return f"{mantissa} × 10<sup>{int(exponent)}</sup>"
+
+
 def per_model_table(summary: pd.DataFrame, columns: dict[str, tuple[str, int, float]]) -> pd.DataFrame:
     """One row per model; ``columns`` maps a summary column to (heading, digits, scale)."""
     rows = {}

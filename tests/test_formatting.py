@@ -180,3 +180,20 @@ def test_listing_marks_and_joins_items_and_says_when_there_is_none() -> None:
     assert listing([3, 4.5], sep="; ") == "3; 4.5"
     assert listing([]) == "none"
     assert listing(iter(()), "*", empty="no word") == "no word"
+
+
+def test_markdown_table_rounds_floats_and_keeps_the_rest():
+    from attnlib.formatting import markdown_table
+    table = pd.DataFrame({"name": ["a", "b"], "share|w": [0.123456, float("nan")], "count": [3, 40],
+                          "holds": [True, False]})
+    lines = markdown_table(table, digits=3).splitlines()
+    assert "share\\|w" in lines[0]  # a pipe in a name does not end the cell
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in (lines[2], lines[3])]
+    assert cells[0] == ["a", "0.123", "3", "yes"]
+    assert cells[1] == ["b", "", "40", "no"]  # a missing float is blank
+
+
+def test_scientific_writes_a_power_of_ten():
+    from attnlib.formatting import scientific
+    assert scientific(0.000123) == "1.2 × 10<sup>-4</sup>"
+    assert scientific(-4567.0, digits=2) == "-4.57 × 10<sup>3</sup>"
