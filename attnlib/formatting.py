@@ -56,7 +56,7 @@ def markdown_table(table: pd.DataFrame, digits: int = 2) -> str:
         if pd.api.types.is_float_dtype(view[column]):
             view[column] = view[column].map(lambda x: "" if pd.isna(x) else f"{x:.{digits}f}")
     view.columns = [str(c).replace("|", r"\|") for c in view.columns]
-    return view.astype(str).replace({"True": "yes", "False": "no"}).to_markdown(index=False)
+    return view.astype(str).replace({"True": VERDICT_WORDS[0], "False": VERDICT_WORDS[1]}).to_markdown(index=False)
 
 
 def scientific(value: float, digits: int = 1) -> str:

@@ -44,7 +44,7 @@ from attnlib.experiments.sst.verification import (
     require_trajectory,
     split_logits,
 )
-from attnlib.formatting import listing, t1_paper_layout
+from attnlib.formatting import VERDICT_WORDS, listing, t1_paper_layout
 from attnlib.provenance import provenance
 
 SETTING = ["dataset", "model", "variant"]
@@ -608,7 +608,7 @@ def served_values(provenance: pd.DataFrame, reports: Sequence[dict], skipped: Se
 
 
 def _yes_no(values) -> list[str]:
-    return ["yes" if v else "no" for v in values]
+    return [VERDICT_WORDS[0] if v else VERDICT_WORDS[1] for v in values]
 
 
 def t1_long_table(table: pd.DataFrame, tolerance: float = T1_TOLERANCE) -> pd.DataFrame:
